@@ -1,0 +1,45 @@
+"""Output dataclasses of `SemFlowPipeline.segment` and `SemFlowPipeline.synthesize`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+from diffusers.utils import BaseOutput
+
+
+@dataclass
+class SegmentationOutput(BaseOutput):
+    """Result of `SemFlowPipeline.segment`.
+
+    Attributes:
+        labels: One (H, W) uint8 array of class ids per input image, at that image's own (upright) size.
+        trajectory: Per input, the states image → mask as RGB frames at the input's size (the first is the
+            input as the model saw it, the last the predicted anchor image); ``None`` unless asked for.
+        nfe: Velocity-net evaluations per batch.
+    """
+
+    labels: list[np.ndarray]
+    trajectory: list[list[PIL.Image.Image]] | None = None
+    nfe: int = 0
+
+
+@dataclass
+class SynthesisOutput(BaseOutput):
+    """Result of `SemFlowPipeline.synthesize`.
+
+    Attributes:
+        images: RGB images at their mask's size, mask-major: ``images[m * num_images_per_mask + v]`` is variant
+            `v` of mask `m`.
+        seeds: The seed of each image (re-running with ``seed=seeds[k]`` and one variant reproduces image `k`), or
+            ``None`` where a caller-supplied generator was used.
+        trajectory: Per image, the states mask → image as RGB frames (first: the perturbed anchor image, last: the
+            image); ``None`` unless asked for.
+        nfe: Velocity-net evaluations per batch.
+    """
+
+    images: list[PIL.Image.Image]
+    seeds: list[int] | None = None
+    trajectory: list[list[PIL.Image.Image]] | None = None
+    nfe: int = 0

@@ -1,0 +1,51 @@
+"""Finite perturbation (Eq. 14): uniform noise of amplitude β added to anchor images before encoding."""
+
+from __future__ import annotations
+
+import torch
+
+from .anchors import AnchorSpec
+
+
+def check_beta(beta: float, spec: AnchorSpec) -> float:
+    """Validate a perturbation amplitude: ``0 <= β < s/2`` (0..255 units), so labels stay decodable.
+
+    Raises:
+        ValueError: β is negative, not finite or too large; the message names `perturbation` and the bound.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+        raise TypeError(f"perturbation must be a number (β in 0..255 units), got {type(beta).__name__}")
+    if not 0.0 <= float(beta) < spec.s / 2:
+        raise ValueError(f"perturbation β={beta} must satisfy 0 <= β < s/2 = {spec.s / 2:g} for anchors "
+                         f"k={spec.k}, s={spec.s:g}")
+    return float(beta)
+
+
+def perturb(
+    x_mask: torch.Tensor,
+    beta: float,
+    spec: AnchorSpec,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+) -> torch.Tensor:
+    """M' = M + ε, ε ~ U(−β, β) per pixel and channel (Eq. 14).
+
+    Args:
+        x_mask: (B, 3, H, W) anchor image in model units.
+        beta: Amplitude in 0..255 units, ``β < s/2``.
+        generator: One generator for the batch, or one per batch element (reproducible per element). Noise is
+            drawn on the CPU, so a seed gives the same noise on every device.
+    Returns:
+        (B, 3, H, W) perturbed anchor image in model units.
+    """
+    beta = check_beta(beta, spec)
+    if beta == 0.0:
+        return x_mask
+    shape = x_mask.shape
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"generator list has {len(generator)} entries for a batch of {shape[0]}")
+        u = torch.stack([torch.rand(shape[1:], generator=g, dtype=torch.float32) for g in generator])
+    else:
+        u = torch.rand(shape, generator=generator, dtype=torch.float32)
+    epsilon = (2.0 * u - 1.0) * (beta / 127.5)  # ε ~ U(−β, β), in model units
+    return x_mask + epsilon.to(device=x_mask.device, dtype=x_mask.dtype)

@@ -1,0 +1,306 @@
+"""`SemFlowPipeline`: one rectified-flow ODE, integrated image → mask to segment and mask → image to synthesize."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
+from tqdm.auto import tqdm
+
+from .anchors import AnchorSpec, decode_anchors, encode_anchors
+from .codec import Codec, PixelCodec, VAECodec
+from .hub import push_folder, resolve_model
+from .images import as_list, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
+from .labels import LabelSet, get_label_set
+from .outputs import SegmentationOutput, SynthesisOutput
+from .perturbation import check_beta, perturb
+from .samplers import Integration, check_solver, integrate
+from .velocity import PromptEmbedding, predict_velocity
+
+T_IMAGE, T_MASK = 0.0, 1.0  # the two ends of the one ODE
+
+
+class SemFlowPipeline(DiffusionPipeline):
+    r"""Semantic segmentation and semantic image synthesis with one rectified flow (SemFlow, Wang et al. 2024).
+
+    The velocity net transports images (t=0) to anchor-colour masks (t=1). `segment` integrates forward,
+    `synthesize` integrates the same field backward from a perturbed mask.
+
+    Args:
+        unet: The velocity net: `UNet2DModel` (pixel or latent default) or `UNet2DConditionModel` (SD1.5 layout).
+        vae: When given, the net works on SD VAE latents (`VAECodec`); otherwise on pixels (`PixelCodec`).
+        prompt_embedding: The stored empty-prompt embedding a `UNet2DConditionModel` is conditioned on.
+        label_set: Built-in name (``"camvid"``, ``"cityscapes"``, ``"celebamask-hq"``, ``"coco-stuff"``,
+            ``"ade20k"``) or the dict form of a `LabelSet`.
+        anchor_k, anchor_s: Anchor grid (Eq. 7); ``None`` spreads the anchors as far apart as the classes allow.
+        perturbation: Default β of Eq. 14 in 0..255 units, ``0 <= β < s/2``.
+        resolution: Model (height, width); inputs are resized to it and outputs back to the input size.
+        pixel_factor: Space-to-depth factor of the pixel codec (ignored with a VAE).
+        synthesis_steps, segmentation_steps, solver: Defaults of `synthesize` and `segment`.
+    """
+
+    model_cpu_offload_seq = "prompt_embedding->unet->vae"
+    _optional_components = ["vae", "prompt_embedding"]
+
+    def __init__(
+        self,
+        unet: Union[UNet2DModel, UNet2DConditionModel],
+        vae: Optional[AutoencoderKL] = None,
+        prompt_embedding: Optional[PromptEmbedding] = None,
+        label_set: Union[str, dict] = "camvid",
+        anchor_k: Optional[int] = None,
+        anchor_s: Optional[float] = None,
+        perturbation: float = 0.0,
+        resolution: Optional[Sequence[int]] = None,
+        pixel_factor: int = 1,
+        synthesis_steps: int = 25,
+        segmentation_steps: int = 1,
+        solver: str = "euler",
+    ) -> None:
+        super().__init__()
+        self.register_modules(unet=unet, vae=vae, prompt_embedding=prompt_embedding)
+        labels = get_label_set(label_set)
+        spec = AnchorSpec(int(anchor_k), float(anchor_s)) if anchor_k is not None else AnchorSpec.spread(
+            labels.num_classes)
+        spec.check(labels.num_classes)
+        check_beta(perturbation, spec)
+        check_solver(solver, synthesis_steps)
+        check_solver(solver, segmentation_steps)
+        codec: Codec = VAECodec(vae) if vae is not None else PixelCodec(int(pixel_factor))
+        if isinstance(unet, UNet2DConditionModel) and prompt_embedding is None:
+            raise ValueError("a UNet2DConditionModel velocity net needs prompt_embedding (the empty-prompt embedding)")
+        if unet.config.in_channels != codec.latent_channels or unet.config.out_channels != codec.latent_channels:
+            raise ValueError(f"unet has {unet.config.in_channels} in / {unet.config.out_channels} out channels but "
+                             f"the codec {codec!r} works with {codec.latent_channels}")
+        resolution = tuple(int(r) for r in (resolution or _default_resolution(unet, codec)))
+        multiple = codec.downsample * 2 ** (len(unet.config.block_out_channels) - 1)
+        if len(resolution) != 2 or any(r < 1 or r % multiple for r in resolution):
+            raise ValueError(f"resolution {resolution} must be (height, width), each a multiple of {multiple}")
+        self.register_to_config(
+            label_set=labels.to_dict(),
+            anchor_k=spec.k,
+            anchor_s=spec.s,
+            perturbation=float(perturbation),
+            resolution=list(resolution),
+            pixel_factor=int(pixel_factor),
+            synthesis_steps=synthesis_steps,
+            segmentation_steps=segmentation_steps,
+            solver=solver,
+        )
+        self._labels, self._anchor_spec, self._codec = labels, spec, codec
+
+    @property
+    def labels(self) -> LabelSet:
+        """The label set: class names, display colours, ignore id."""
+        return self._labels
+
+    @property
+    def anchor_spec(self) -> AnchorSpec:
+        return self._anchor_spec
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """Model (height, width)."""
+        return tuple(self.config.resolution)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> SemFlowPipeline:
+        """Load from a local folder or a Hub repo id (``org/name`` or ``org/name@revision``, via the HF cache).
+
+        Keyword arguments go to `DiffusionPipeline.from_pretrained` (e.g. ``dtype``); only safetensors
+        weights are read.
+        """
+        folder = resolve_model(pretrained_model_name_or_path, revision=kwargs.pop("revision", None))
+        kwargs.setdefault("use_safetensors", True)
+        pipe = super().from_pretrained(folder, **kwargs)
+        pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
+        return pipe
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str = "Upload SemFlow pipeline",
+        private: bool | None = None,
+        token: str | None = None,
+        model_card: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Save to a temporary folder (with `model_card` as README.md when given) and upload it to `repo_id`."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            if model_card is not None:
+                with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as f:
+                    f.write(model_card)
+            return push_folder(folder, repo_id, token=token, private=private, commit_message=commit_message)
+
+    @torch.inference_mode()
+    def segment(
+        self,
+        images: Any,
+        num_inference_steps: int | None = None,
+        solver: str | None = None,
+        return_trajectory: bool = False,
+        batch_size: int = 4,
+        include_ignore: bool = False,
+    ) -> SegmentationOutput:
+        r"""Image → mask: integrate from t=0 (image) to t=1 (mask) and decode the nearest anchor per pixel.
+
+        Args:
+            images: PIL image(s), numpy array(s) (H, W[, C]) or torch tensor(s) (C, H, W) / (B, C, H, W) in [0, 1];
+                any mode (RGBA, grayscale, palette, 16-bit, CMYK; EXIF orientation applied) and any size.
+            num_inference_steps: Steps (default: the config's `segmentation_steps`, 1 for the default model).
+            solver: ``"euler"``, ``"heun"`` or ``"rk45"`` (default: the config's `solver`).
+            return_trajectory: Also return the decoded states as frames.
+            batch_size: Images per forward pass.
+            include_ignore: Let white decode to the ignore id instead of the nearest class.
+        Returns:
+            `SegmentationOutput` with one (H, W) uint8 id map per image at that image's size.
+        """
+        steps, solver = self._steps_and_solver(num_inference_steps, solver, self.config.segmentation_steps)
+        pixels = [to_image_tensor(image, "images") for image in as_list(images, "images")]
+        batch_size = _check_batch_size(batch_size)
+        ignore_id = self.labels.ignore_id if include_ignore else None
+        labels, trajectory, nfe = [], [] if return_trajectory else None, 0
+        for start in range(0, len(pixels), batch_size):
+            batch = pixels[start : start + batch_size]
+            x_image = torch.cat([resize_images(p[None], self.resolution) for p in batch]) * 2.0 - 1.0
+            z_image = self.codec.encode(x_image.to(self.device, self.dtype))
+            result = self._integrate(z_image, T_IMAGE, T_MASK, steps, solver, return_trajectory)
+            x_mask = self.codec.decode(result.x).float()
+            nfe = result.nfe
+            for i, p in enumerate(batch):
+                size = tuple(p.shape[-2:])
+                ids = decode_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
+                                     self.anchor_spec, ignore_id)
+                labels.append(ids[0].to(torch.uint8).cpu().numpy())
+                if trajectory is not None:
+                    trajectory.append(self._frames(result, i, size))
+        return SegmentationOutput(labels=labels, trajectory=trajectory, nfe=nfe)
+
+    @torch.inference_mode()
+    def synthesize(
+        self,
+        labels: Any,
+        num_inference_steps: int | None = None,
+        solver: str | None = None,
+        perturbation: float | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_images_per_mask: int = 1,
+        return_trajectory: bool = False,
+        batch_size: int = 4,
+    ) -> SynthesisOutput:
+        r"""Mask → image: perturb the anchor image (Eq. 14) and integrate from t=1 (mask) back to t=0 (image).
+
+        Args:
+            labels: Class-id map(s): PIL "L"/"P"/"I;16" images, 2-D integer numpy arrays or torch tensors, any size.
+                Ids must be classes of the label set or its ignore id.
+            num_inference_steps: Steps (default: the config's `synthesis_steps`).
+            solver: ``"euler"``, ``"heun"`` or ``"rk45"`` (default: the config's `solver`).
+            perturbation: β in 0..255 units, ``0 <= β < s/2`` (default: the config's `perturbation`).
+            seed: Variant `v` of every mask uses seed ``seed + v``; ``None`` draws a fresh seed (reported in
+                the output). Mutually exclusive with `generator`.
+            generator: One generator for all images, or one per output image.
+            num_images_per_mask: Variants per mask, 1..16.
+            return_trajectory: Also return the decoded states as frames.
+            batch_size: Images per forward pass.
+        Returns:
+            `SynthesisOutput` with RGB images at each mask's size.
+        """
+        steps, solver = self._steps_and_solver(num_inference_steps, solver, self.config.synthesis_steps)
+        beta = check_beta(self.config.perturbation if perturbation is None else perturbation, self.anchor_spec)
+        masks = [to_label_array(m, "labels") for m in as_list(labels, "labels")]
+        for m in masks:
+            self.labels.check_labels(m, "labels")
+        if isinstance(num_images_per_mask, bool) or not isinstance(num_images_per_mask, int) or \
+                not 1 <= num_images_per_mask <= 16:
+            raise ValueError(f"num_images_per_mask must be an integer in 1..16, got {num_images_per_mask!r}")
+        batch_size = _check_batch_size(batch_size)
+        jobs = [(m, v) for m in range(len(masks)) for v in range(num_images_per_mask)]
+        generators, seeds = _generators(seed, generator, jobs)
+
+        images, trajectory, nfe = [], [] if return_trajectory else None, 0
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start : start + batch_size]
+            ids = torch.cat([resize_labels(torch.from_numpy(masks[m])[None], self.resolution) for m, _ in batch])
+            x_mask = encode_anchors(ids, self.labels.num_classes, self.anchor_spec, self.labels.ignore_id)
+            batch_generators = generators[start : start + batch_size] if isinstance(generators, list) else generators
+            x_mask = perturb(x_mask, beta, self.anchor_spec, batch_generators)  # M' = M + ε
+            z_mask = self.codec.encode(x_mask.to(self.device, self.dtype))
+            result = self._integrate(z_mask, T_MASK, T_IMAGE, steps, solver, return_trajectory)
+            x_image = self.codec.decode(result.x).float()
+            nfe = result.nfe
+            for i, (m, _) in enumerate(batch):
+                size = masks[m].shape
+                images.append(to_pil(resize_images(x_image[i : i + 1].clamp(-1, 1), size)[0]))
+                if trajectory is not None:
+                    trajectory.append(self._frames(result, i, size))
+        return SynthesisOutput(images=images, seeds=seeds, trajectory=trajectory, nfe=nfe)
+
+    def _integrate(
+        self, z: torch.Tensor, t_start: float, t_end: float, steps: int, solver: str, return_trajectory: bool
+    ) -> Integration:
+        """The one integration code path of both directions."""
+
+        def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
+            return predict_velocity(self.unet, x_t, t, self.prompt_embedding)
+
+        total = None if solver == "rk45" else steps
+        with tqdm(total=total, **{"disable": False, **getattr(self, "_progress_bar_config", {})}) as bar:
+            return integrate(velocity, z, t_start, t_end, steps, solver, return_trajectory=return_trajectory,
+                             on_step=bar.update)
+
+    def _frames(self, result: Integration, index: int, size: tuple[int, int]) -> list:
+        """Decode the `index`-th element of every trajectory state to an RGB frame at `size`."""
+        return [to_pil(resize_images(self.codec.decode(z[index : index + 1]).float().clamp(-1, 1), size)[0])
+                for z in result.trajectory]
+
+    def _steps_and_solver(self, steps: int | None, solver: str | None, default_steps: int) -> tuple[int, str]:
+        steps = default_steps if steps is None else steps
+        solver = self.config.solver if solver is None else solver
+        check_solver(solver, steps)
+        return steps, solver
+
+
+def _default_resolution(unet: UNet2DModel | UNet2DConditionModel, codec: Codec) -> tuple[int, int]:
+    size = unet.config.sample_size
+    height, width = (size, size) if isinstance(size, int) else size
+    return height * codec.downsample, width * codec.downsample
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def _generators(
+    seed: int | None, generator: torch.Generator | list[torch.Generator] | None, jobs: list[tuple[int, int]]
+) -> tuple[torch.Generator | list[torch.Generator], list[int] | None]:
+    """Per-image generators: from `seed` (variant v → seed + v), from the caller, or from a fresh seed."""
+    if seed is not None and generator is not None:
+        raise ValueError("pass either seed or generator, not both")
+    if generator is not None:
+        if isinstance(generator, list):
+            if len(generator) != len(jobs) or not all(isinstance(g, torch.Generator) for g in generator):
+                raise ValueError(f"generator list must hold {len(jobs)} torch.Generator (one per output image)")
+            return generator, None
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
+        return generator, None
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63 - 16:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seeds = [int(seed) + v for _, v in jobs]
+    return [torch.Generator().manual_seed(s) for s in seeds], seeds

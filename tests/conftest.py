@@ -1,0 +1,48 @@
+"""Shared test set-up: offline Hub, small CPU thread count, tiny seeded velocity nets and pipelines."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from diffusers import UNet2DModel  # noqa: E402
+
+from semflow import SemFlowPipeline  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_unet(channels: int = 12, sample_size: tuple[int, int] = (8, 12), seed: int = 0) -> UNet2DModel:
+    """A two-level UNet2DModel with a few thousand parameters, initialised from `seed`."""
+    torch.manual_seed(seed)
+    return UNet2DModel(
+        sample_size=sample_size,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=(16, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+        add_attention=False,
+    ).eval()
+
+
+def tiny_pipeline(label_set: str = "camvid", pixel_factor: int = 2, perturbation: float = 20.0,
+                  seed: int = 0, **kwargs) -> SemFlowPipeline:
+    """A pixel-codec pipeline at 16x24 on a tiny random net."""
+    pipe = SemFlowPipeline(tiny_unet(3 * pixel_factor**2, seed=seed), label_set=label_set,
+                           pixel_factor=pixel_factor, perturbation=perturbation, resolution=(16, 24),
+                           synthesis_steps=3, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def pipe() -> SemFlowPipeline:
+    return tiny_pipeline()
