@@ -61,6 +61,7 @@ def push_folder(
     token: str | None = None,
     private: bool | None = None,
     commit_message: str = "Upload with SemFlow",
+    ignore_patterns: list[str] | None = None,
 ) -> str:
     """Create the repo if needed and upload `folder` (to `path_in_repo` inside it). Returns the commit URL."""
     if not _REPO_ID.match(repo_id):
@@ -75,5 +76,6 @@ def push_folder(
         folder_path=os.fspath(folder),
         path_in_repo=path_in_repo,
         commit_message=commit_message,
+        ignore_patterns=ignore_patterns,
     )
     return str(getattr(commit, "commit_url", commit))

@@ -1,0 +1,33 @@
+"""Segmentation metrics against confusion matrices computed by hand."""
+
+import numpy as np
+import pytest
+
+from semflow.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+
+
+def test_hand_computed_example():
+    target = np.array([[0, 0, 1, 1], [2, 2, 2, 9]])  # 9 = ignore
+    prediction = np.array([[0, 1, 1, 1], [2, 2, 0, 0]])
+    matrix = confusion_matrix(prediction, target, num_classes=3, ignore_id=9)
+    assert matrix.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 2, 0]]
+    # class 0: TP 1, FP 1 (a 2 predicted 0), FN 1 → 1/3; class 1: TP 2, FP 1 → 2/3; class 2: TP 2, FN 1 → 2/3
+    assert np.allclose(iou_per_class(matrix), [1 / 3, 2 / 3, 2 / 3])
+    assert mean_iou(matrix) == pytest.approx(5 / 9)
+    assert pixel_accuracy(matrix) == pytest.approx(5 / 7)
+
+
+def test_predicting_the_ignore_id_is_a_miss_and_absent_classes_are_skipped():
+    target = np.array([0, 0, 1, 1])
+    prediction = np.array([0, 9, 1, 1])
+    matrix = confusion_matrix(prediction, target, num_classes=3, ignore_id=9)
+    assert matrix.tolist() == [[1, 0, 0, 1], [0, 2, 0, 0], [0, 0, 0, 0]]
+    iou = iou_per_class(matrix)
+    assert iou[0] == pytest.approx(0.5) and iou[1] == 1.0 and np.isnan(iou[2])
+    assert mean_iou(matrix) == pytest.approx(0.75)
+    assert pixel_accuracy(matrix) == pytest.approx(0.75)
+
+
+def test_shapes_must_match():
+    with pytest.raises(ValueError, match="target's resolution"):
+        confusion_matrix(np.zeros((2, 2)), np.zeros((3, 2)), 2)

@@ -1,0 +1,170 @@
+"""Training on `datasets`: smoke run, resume, fine-tuning on an annotation folder, evaluation, mocked Hub push."""
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from datasets_helpers import TINY_CONFIG, write_annotation_folder, write_hub_dataset
+from huggingface_hub import HfApi
+from huggingface_hub.utils import filter_repo_objects
+from safetensors import safe_open
+
+from semflow import SemFlowPipeline
+from training import evaluate, push, train
+from training.config import load_config
+from training.train import learning_rate_factor
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_hub_dataset(tmp_path_factory.mktemp("data") / "toy_streets")
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, config_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train.main(["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config_file), "--max-steps",
+                "2"])
+    return out
+
+
+def _log(folder):
+    return [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def test_smoke_run_writes_a_loadable_model_with_card_checkpoints_and_samples(trained):
+    assert (trained / "model_index.json").is_file() and (trained / "checkpoint-2").is_dir()
+    assert list((trained / "samples").glob("step-*.png"))
+    log = _log(trained)
+    assert [r["step"] for r in log] == [1, 2] and "val_miou" in log[-1] and np.isfinite(log[-1]["loss"])
+    card = (trained / "README.md").read_text()
+    assert "python -m training.train" in card and "cc-by-4.0" in card and "val" in card.lower()
+    pipe = SemFlowPipeline.from_pretrained(trained)
+    assert pipe.labels.name == "toy_streets" and pipe.labels.ignore_id == 11 and pipe.resolution == (32, 48)
+
+
+def test_resume_continues_the_step_count(dataset, config_file, tmp_path):
+    out = tmp_path / "run"
+    train.main(["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config_file), "--max-steps",
+                "2"])
+    first = SemFlowPipeline.from_pretrained(out).unet.state_dict()
+    train.main(["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config_file), "--max-steps",
+                "4", "--resume"])
+    log = _log(out)
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert json.loads((out / "training_summary.json").read_text())["steps"] == 4
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    config = load_config(config_file, max_steps=4)
+    assert log[2]["lr"] == pytest.approx(config.learning_rate * learning_rate_factor(3, config))
+    resumed = SemFlowPipeline.from_pretrained(out).unet.state_dict()
+    assert any(not torch.equal(first[k], resumed[k]) for k in first)
+
+
+def test_fine_tune_on_an_annotation_folder_keeps_the_label_set(trained, config_file, tmp_path):
+    annotations = write_annotation_folder(tmp_path / "annotations")
+    out = tmp_path / "finetuned"
+    train.main(["--dataset", str(annotations), "--output-dir", str(out), "--config", str(config_file),
+                "--init-from", str(trained), "--validation-split", "none", "--max-steps", "2", "--save-dtype",
+                "fp16"])
+    base, tuned = SemFlowPipeline.from_pretrained(trained), SemFlowPipeline.from_pretrained(out)
+    assert tuned.labels == base.labels and tuned.anchor_spec == base.anchor_spec
+    with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert tuned.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
+
+
+def test_fine_tune_to_a_label_set_that_does_not_fit_the_anchors_fails_clearly(trained, config_file, tmp_path):
+    annotations = write_annotation_folder(tmp_path / "annotations", count=2)
+    with pytest.raises(ValueError, match="does not fit the model's anchor grid"):
+        train.main(["--dataset", str(annotations), "--output-dir", str(tmp_path / "o"), "--config",
+                    str(config_file), "--init-from", str(trained), "--label-set", "coco-stuff",
+                    "--validation-split", "none"])
+
+
+def test_masks_with_ids_outside_the_label_set_fail_clearly(trained, config_file, tmp_path):
+    annotations = write_annotation_folder(tmp_path / "annotations", count=2)
+    PIL.Image.fromarray(np.full((30, 40), 40, np.uint8)).save(annotations / "masks" / "a0.png")
+    with pytest.raises(ValueError, match=r"mask holds ids \[40\] outside the label set"):
+        train.main(["--dataset", str(annotations), "--output-dir", str(tmp_path / "o"), "--config",
+                    str(config_file), "--init-from", str(trained), "--validation-split", "none"])
+
+
+def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
+    pipe = SemFlowPipeline.from_pretrained(trained)
+    pipe.save_pretrained(tmp_path / "copy")
+    copy = SemFlowPipeline.from_pretrained(tmp_path / "copy")
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    assert np.array_equal(pipe.segment(image).labels[0], copy.segment(image).labels[0])
+    mask = pipe.segment(image).labels[0]
+    assert np.array_equal(np.asarray(pipe.synthesize(mask, seed=3).images[0]),
+                          np.asarray(copy.synthesize(mask, seed=3).images[0]))
+
+
+def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, dataset, tmp_path):
+    results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "2",
+                             "--synthesis", "--seeds", "0", "1", "--synthesis-steps", "2", "--out",
+                             str(tmp_path / "eval"), "--update-card"])
+    assert [(r["steps"], r["solver"]) for r in results["segmentation"]] == [(1, "euler"), (2, "euler")]
+    row = results["segmentation"][0]
+    assert 0 <= row["miou"] <= 100 and set(row["per_class_iou"]) == set(SemFlowPipeline.from_pretrained(
+        trained).labels.class_names)
+    synthesis = results["synthesis"]
+    assert {"fid", "kid", "real_vs_real", "diversity", "cycle"} <= set(synthesis)
+    assert (tmp_path / "eval" / "iou_euler_1.png").is_file() and (tmp_path / "eval" / "evaluation.md").is_file()
+    assert "synthesized vs real" in (trained / "README.md").read_text()
+
+
+class RecordingHub:
+    """Stands in for the Hub API at its boundary and records what would have been uploaded."""
+
+    def __init__(self, monkeypatch):
+        self.repos, self.uploads = [], []
+        monkeypatch.setattr(HfApi, "create_repo", lambda api, *args, **kwargs: self.create_repo(*args, **kwargs))
+        monkeypatch.setattr(HfApi, "upload_folder", lambda api, *args, **kwargs: self.upload_folder(*args, **kwargs))
+
+    def create_repo(self, repo_id, repo_type=None, private=None, exist_ok=False, **kwargs):
+        self.repos.append((repo_id, repo_type, private, exist_ok))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, repo_id, folder_path, repo_type=None, path_in_repo=None, commit_message=None,
+                      ignore_patterns=None, **kwargs):
+        from pathlib import Path
+
+        files = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
+        kept = sorted(filter_repo_objects(files, ignore_patterns=ignore_patterns))
+        self.uploads.append({"repo_id": repo_id, "repo_type": repo_type, "path_in_repo": path_in_repo,
+                             "files": kept})
+        return f"https://huggingface.co/{repo_id}/commit/abc"
+
+
+def test_push_uploads_the_model_folder_without_checkpoints(trained, monkeypatch):
+    hub = RecordingHub(monkeypatch)
+    assert push.main([str(trained), "acme/semflow-toy"]) == 0
+    assert hub.repos == [("acme/semflow-toy", "model", None, True)]
+    (upload,) = hub.uploads
+    assert upload["repo_type"] == "model" and upload["repo_id"] == "acme/semflow-toy"
+    assert {"README.md", "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"} <= set(
+        upload["files"])
+    assert not [f for f in upload["files"] if f.startswith(("checkpoint-", "samples/", "logs/"))]
+
+
+def test_train_push_to_hub(dataset, config_file, tmp_path, monkeypatch):
+    hub = RecordingHub(monkeypatch)
+    train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "run"), "--config", str(config_file),
+                "--max-steps", "1", "--validation-split", "none", "--push-to-hub", "acme/pushed", "--private"])
+    assert hub.repos == [("acme/pushed", "model", True, True)]
+    assert "README.md" in hub.uploads[0]["files"]
+
+
+def test_push_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
+    assert push.main([str(tmp_path), "acme/x"]) == 2
+    assert "not a saved pipeline" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Training, evaluation and publishing of SemFlow models on Hugging Face `datasets`."""

@@ -1,0 +1,136 @@
+"""Training configuration: one dataclass, named presets, and loading from a JSON/YAML file plus overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+# The small CamVid default: exact pixel codec (space-to-depth 4), a from-scratch UNet2DModel that runs
+# on a laptop CPU. The official-size layout: SD1.5 VAE latents and a UNet2DConditionModel from a base model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "camvid-small": {
+        "resolution": [352, 480],
+        "crop": [224, 288],
+        "pixel_factor": 4,
+        "unet": {
+            "block_out_channels": [64, 128, 192, 256],
+            "layers_per_block": 2,
+            "down_block_types": ["DownBlock2D"] * 4,
+            "up_block_types": ["UpBlock2D"] * 4,
+            "norm_num_groups": 32,
+        },
+        "perturbation": 40.0,
+        "t0_probability": 0.3,
+        "learning_rate": 4e-4,
+        "batch_size": 8,
+    },
+    "sd15": {
+        "base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "resolution": [512, 512],
+        "crop": [512, 512],
+        "scale_range": [1.0, 1.25],
+        "anchor_k": 6,
+        "anchor_s": 50.0,
+        "perturbation": 6.375,
+        "learning_rate": 2e-5,
+        "warmup_steps": 500,
+        "batch_size": 4,
+        "mixed_precision": "bf16",
+        "max_steps": 80000,
+        "synthesis_steps": 25,
+        "segmentation_steps": 25,
+        "ema_decay": 0.9999,
+    },
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as ``train_config.json`` beside the outputs and in the model card."""
+
+    preset: str = "camvid-small"
+    # data
+    dataset: str = ""
+    dataset_config: str | None = None
+    train_split: str = "train"
+    validation_split: str | None = "validation"
+    image_column: str = "image"
+    mask_column: str = "mask"
+    streaming: bool = False
+    label_set: str | dict | None = None  # None: the init model's, else the dataset's id2label.json, else an error
+    label_map: dict[str, int] | None = None  # dataset id → model id, applied before training
+    # model
+    init_from: str | None = None
+    base_model: str | None = None
+    resolution: list[int] = field(default_factory=lambda: [352, 480])
+    pixel_factor: int = 4
+    unet: dict[str, Any] = field(default_factory=dict)
+    anchor_k: int | None = None
+    anchor_s: float | None = None
+    perturbation: float = 40.0
+    synthesis_steps: int = 10
+    segmentation_steps: int = 1
+    # augmentation
+    crop: list[int] = field(default_factory=lambda: [224, 288])
+    scale_range: list[float] = field(default_factory=lambda: [0.75, 1.5])
+    hflip: bool = True
+    # objective
+    t_distribution: str = "uniform"
+    t0_probability: float = 0.0
+    class_balanced_loss: bool = False
+    # optimisation
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_steps: int = 20000
+    learning_rate: float = 4e-4
+    min_learning_rate_ratio: float = 0.02
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0
+    ema_decay: float = 0.999
+    mixed_precision: str = "no"
+    seed: int = 0
+    num_workers: int = 2
+    # bookkeeping
+    checkpointing_steps: int = 1000
+    checkpoints_total_limit: int = 2
+    validation_steps: int = 1000
+    validation_images: int = 24
+    sample_images: int = 4
+    log_every: int = 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | os.PathLike | None = None, preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults ← preset ← file (JSON or YAML) ← overrides (None values are skipped).
+
+    Raises:
+        ValueError: unknown preset or unknown keys (with their names).
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of config keys")
+    name = preset or values.get("preset") or TrainConfig.preset
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}'; choose from {sorted(PRESETS)}")
+    merged = {**PRESETS[name], **values, **{k: v for k, v in overrides.items() if v is not None}, "preset": name}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}")
+    return TrainConfig(**merged)

@@ -1,0 +1,189 @@
+"""`python -m training.evaluate --model M --dataset D`: mIoU per steps/solver, FID/KID, diversity, cycle mIoU."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semflow import load_pipeline
+
+from .card import EVALUATION_FILE, write_model_card
+from .data import dataset_license, load_split
+from .evaluation import SegmentationScores, cycle_scores, labelled_pairs, segmentation_scores
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
+    p.add_argument("--model", default=None, help="model folder or Hub id (default: $SEMFLOW_MODEL / embedded)")
+    p.add_argument("--dataset", required=True, help="Hub dataset id or local folder")
+    p.add_argument("--split", default="validation")
+    p.add_argument("--dataset-config", default=None)
+    p.add_argument("--image-column", default="image")
+    p.add_argument("--mask-column", default="mask")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate on the first N rows only")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 25], help="segmentation step counts")
+    p.add_argument("--solvers", nargs="+", default=["euler"], help="segmentation solvers")
+    p.add_argument("--synthesis", action="store_true", help="also FID/KID, diversity and cycle consistency")
+    p.add_argument("--synthesis-steps", type=int, default=None, help="default: the model's")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="synthesis seeds per mask")
+    p.add_argument("--reference-split", default="train",
+                   help="real images for the real-vs-real FID/KID reference (same count as the evaluated split)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <model>/eval or ./eval)")
+    p.add_argument("--update-card", action="store_true", help="write the results into the model folder's card")
+    p.add_argument("--device", default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    command = "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
+                                                                                  else argv))
+    pipe = load_pipeline(args.model, device=args.device)
+    model_folder = Path(args.model) if args.model and Path(args.model).is_dir() else None
+    out = args.out or (model_folder / "eval" if model_folder else Path("eval"))
+    out.mkdir(parents=True, exist_ok=True)
+    split = load_split(args.dataset, args.split, args.dataset_config)
+    pairs = labelled_pairs(split, args.image_column, args.mask_column, pipe, args.max_images)
+    names = pipe.labels.class_names
+    results: dict[str, Any] = {
+        "command": command, "model": str(pipe.config._name_or_path), "dataset": args.dataset, "split": args.split,
+        "images": len(pairs), "evaluated_at": "ground-truth resolution", "data_license": dataset_license(args.dataset),
+        "segmentation": [],
+    }
+
+    for steps, solver in itertools.product(args.steps, args.solvers):
+        scores = segmentation_scores(pipe, pairs, steps=steps, solver=solver)
+        results["segmentation"].append({"steps": steps, "solver": solver, **scores.as_dict(names)})
+        _bar_chart(scores, names, f"{pipe.labels.name}: IoU per class, {solver} {steps} step(s)",
+                   out / f"iou_{solver}_{steps}.png")
+        print(f"{solver} {steps:3d} steps: mIoU {scores.miou:.2f}  pixel acc {scores.pixel_accuracy:.2f}  "
+              f"{scores.seconds_per_image:.3f} s/image")
+
+    if args.synthesis:
+        results["synthesis"] = synthesis_metrics(pipe, pairs, args, split_reference=load_split(
+            args.dataset, args.reference_split, args.dataset_config) if args.reference_split else None)
+
+    results["markdown"] = to_markdown(results)
+    (out / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
+    (out / "evaluation.md").write_text(results["markdown"])
+    print(f"wrote {out / EVALUATION_FILE} and {out / 'evaluation.md'}")
+    if args.update_card:
+        if model_folder is None:
+            raise SystemExit("--update-card needs --model to be a local folder")
+        (model_folder / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
+        config = json.loads((model_folder / "train_config.json").read_text())
+        summary = json.loads((model_folder / "training_summary.json").read_text())
+        write_model_card(model_folder, config, summary)
+    return results
+
+
+def synthesis_metrics(pipe, pairs, args, split_reference=None) -> dict[str, Any]:
+    """FID/KID of synthesized vs real images, a real-vs-real reference, diversity across seeds, cycle mIoU."""
+    from .fid import fid, inception_features, kid
+
+    masks = [ids for _, ids in pairs]
+    reals = [image for image, _ in pairs]
+    start = time.perf_counter()
+    fakes_by_seed = [[pipe.synthesize(m, num_inference_steps=args.synthesis_steps, seed=seed).images[0]
+                      for m in masks] for seed in args.seeds]
+    seconds = (time.perf_counter() - start) / (len(masks) * len(args.seeds))
+    real_features = inception_features(reals)
+    fake_features = [inception_features(fakes) for fakes in fakes_by_seed]
+    result: dict[str, Any] = {"steps": args.synthesis_steps or pipe.config.synthesis_steps,
+                              "seeds": args.seeds, "seconds_per_image": seconds, "per_seed": []}
+    for seed, features in zip(args.seeds, fake_features):
+        kid_mean, kid_std = kid(features, real_features)
+        result["per_seed"].append({"seed": seed, "fid": fid(features, real_features), "kid": kid_mean,
+                                   "kid_std": kid_std})
+    result["fid"] = float(np.mean([r["fid"] for r in result["per_seed"]]))
+    result["kid"] = float(np.mean([r["kid"] for r in result["per_seed"]]))
+    if split_reference is not None:
+        reference = [image for image, _ in labelled_pairs(split_reference, args.image_column, args.mask_column, pipe,
+                                                          len(reals))]
+        reference_features = inception_features(reference)
+        kid_mean, kid_std = kid(reference_features, real_features)
+        result["real_vs_real"] = {"split": args.reference_split, "images": len(reference),
+                                  "fid": fid(reference_features, real_features), "kid": kid_mean, "kid_std": kid_std}
+    if len(args.seeds) > 1:
+        pixel_l1, feature_l2 = [], []
+        for a, b in itertools.combinations(range(len(args.seeds)), 2):
+            pixel_l1 += [np.abs(np.asarray(x, np.float32) - np.asarray(y, np.float32)).mean() / 255.0
+                         for x, y in zip(fakes_by_seed[a], fakes_by_seed[b])]
+            feature_l2 += list(np.linalg.norm(fake_features[a] - fake_features[b], axis=1))
+        real_spread = np.linalg.norm(real_features[:, None] - real_features[None], axis=-1)
+        result["diversity"] = {
+            "pixel_l1_between_seeds": float(np.mean(pixel_l1)),
+            "inception_l2_between_seeds": float(np.mean(feature_l2)),
+            "inception_l2_between_real_images": float(real_spread[np.triu_indices(len(reals), 1)].mean()),
+        }
+    cycle = cycle_scores(pipe, masks, fakes_by_seed[0])
+    result["cycle"] = {"miou": cycle.miou, "pixel_accuracy": cycle.pixel_accuracy,
+                       "per_class_iou": cycle.per_class(pipe.labels.class_names)}
+    return result
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    lines = [f"Evaluated on `{results['dataset']}` split `{results['split']}` ({results['images']} images), "
+             f"predictions compared at the ground truth's resolution, ignore id excluded.", "",
+             "| solver | steps | mIoU | pixel acc. | s / image |", "| --- | --- | --- | --- | --- |"]
+    for row in results["segmentation"]:
+        lines.append(f"| {row['solver']} | {row['steps']} | {row['miou']:.2f} | {row['pixel_accuracy']:.2f} | "
+                     f"{row['seconds_per_image']:.3f} |")
+    if results["segmentation"]:
+        settings = results["segmentation"]
+        lines += ["", "| class | " + " | ".join(f"{r['solver']} {r['steps']}" for r in settings) + " |",
+                  "| --- |" + " --- |" * len(settings)]
+        for name in settings[0]["per_class_iou"]:
+            cells = [r["per_class_iou"][name] for r in settings]
+            lines.append(f"| {name} | " + " | ".join("–" if c is None else f"{c:.1f}" for c in cells) + " |")
+    synthesis = results.get("synthesis")
+    if synthesis:
+        lines += ["", f"Synthesis ({synthesis['steps']} steps, seeds {synthesis['seeds']}, "
+                      f"{synthesis['seconds_per_image']:.2f} s / image):", "",
+                  "| comparison | FID | KID ×1000 |", "| --- | --- | --- |",
+                  f"| synthesized vs real | {synthesis['fid']:.1f} | {1000 * synthesis['kid']:.1f} |"]
+        reference = synthesis.get("real_vs_real")
+        if reference:
+            lines.append(f"| real ({reference['split']}, {reference['images']} images) vs real (reference) | "
+                         f"{reference['fid']:.1f} | {1000 * reference['kid']:.1f} |")
+        diversity = synthesis.get("diversity")
+        if diversity:
+            lines += ["", f"Diversity across seeds: mean pixel L1 {diversity['pixel_l1_between_seeds']:.3f} "
+                          f"(0..1), Inception-feature L2 {diversity['inception_l2_between_seeds']:.2f} "
+                          f"(between different real images: {diversity['inception_l2_between_real_images']:.2f})."]
+        lines += ["", f"Cycle consistency (segment the synthesized images, compare with their masks): mIoU "
+                      f"{synthesis['cycle']['miou']:.2f}, pixel acc. {synthesis['cycle']['pixel_accuracy']:.2f}."]
+    lines += ["", f"Reproduce: `{results['command']}`"]
+    return "\n".join(lines)
+
+
+def _bar_chart(scores: SegmentationScores, names: tuple[str, ...], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = [v if v is not None else 0.0 for v in scores.per_class(names).values()]
+    figure, axes = plt.subplots(figsize=(max(6, 0.45 * len(names)), 3.6), dpi=100)
+    axes.bar(range(len(names)), values, color="#4c72b0")
+    axes.axhline(scores.miou, color="#dd8452", linestyle="--", label=f"mIoU {scores.miou:.1f}")
+    axes.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    axes.set_ylim(0, 100)
+    axes.set_ylabel("IoU (%)")
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Building the pipeline a run trains: a fresh preset net, an SD1.5 base, or an existing SemFlow model to fine-tune."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
+
+from semflow import SemFlowPipeline
+from semflow.anchors import AnchorSpec
+from semflow.labels import LabelSet
+
+from .config import TrainConfig
+
+
+def build_pipeline(config: TrainConfig, labels: LabelSet, init: SemFlowPipeline | None = None) -> SemFlowPipeline:
+    """The pipeline whose velocity net a run trains.
+
+    - `init` (loaded from ``init_from``): an existing SemFlow model, re-labelled with `labels` when they differ;
+      its anchors, β, resolution and codec are kept because its net learned them.
+    - ``base_model`` (SD1.5 preset): UNet2DConditionModel and VAE from the base, the empty-prompt embedding.
+    - otherwise: a fresh UNet2DModel on the exact pixel codec.
+    """
+    if init is not None:
+        return relabel(init, labels)
+    common: dict[str, Any] = dict(
+        label_set=labels.to_dict(),
+        anchor_k=config.anchor_k,
+        anchor_s=config.anchor_s,
+        perturbation=config.perturbation,
+        resolution=tuple(config.resolution),
+        synthesis_steps=config.synthesis_steps,
+        segmentation_steps=config.segmentation_steps,
+    )
+    if config.anchor_k is None:
+        spread = AnchorSpec.spread(labels.num_classes)
+        common.update(anchor_k=spread.k, anchor_s=spread.s)
+    if config.base_model:
+        from semflow.convert_official import empty_prompt_embedding
+        from semflow.hub import resolve_model
+
+        base = resolve_model(config.base_model)
+        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
+        return SemFlowPipeline(unet=unet, vae=vae, prompt_embedding=empty_prompt_embedding(base), **common)
+    factor = config.pixel_factor
+    height, width = config.resolution
+    unet = UNet2DModel(
+        sample_size=(height // factor, width // factor),
+        in_channels=3 * factor**2,
+        out_channels=3 * factor**2,
+        **config.unet,
+    )
+    return SemFlowPipeline(unet=unet, pixel_factor=factor, **common)
+
+
+def relabel(pipe: SemFlowPipeline, labels: LabelSet) -> SemFlowPipeline:
+    """The same nets and anchors with another label set.
+
+    Raises:
+        ValueError: the new classes do not fit the model's anchor grid.
+    """
+    if labels == pipe.labels:
+        return pipe
+    try:
+        pipe.anchor_spec.check(labels.num_classes)
+    except ValueError as error:
+        raise ValueError(f"the label set '{labels.name}' ({labels.num_classes} classes) does not fit the model's "
+                         f"anchor grid: {error}. Fine-tune with fewer classes, or train a new model.") from None
+    config = pipe.config
+    return SemFlowPipeline(
+        unet=pipe.unet, vae=pipe.vae, prompt_embedding=pipe.prompt_embedding, label_set=labels.to_dict(),
+        anchor_k=config.anchor_k, anchor_s=config.anchor_s, perturbation=config.perturbation,
+        resolution=tuple(config.resolution), pixel_factor=config.pixel_factor,
+        synthesis_steps=config.synthesis_steps, segmentation_steps=config.segmentation_steps, solver=config.solver,
+    )
