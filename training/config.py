@@ -17,15 +17,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pixel_factor": 4,
         "unet": {
             "block_out_channels": [64, 128, 192, 256],
-            "layers_per_block": 2,
+            "layers_per_block": 1,
             "down_block_types": ["DownBlock2D"] * 4,
             "up_block_types": ["UpBlock2D"] * 4,
             "norm_num_groups": 32,
         },
         "perturbation": 40.0,
-        "t0_probability": 0.3,
+        "t0_probability": 0.4,
+        "class_balanced_loss": True,
+        "class_weight_power": 0.5,
         "learning_rate": 4e-4,
         "batch_size": 8,
+        "max_steps": 24000,
+        "validation_steps": 2000,
+        "validation_images": 101,
+        "num_workers": 1,
+        "save_best": True,
     },
     "sd15": {
         "base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -81,6 +88,7 @@ class TrainConfig:
     t_distribution: str = "uniform"
     t0_probability: float = 0.0
     class_balanced_loss: bool = False
+    class_weight_power: float = 1.0  # median-frequency weights ** power (0.5: their square root)
     # optimisation
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
@@ -102,6 +110,7 @@ class TrainConfig:
     validation_images: int = 24
     sample_images: int = 4
     log_every: int = 20
+    save_best: bool = False  # keep the EMA weights of the best validation mIoU in <output-dir>/best
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,7 +10,7 @@ from pathlib import Path
 from semflow.hub import push_folder
 
 # What a training output folder holds beside the model that does not belong in the model repo.
-IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/**", "logs/**", "samples/**", "log.jsonl", "eval/**"]
+IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/**", "logs/**", "samples/**", "log.jsonl", "eval/**", "best/**"]
 
 
 def push_model(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool | None = None,

@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> Path:
         if config.streaming:
             raise ValueError("class_balanced_loss needs a non-streaming dataset to count class frequencies")
         frequencies = class_frequencies(train_split, config.mask_column, labels, config.label_map)
-        class_weights = torch.tensor(median_frequency_weights(frequencies), dtype=torch.float32)
+        weights = median_frequency_weights(frequencies) ** config.class_weight_power
+        class_weights = torch.tensor(weights, dtype=torch.float32)
+        accelerator.print("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(labels.class_names, weights)))
 
     ema = EMAModel(net.parameters(), decay=config.ema_decay, model_cls=type(net), model_config=net.config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, betas=(0.9, config.adam_beta2),
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     # The loop.
     log_path = output_dir / "log.jsonl"
-    start_time, last = time.time(), {}
+    start_time, last, best = time.time(), {}, _read_json(output_dir / "best" / "best.json") or {}
     progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process,
                     desc="train")
     while step < config.max_steps:
@@ -172,6 +174,10 @@ def main(argv: list[str] | None = None) -> Path:
                                                           or step == config.max_steps):
             with ema_weights(ema, net):
                 record.update(validate(pipe, val_pairs, output_dir, step, config.sample_images))
+                if config.save_best and record["val_miou"] > best.get("val_miou", -1.0):
+                    best = {"step": step, "val_miou": record["val_miou"]}
+                    pipe.save_pretrained(output_dir / "best")
+                    (output_dir / "best" / "best.json").write_text(json.dumps(best))
             last = record
         if record and accelerator.is_main_process:
             record = {"step": step, "elapsed_s": round(time.time() - start_time, 1), **record}
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> Path:
         summary = {"command": command, "steps": step, "train_rows": _length(train_split),
                    "data_license": dataset_license(config.dataset),
                    "wall_clock_s": round(time.time() - start_time, 1), "device": str(accelerator.device),
-                   "num_processes": accelerator.num_processes, "last_validation": last}
+                   "num_processes": accelerator.num_processes, "last_validation": last, "best_validation": best}
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
         write_model_card(output_dir, config, summary)
         if args.push_to_hub:
@@ -301,6 +307,10 @@ def save_final(pipe: SemFlowPipeline, output_dir: Path, save_dtype: str) -> None
         pipe.unet.half()
     pipe.save_pretrained(output_dir)
     pipe.unet.float()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _length(split: Any) -> int:
