@@ -1,0 +1,141 @@
+"""Examples made by the project: street layouts it draws, images its model synthesizes from them, and (at run time
+only) frames from a dataset named by `SEMFLOW_EXAMPLES`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+
+from semflow import SemFlowPipeline
+from semflow.labels import LabelSet
+
+logger = logging.getLogger(__name__)
+
+# Names a layout needs, with the alternatives other label sets use.
+ROLES = {
+    "sky": ("sky", "sky-other"),
+    "building": ("building", "building-other", "house"),
+    "road": ("road",),
+    "pavement": ("pavement", "sidewalk"),
+    "tree": ("tree", "vegetation"),
+    "car": ("car",),
+    "pole": ("pole", "streetlight"),
+    "sign": ("signsymbol", "traffic sign", "signboard"),
+    "person": ("pedestrian", "person"),
+    "fence": ("fence",),
+}
+
+
+def find_classes(labels: LabelSet) -> dict[str, int]:
+    """Role → class id for the roles this label set has (matched by name, case-insensitive)."""
+    names = {name.lower(): index for index, name in enumerate(labels.class_names)}
+    return {role: names[alias] for role, aliases in ROLES.items() for alias in aliases if alias in names}
+
+
+def draw_layouts(labels: LabelSet, width: int = 480, height: int = 360) -> list[tuple[str, np.ndarray]]:
+    """Street-scene layouts drawn with PIL: (title, (height, width) uint8 ids).
+
+    Label sets without street classes get horizontal bands of their first classes instead.
+    """
+    c = find_classes(labels)
+    if not {"sky", "building", "road"} <= set(c):
+        bands = np.zeros((height, width), np.uint8)
+        for k in range(min(4, labels.num_classes)):
+            bands[k * height // 4 :] = k
+        return [("Bands of the first classes", bands)]
+    layouts = []
+    for title, seed, cars, trees in (("Street with cars", 0, 3, 1), ("Tree-lined road", 1, 1, 4),
+                                     ("Open road", 2, 2, 0)):
+        rng = np.random.default_rng(seed)
+        canvas = PIL.Image.new("L", (width, height), c["sky"])
+        draw = PIL.ImageDraw.Draw(canvas)
+        horizon = int(height * rng.uniform(0.42, 0.52))
+        x = 0
+        while x < width:  # a skyline of buildings
+            w = int(rng.integers(width // 8, width // 4))
+            top = int(rng.integers(height // 10, horizon - height // 12))
+            draw.rectangle([x, top, x + w, horizon], fill=c["building"])
+            x += w + int(rng.integers(0, width // 20))
+        for _ in range(trees if "tree" in c else 0):
+            cx, r = int(rng.integers(0, width)), int(rng.integers(height // 12, height // 6))
+            draw.ellipse([cx - r, horizon - 2 * r, cx + r, horizon + r // 3], fill=c["tree"])
+        draw.rectangle([0, horizon, width, height], fill=c["road"])
+        if "pavement" in c:  # pavements outside road edges that converge on the horizon
+            edge = int(height * rng.uniform(0.75, 0.9))
+            draw.polygon([(0, horizon), (int(width * 0.42), horizon), (0, edge)], fill=c["pavement"])
+            draw.polygon([(width, horizon), (int(width * 0.58), horizon), (width, edge)], fill=c["pavement"])
+        if "fence" in c and seed == 2:
+            draw.rectangle([0, horizon - height // 20, width // 3, horizon + 4], fill=c["fence"])
+        for _ in range(2 if "pole" in c else 0):
+            low, high = (width // 10, width // 4) if rng.random() < 0.5 else (3 * width // 4, 9 * width // 10)
+            px = int(rng.integers(low, high))
+            draw.rectangle([px, height // 5, px + max(2, width // 120), horizon + height // 6], fill=c["pole"])
+            if "sign" in c:
+                draw.rectangle([px - 8, height // 5, px + 10, height // 5 + 14], fill=c["sign"])
+        for k in range(cars if "car" in c else 0):
+            w = int(width * rng.uniform(0.14, 0.22))
+            h = int(w * 0.55)
+            cx = int(width * (0.35 + 0.3 * k / max(cars - 1, 1)) + rng.integers(-15, 15))
+            bottom = int(horizon + (height - horizon) * rng.uniform(0.25, 0.6))
+            draw.rounded_rectangle([cx - w // 2, bottom - h, cx + w // 2, bottom], radius=h // 4, fill=c["car"])
+        if "person" in c and seed == 0:
+            draw.rectangle([width // 6, horizon - 10, width // 6 + 8, horizon + 30], fill=c["person"])
+        layouts.append((title, np.asarray(canvas, np.uint8)))
+    return layouts
+
+
+def cache_dir() -> Path:
+    """`$SEMFLOW_CACHE`, else ~/.cache/semflow-studio."""
+    return Path(os.environ.get("SEMFLOW_CACHE") or Path.home() / ".cache" / "semflow-studio")
+
+
+def build_examples(pipe: SemFlowPipeline, model_key: str, max_dataset_frames: int = 4) -> list[dict[str, str]]:
+    """Example files, each {"title", "image", "mask"}: drawn layouts with an image synthesized from each (cached
+    per model), then dataset frames from `$SEMFLOW_EXAMPLES` when that dataset is present."""
+    folder = cache_dir() / "examples" / hashlib.sha1(model_key.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    index = folder / "index.json"
+    if index.is_file():
+        examples = json.loads(index.read_text())
+    else:
+        examples = []
+        for k, (title, ids) in enumerate(draw_layouts(pipe.labels)):
+            mask_path, image_path = folder / f"layout{k}_mask.png", folder / f"layout{k}_image.png"
+            PIL.Image.fromarray(ids).save(mask_path)
+            pipe.synthesize(ids, seed=k).images[0].save(image_path)
+            examples.append({"title": title, "image": str(image_path), "mask": str(mask_path)})
+        index.write_text(json.dumps(examples))
+    return examples + dataset_examples(pipe.labels, folder, max_dataset_frames)
+
+
+def dataset_examples(labels: LabelSet, folder: Path, count: int) -> list[dict[str, str]]:
+    """Frames of the dataset at `$SEMFLOW_EXAMPLES` (validation split, else the first), cached at run time only."""
+    source = os.environ.get("SEMFLOW_EXAMPLES")
+    if not source or count <= 0:
+        return []
+    try:
+        import datasets
+
+        splits = datasets.load_dataset(source)
+        split = splits["validation"] if "validation" in splits else next(iter(splits.values()))
+    except Exception as error:  # a missing or unreadable dataset only means fewer examples
+        logger.warning("SEMFLOW_EXAMPLES=%s could not be loaded: %s", source, error)
+        return []
+    examples = []
+    for k in range(min(count, len(split))):
+        row = split[k]
+        image_path, mask_path = folder / f"dataset{k}_image.png", folder / f"dataset{k}_mask.png"
+        row["image"].convert("RGB").save(image_path)
+        mask = row.get("mask")
+        if mask is not None and labels.is_valid(np.asarray(mask)).all():
+            mask.save(mask_path)
+        examples.append({"title": str(row.get("file_name", f"frame {k}")), "image": str(image_path),
+                         "mask": str(mask_path) if mask_path.is_file() else ""})
+    return examples

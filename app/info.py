@@ -1,0 +1,39 @@
+"""The model-info panel: label set, resolution, defaults, training data and metrics taken from the model card."""
+
+from __future__ import annotations
+
+import re
+
+from .model import LoadedModel
+
+
+def card_section(card: str | None, title: str) -> str | None:
+    """The body of the ``## title`` section of a markdown card, if present."""
+    if not card:
+        return None
+    match = re.search(rf"^## {re.escape(title)}\s*$(.*?)(?=^## |\Z)", card, flags=re.MULTILINE | re.DOTALL)
+    return match.group(1).strip() if match else None
+
+
+def model_info_markdown(model: LoadedModel) -> str:
+    pipe = model.pipe
+    labels = pipe.labels
+    height, width = pipe.resolution
+    source = model.source + (f" @ `{model.revision[:12]}`" if model.revision else "")
+    lines = [
+        f"**Model**: `{source}`",
+        f"**Label set**: `{labels.name}`, {labels.num_classes} classes"
+        + ("" if labels.ignore_id is None else f" (+ id {labels.ignore_id} = {labels.ignore_name}, unlabelled)"),
+        f"**Model resolution**: {width}x{height} (inputs are resized to it and results back to their size)",
+        f"**Anchors**: k={pipe.anchor_spec.k}, s={pipe.anchor_spec.s:g}; perturbation β={pipe.config.perturbation:g}",
+        f"**Defaults**: segment {pipe.config.segmentation_steps} step(s), synthesize {pipe.config.synthesis_steps} "
+        f"steps, {pipe.config.solver}",
+    ]
+    data = re.search(r"\*\*Training data\*\*: (.*)", model.card or "")
+    if data:
+        lines.append(f"**Training data**: {data.group(1)}")
+    if model.notice:
+        lines.insert(0, f"⚠️ {model.notice}")
+    metrics = card_section(model.card, "Metrics")
+    body = "\n\n".join(lines)
+    return body + ("\n\n### Metrics (from the model card)\n\n" + metrics if metrics else "")

@@ -1,0 +1,64 @@
+"""Views of a mask: colour overlay on the photo, the legend with each class's share, agreement between two masks."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import PIL.Image
+
+from semflow.labels import LabelSet
+from semflow.metrics import confusion_matrix, mean_iou, pixel_accuracy
+
+
+def overlay(image: PIL.Image.Image, ids: np.ndarray, labels: LabelSet, opacity: float = 0.5) -> PIL.Image.Image:
+    """The photo with the mask's display colours blended over it; unlabelled pixels stay as they are.
+
+    Args:
+        opacity: 0 (photo only) .. 1 (mask only).
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    photo = np.asarray(image.convert("RGB"), np.float32)
+    if photo.shape[:2] != ids.shape:
+        raise ValueError(f"image {photo.shape[1]}x{photo.shape[0]} and mask {ids.shape[1]}x{ids.shape[0]} differ")
+    colours = labels.colorize(ids).astype(np.float32)
+    labelled = ((ids >= 0) & (ids < labels.num_classes))[..., None]
+    blended = np.where(labelled, (1.0 - opacity) * photo + opacity * colours, photo)
+    return PIL.Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
+
+
+def class_shares(ids: np.ndarray, labels: LabelSet) -> list[tuple[str, tuple[int, int, int], float]]:
+    """(name, colour, share of the image) for every class present, largest first; unlabelled pixels last."""
+    counts = np.bincount(np.asarray(ids, np.int64).ravel(), minlength=256)
+    total = max(int(counts.sum()), 1)
+    rows = [(labels.class_names[c], labels.colors[c], counts[c] / total) for c in range(labels.num_classes)
+            if counts[c]]
+    rows.sort(key=lambda row: -row[2])
+    unlabelled = total - sum(int(counts[c]) for c in range(labels.num_classes))
+    if unlabelled:
+        rows.append((labels.ignore_name, labels.ignore_color, unlabelled / total))
+    return rows
+
+
+def legend_html(ids: np.ndarray | None, labels: LabelSet) -> str:
+    """An HTML legend: colour swatch, class name and share of the image (all classes when `ids` is None)."""
+    if ids is None:
+        rows = [(name, colour, None) for name, colour in zip(labels.class_names, labels.colors)]
+    else:
+        rows = class_shares(ids, labels)
+    items = []
+    for name, (r, g, b), share in rows:
+        value = "" if share is None else f"<span style='float:right'>{100 * share:.1f}%</span>"
+        items.append(
+            f"<div style='display:flex;align-items:center;gap:6px;margin:2px 0'>"
+            f"<span style='width:14px;height:14px;border:1px solid #888;background:rgb({r},{g},{b});"
+            f"display:inline-block'></span><span style='flex:1'>{html.escape(name)}{value}</span></div>"
+        )
+    return "<div class='semflow-legend'>" + "".join(items) + "</div>"
+
+
+def agreement(prediction: np.ndarray, target: np.ndarray, labels: LabelSet) -> dict[str, float]:
+    """Pixel agreement and mIoU (in %) of `prediction` against `target`, ignoring the target's unlabelled pixels."""
+    matrix = confusion_matrix(prediction, target, labels.num_classes, labels.ignore_id)
+    return {"pixel_agreement": 100.0 * pixel_accuracy(matrix), "miou": 100.0 * mean_iou(matrix)}

@@ -1,0 +1,133 @@
+"""The launched app through gradio_client: /segment, /synthesize, /save_annotation, bad inputs, concurrent saves."""
+
+import threading
+
+import numpy as np
+import PIL.Image
+import pytest
+from app_server import AppServer
+from conftest import tiny_unet
+from gradio_client import Client, handle_file
+
+from semflow import SemFlowPipeline
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    pipe = SemFlowPipeline(tiny_unet(48, sample_size=(22, 30)), label_set="camvid", pixel_factor=4,
+                           perturbation=40.0, resolution=(88, 120), synthesis_steps=3)
+    pipe.save_pretrained(root / "model")
+    app = AppServer({"SEMFLOW_MODEL": str(root / "model"), "SEMFLOW_CACHE": str(root / "cache"),
+                     "SEMFLOW_ANNOTATIONS_DIR": str(root / "annotations"), "SEMFLOW_CONCURRENCY": "2"},
+                    log=root / "app.log")
+    app.root = root
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("files")
+    rng = np.random.default_rng(0)
+    rgb = PIL.Image.fromarray(rng.integers(0, 256, (61, 83, 3), dtype=np.uint8))
+    paths = {"rgb": folder / "street.png", "rgba": folder / "rgba.png", "gray": folder / "gray.png",
+             "cmyk": folder / "cmyk.jpg", "text": folder / "notes.txt", "dot": folder / "dot.png",
+             "huge": folder / "huge.png", "mask": folder / "mask.png", "off": folder / "off_palette.png",
+             "small_mask": folder / "small_mask.png"}
+    rgb.save(paths["rgb"])
+    rgb.convert("RGBA").save(paths["rgba"])
+    rgb.convert("L").save(paths["gray"])
+    rgb.convert("CMYK").save(paths["cmyk"])
+    paths["text"].write_text("this is not an image")
+    PIL.Image.new("RGB", (1, 1)).save(paths["dot"])
+    PIL.Image.new("L", (20000, 20000)).save(paths["huge"])
+    PIL.Image.fromarray(rng.integers(0, 12, (61, 83)).astype(np.uint8)).save(paths["mask"])
+    PIL.Image.new("RGB", (83, 61), (1, 2, 3)).save(paths["off"])
+    PIL.Image.fromarray(np.zeros((30, 40), np.uint8)).save(paths["small_mask"])
+    return paths
+
+
+def _still_answers(server, client, files):
+    assert server.alive()
+    ids_path, _ = client.predict(handle_file(str(files["rgb"])), api_name="/segment")
+    assert PIL.Image.open(ids_path).size == (83, 61)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "gray", "cmyk"])
+def test_segment_any_mode(client, files, kind):
+    ids_path, overlay_path = client.predict(handle_file(str(files[kind])), 1, "euler", 0.5, api_name="/segment")
+    ids = PIL.Image.open(ids_path)
+    assert ids.mode == "L" and ids.size == (83, 61) and np.asarray(ids).max() < 11
+    assert PIL.Image.open(overlay_path).size == (83, 61)
+
+
+def test_synthesize_and_save(client, files, server):
+    result = client.predict(handle_file(str(files["mask"])), 5, 2, 20.0, 2, "heun", api_name="/synthesize")
+    assert len(result) == 2
+    images = [PIL.Image.open(item["image"]) for item in result]
+    assert all(im.size == (83, 61) for im in images)
+    assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))
+    saved = client.predict(handle_file(str(files["rgb"])), handle_file(str(files["mask"])), "tester", "street.png",
+                           api_name="/save_annotation")
+    assert saved["annotations"] >= 1 and (server.root / "annotations" / "masks" / f"{saved['saved']}.png").is_file()
+
+
+@pytest.mark.parametrize("endpoint,args,message", [
+    ("/segment", ("text",), "not a readable image"),
+    ("/segment", ("dot",), "at least 8 pixels"),
+    ("/segment", ("huge",), "too large|megapixels"),
+    ("/synthesize", ("off",), "outside the 'camvid' palette"),
+    ("/synthesize", ("text",), "not a readable mask"),
+    ("/save_annotation", ("rgb", "small_mask"), "same size"),
+    ("/save_annotation", ("rgb", None), "provide a mask"),
+    ("/save_annotation", (None, "mask"), "upload an image"),
+])
+def test_bad_inputs_get_a_plain_error_and_the_server_keeps_answering(client, server, files, endpoint, args, message):
+    inputs = [handle_file(str(files[a])) if a else None for a in args]
+    with pytest.raises(Exception, match=message):
+        client.predict(*inputs, api_name=endpoint)
+    _still_answers(server, client, files)
+
+
+def test_bad_settings(client, server, files):
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict(handle_file(str(files["rgb"])), 1, "ddim", api_name="/segment")
+    with pytest.raises(Exception, match="β must be"):
+        client.predict(handle_file(str(files["mask"])), 0, 1, 500.0, api_name="/synthesize")
+    with pytest.raises(Exception, match="between 1 and 4 variants"):
+        client.predict(handle_file(str(files["mask"])), 0, 9, api_name="/synthesize")
+    _still_answers(server, client, files)
+
+
+def test_concurrent_saves_are_all_kept(server, files):
+    import datasets
+
+    before = len(datasets.load_dataset("imagefolder", data_dir=str(server.root / "annotations"), split="train")) \
+        if (server.root / "annotations" / "metadata.jsonl").is_file() else 0
+    errors, names = [], []
+
+    def save(k: int) -> None:
+        try:
+            result = Client(server.url, verbose=False).predict(
+                handle_file(str(files["rgb"])), handle_file(str(files["mask"])), f"annotator-{k}", f"frame{k}.png",
+                api_name="/save_annotation")
+            names.append(result["saved"])
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=save, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(set(names)) == 8
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(server.root / "annotations"), split="train")
+    assert len(loaded) == before + 8
+    assert {f"annotator-{k}" for k in range(8)} <= set(loaded["annotator"])
+    assert all(np.asarray(row["mask"]).shape == (61, 83) for row in loaded)
