@@ -298,6 +298,17 @@ def api_synthesize(mask: str | None, seed: Any = 0, variants: Any = 1, perturbat
     return paths
 
 
+def api_model_info() -> dict[str, Any]:
+    """/model_info: which model is loaded (source, revision, fallback notice) and its label set."""
+    model = get_model()
+    labels = model.pipe.labels
+    return {"model": model.source, "revision": model.revision, "notice": model.notice,
+            "label_set": labels.to_dict(), "resolution": list(model.pipe.resolution),
+            "defaults": {"segmentation_steps": model.pipe.config.segmentation_steps,
+                         "synthesis_steps": model.pipe.config.synthesis_steps, "solver": model.pipe.config.solver,
+                         "perturbation": model.pipe.config.perturbation}}
+
+
 @user_errors
 def api_save_annotation(image: str | None, mask: str | None, annotator: str | None = None,
                         source_name: str | None = None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ from semflow.hub import parse_model_ref, resolve_model
 from semflow.loading import EMBEDDED_MODEL, ENV_MODEL
 
 logger = logging.getLogger(__name__)
+SPACE_CONFIG = Path(__file__).resolve().parents[1] / "semflow_space.json"
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,19 @@ def get_model() -> LoadedModel:
         return _loaded
 
 
+def requested_model() -> str | None:
+    """`$SEMFLOW_MODEL`, else the model a built Space was made for (semflow_space.json), else None (embedded)."""
+    if os.environ.get(ENV_MODEL):
+        return os.environ[ENV_MODEL]
+    if SPACE_CONFIG.is_file():
+        return json.loads(SPACE_CONFIG.read_text()).get("model") or None
+    return None
+
+
 def load_model(requested: str | None = None) -> LoadedModel:
-    """Load `requested` (default `$SEMFLOW_MODEL`); if that fails (Hub unreachable, not in the cache, broken
+    """Load `requested` (default: `requested_model()`); if that fails (Hub unreachable, not in the cache, broken
     folder), fall back to the embedded default with a notice instead of failing."""
-    requested = requested or os.environ.get(ENV_MODEL) or None
+    requested = requested or requested_model()
     if requested:
         try:
             return _load(requested)
@@ -84,11 +95,13 @@ def _first_line(error: Exception) -> str:
     return text[0][:200] if text else ""
 
 
+def _no_gpu(fn=None, **kwargs):
+    return fn if fn is not None else (lambda f: f)
+
+
 try:  # On ZeroGPU Spaces, inference functions must carry spaces.GPU; elsewhere it is a no-op.
-    import spaces
+    import spaces  # the Hugging Face package (this repository's spaces/ folder is not a package)
 
-    gpu = spaces.GPU
+    gpu = getattr(spaces, "GPU", _no_gpu)
 except ImportError:  # pragma: no cover - depends on the environment
-
-    def gpu(fn=None, **kwargs):  # type: ignore[no-redef]
-        return fn if fn is not None else (lambda f: f)
+    gpu = _no_gpu

@@ -139,7 +139,7 @@ def build_demo() -> gr.Blocks:
 
 
 def _api(pipe, model_slot: dict) -> None:
-    """Named endpoints for gradio_client: /segment, /synthesize, /save_annotation (hidden components)."""
+    """Named endpoints for gradio_client: /segment, /synthesize, /save_annotation, /model_info."""
     with gr.Column(visible=False):
         api_image = gr.File(label="image", type="filepath")
         api_steps = gr.Number(value=pipe.config.segmentation_steps, label="steps", precision=0)
@@ -168,6 +168,9 @@ def _api(pipe, model_slot: dict) -> None:
         api_saved = gr.JSON(label="saved")
         gr.Button(visible=False).click(h.api_save_annotation, [api_save_image, api_save_mask, api_annotator,
                                                                api_source], api_saved, api_name="save_annotation")
+
+        api_info = gr.JSON(label="model_info")
+        gr.Button(visible=False).click(h.api_model_info, None, api_info, api_name="model_info")
 
 
 def _concurrency() -> int:

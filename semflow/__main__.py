@@ -61,8 +61,12 @@ def _run(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, device=getattr(args, "device", None))
     if args.command == "info":
+        from .hub import resolve_model
+        from .loading import default_model_source
+
         labels = pipe.labels
-        print(f"model: {pipe.config._name_or_path}\nlabel set: {labels.name} ({labels.num_classes} classes, "
+        print(f"model: {pipe.config._name_or_path}\nfolder: {resolve_model(args.model or default_model_source())}")
+        print(f"label set: {labels.name} ({labels.num_classes} classes, "
               f"ignore id {labels.ignore_id})\nresolution: {pipe.resolution[1]}x{pipe.resolution[0]}\n"
               f"anchors: k={pipe.anchor_spec.k}, s={pipe.anchor_spec.s:g}; perturbation β={pipe.config.perturbation:g}"
               f"\ndefaults: segment {pipe.config.segmentation_steps} / synthesize {pipe.config.synthesis_steps} "

@@ -22,13 +22,13 @@ def free_port() -> int:
 class AppServer:
     """`python app.py` with the given environment, on a free local port."""
 
-    def __init__(self, env: dict[str, str], log: Path, timeout: float = 240) -> None:
+    def __init__(self, env: dict[str, str], log: Path, timeout: float = 240, cwd: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
                     "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **env}
         self.log = open(log, "w")
-        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=self.log,
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=full_env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -7,8 +7,7 @@ import PIL.Image
 import pytest
 import torch
 from datasets_helpers import TINY_CONFIG, write_annotation_folder, write_hub_dataset
-from huggingface_hub import HfApi
-from huggingface_hub.utils import filter_repo_objects
+from hub_mock import RecordingHub
 from safetensors import safe_open
 
 from semflow import SemFlowPipeline
@@ -123,33 +122,11 @@ def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, datas
     assert "synthesized vs real" in (trained / "README.md").read_text()
 
 
-class RecordingHub:
-    """Stands in for the Hub API at its boundary and records what would have been uploaded."""
-
-    def __init__(self, monkeypatch):
-        self.repos, self.uploads = [], []
-        monkeypatch.setattr(HfApi, "create_repo", lambda api, *args, **kwargs: self.create_repo(*args, **kwargs))
-        monkeypatch.setattr(HfApi, "upload_folder", lambda api, *args, **kwargs: self.upload_folder(*args, **kwargs))
-
-    def create_repo(self, repo_id, repo_type=None, private=None, exist_ok=False, **kwargs):
-        self.repos.append((repo_id, repo_type, private, exist_ok))
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(self, repo_id, folder_path, repo_type=None, path_in_repo=None, commit_message=None,
-                      ignore_patterns=None, **kwargs):
-        from pathlib import Path
-
-        files = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
-        kept = sorted(filter_repo_objects(files, ignore_patterns=ignore_patterns))
-        self.uploads.append({"repo_id": repo_id, "repo_type": repo_type, "path_in_repo": path_in_repo,
-                             "files": kept})
-        return f"https://huggingface.co/{repo_id}/commit/abc"
-
-
 def test_push_uploads_the_model_folder_without_checkpoints(trained, monkeypatch):
     hub = RecordingHub(monkeypatch)
     assert push.main([str(trained), "acme/semflow-toy"]) == 0
-    assert hub.repos == [("acme/semflow-toy", "model", None, True)]
+    assert [(r["repo_id"], r["repo_type"], r["private"], r["exist_ok"]) for r in hub.repos] == [
+        ("acme/semflow-toy", "model", None, True)]
     (upload,) = hub.uploads
     assert upload["repo_type"] == "model" and upload["repo_id"] == "acme/semflow-toy"
     assert {"README.md", "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"} <= set(
@@ -161,8 +138,9 @@ def test_train_push_to_hub(dataset, config_file, tmp_path, monkeypatch):
     hub = RecordingHub(monkeypatch)
     train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "run"), "--config", str(config_file),
                 "--max-steps", "1", "--validation-split", "none", "--push-to-hub", "acme/pushed", "--private"])
-    assert hub.repos == [("acme/pushed", "model", True, True)]
+    assert [(r["repo_id"], r["repo_type"], r["private"]) for r in hub.repos] == [("acme/pushed", "model", True)]
     assert "README.md" in hub.uploads[0]["files"]
+    assert "python -m training.train" in hub.uploads[0]["contents"]["README.md"].decode()
 
 
 def test_push_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):

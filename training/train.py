@@ -268,7 +268,8 @@ def validate(pipe: SemFlowPipeline, pairs: list, output_dir: Path, step: int, sa
     scores = segmentation_scores(pipe, pairs)
     if sample_images:
         (output_dir / "samples").mkdir(exist_ok=True)
-        sample_grid(pipe, pairs[:sample_images]).save(output_dir / "samples" / f"step-{step:07d}.png")
+        spread = pairs[:: max(1, len(pairs) // sample_images)][:sample_images]  # not consecutive video frames
+        sample_grid(pipe, spread).save(output_dir / "samples" / f"step-{step:07d}.png")
     return {"val_miou": round(scores.miou, 2), "val_pixel_accuracy": round(scores.pixel_accuracy, 2)}
 
 
