@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
 
 from semflow import load_pipeline
+from semflow.hub import resolve_model
+from semflow.loading import default_model_source
 from semflow.velocity import predict_velocity
 
 
@@ -38,6 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--width", type=int, default=480)
     parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--update-card", action="store_true",
+                        help="write speed.json into the (local) model folder and re-render its model card")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model, device="cpu")
@@ -51,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.inference_mode():
         forward = timed(lambda: predict_velocity(pipe.unet, z, 0.0, pipe.prompt_embedding), args.repeats)
     result = {
-        "model": str(pipe.config._name_or_path),
+        "model": args.model or os.environ.get("SEMFLOW_MODEL") or "embedded default",
         "cpu": platform.processor() or platform.machine(),
         "threads": args.threads,
         "image": f"{args.width}x{args.height}",
@@ -63,9 +70,15 @@ def main(argv: list[str] | None = None) -> dict:
         "bare_forward_s": statistics.median(forward),
     }
     result["segment_over_forward"] = result["segment_s"] / result["bare_forward_s"]
+    result["command"] = "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:])
     for key, value in result.items():
         print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
-    print(json.dumps(result))
+    if args.update_card:
+        from training.card import SPEED_FILE, rerender_model_card
+
+        folder = Path(resolve_model(args.model or default_model_source()))
+        (folder / SPEED_FILE).write_text(json.dumps(result, indent=2))
+        rerender_model_card(folder)
     return result
 
 

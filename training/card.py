@@ -14,6 +14,9 @@ from semflow.labels import LabelSet
 from .config import TrainConfig
 
 EVALUATION_FILE = "evaluation.json"
+SPEED_FILE = "speed.json"
+CONFIG_FILE = "train_config.json"
+SUMMARY_FILE = "training_summary.json"
 
 TEMPLATE = """---
 {card_data}
@@ -75,9 +78,9 @@ def write_model_card(
     folder = Path(folder)
     config = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
     index = json.loads((folder / "model_index.json").read_text())
-    unet_config = json.loads((folder / "unet" / "config.json").read_text())
     labels = LabelSet.from_dict(index["label_set"])
     evaluation = _read_json(folder / EVALUATION_FILE)
+    speed = _read_json(folder / SPEED_FILE)
     data_license = data_license or (evaluation or {}).get("data_license") or summary.get("data_license") or \
         "see the dataset card"
     card_data = ModelCardData(
@@ -102,17 +105,43 @@ def write_model_card(
         segmentation_steps=index["segmentation_steps"], synthesis_steps=index["synthesis_steps"],
         dataset=config.get("dataset"), train_split=config.get("train_split"), train_rows=summary.get("train_rows"),
         data_license=data_license,
-        repo_or_path=repo_id or str(folder),
+        repo_or_path=repo_id or _display_path(folder),
         steps=summary.get("steps"), hours=summary.get("wall_clock_s", 0) / 3600, device=summary.get("device"),
-        num_processes=summary.get("num_processes", 1), command=summary.get("command"),
+        num_processes=summary.get("num_processes", 1), command=_commands(summary),
         config_json=json.dumps(config, indent=2),
-        metrics=_metrics_section(summary, evaluation, unet_config),
+        metrics=_metrics_section(summary, evaluation, speed),
     )
     ModelCard(text).save(folder / "README.md")
     return folder / "README.md"
 
 
-def _metrics_section(summary: dict[str, Any], evaluation: dict[str, Any] | None, unet_config: dict) -> str:
+def _display_path(folder: Path) -> str:
+    """The folder as a user would type it: relative to the working directory when inside it (no machine paths)."""
+    try:
+        return folder.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(folder)
+
+
+def _commands(summary: dict[str, Any]) -> str:
+    """The command, or every run's command in order when training was stopped and resumed."""
+    runs = summary.get("runs") or []
+    if len(runs) <= 1:
+        return str(summary.get("command"))
+    ends = [run["from_step"] for run in runs[1:]] + [summary.get("steps")]
+    return "\n".join(f"# run {i + 1}: steps {run['from_step']} to {end}" + (" (stopped there)" if i + 1 < len(runs)
+                      else "") + f"\n{run['command']}" for i, (run, end) in enumerate(zip(runs, ends)))
+
+
+def rerender_model_card(folder: Path) -> Path:
+    """Render the card again from what the folder holds (config, training summary, evaluation, speed)."""
+    folder = Path(folder)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    return write_model_card(folder, config, summary)
+
+
+def _metrics_section(summary: dict[str, Any], evaluation: dict[str, Any] | None, speed: dict[str, Any] | None) -> str:
     lines = []
     last = summary.get("last_validation") or {}
     if last:
@@ -120,6 +149,12 @@ def _metrics_section(summary: dict[str, Any], evaluation: dict[str, Any] | None,
                      f"pixel accuracy {last.get('val_pixel_accuracy')}.")
     if evaluation:
         lines.append(evaluation.get("markdown", ""))
+    if speed:
+        lines.append(f"Speed on {speed['threads']} CPU threads ({speed['cpu']}), {speed['image']} input: segment "
+                     f"{speed['segment_s']:.3f} s ({speed['segment_steps']} step), synthesize one image "
+                     f"{speed['synthesize_s']:.2f} s ({speed['synthesis_steps']} steps); one bare forward of the net "
+                     f"{speed['bare_forward_s']:.3f} s, so segment / forward = {speed['segment_over_forward']:.2f}. "
+                     f"Reproduce: `{speed['command']}`.")
     if not lines:
         lines.append("Not evaluated yet: run `python -m training.evaluate --model <folder> --dataset <dataset> "
                      "--update-card`.")

@@ -15,7 +15,7 @@ import numpy as np
 
 from semflow import load_pipeline
 
-from .card import EVALUATION_FILE, write_model_card
+from .card import EVALUATION_FILE, rerender_model_card
 from .data import dataset_license, load_split
 from .evaluation import SegmentationScores, cycle_scores, labelled_pairs, segmentation_scores
 
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if model_folder is None:
             raise SystemExit("--update-card needs --model to be a local folder")
         (model_folder / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
-        config = json.loads((model_folder / "train_config.json").read_text())
-        summary = json.loads((model_folder / "training_summary.json").read_text())
-        write_model_card(model_folder, config, summary)
+        rerender_model_card(model_folder)
     return results
 
 

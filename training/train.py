@@ -26,7 +26,7 @@ from semflow.flow import flow_loss, interpolate, sample_t, target_velocity
 from semflow.perturbation import perturb
 from semflow.velocity import predict_velocity
 
-from .card import write_model_card
+from .card import CONFIG_FILE, SUMMARY_FILE, write_model_card
 from .config import PRESETS, TrainConfig, load_config
 from .data import (
     SegmentationStream,
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> Path:
     net, optimizer, scheduler = accelerator.prepare(net, optimizer, scheduler)
     accelerator.register_for_checkpointing(ema)
 
-    step = resume(accelerator, output_dir) if args.resume else 0
+    step, elapsed_before, history = resume(accelerator, output_dir) if args.resume else (0, 0.0, [])
+    history = [*history, {"command": command, "from_step": step}]
     ema.to(accelerator.device)
     samples_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
     stream = SegmentationStream(
@@ -139,13 +140,17 @@ def main(argv: list[str] | None = None) -> Path:
     val_pairs = labelled_pairs(val_split, config.image_column, config.mask_column, pipe, config.validation_images,
                                config.label_map) if val_split is not None and accelerator.is_main_process else []
     if accelerator.is_main_process:
-        (output_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        (output_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
         accelerator.init_trackers("semflow", config={k: v for k, v in config.to_dict().items()
                                                      if isinstance(v, (int, float, str, bool))})
 
     # The loop.
     log_path = output_dir / "log.jsonl"
     start_time, last, best = time.time(), {}, _read_json(output_dir / "best" / "best.json") or {}
+
+    def elapsed() -> float:  # wall clock over every run of this output folder, resumed ones included
+        return elapsed_before + time.time() - start_time
+
     progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process,
                     desc="train")
     while step < config.max_steps:
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> Path:
         if step % config.log_every == 0 or step == config.max_steps:
             record = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
         if step % config.checkpointing_steps == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, output_dir, step, config.checkpoints_total_limit)
+            save_checkpoint(accelerator, output_dir, step, config.checkpoints_total_limit, elapsed(), history)
         if accelerator.is_main_process and val_pairs and (step % config.validation_steps == 0
                                                           or step == config.max_steps):
             with ema_weights(ema, net):
@@ -180,7 +185,7 @@ def main(argv: list[str] | None = None) -> Path:
                     (output_dir / "best" / "best.json").write_text(json.dumps(best))
             last = record
         if record and accelerator.is_main_process:
-            record = {"step": step, "elapsed_s": round(time.time() - start_time, 1), **record}
+            record = {"step": step, "elapsed_s": round(elapsed(), 1), **record}
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=step)
@@ -192,11 +197,11 @@ def main(argv: list[str] | None = None) -> Path:
         ema.copy_to(net.parameters())
         pipe.unet = accelerator.unwrap_model(net).eval()
         save_final(pipe, output_dir, args.save_dtype)
-        summary = {"command": command, "steps": step, "train_rows": _length(train_split),
+        summary = {"command": command, "runs": history, "steps": step, "train_rows": _length(train_split),
                    "data_license": dataset_license(config.dataset),
-                   "wall_clock_s": round(time.time() - start_time, 1), "device": str(accelerator.device),
+                   "wall_clock_s": round(elapsed(), 1), "device": str(accelerator.device),
                    "num_processes": accelerator.num_processes, "last_validation": last, "best_validation": best}
-        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         write_model_card(output_dir, config, summary)
         if args.push_to_hub:
             from .push import push_model
@@ -280,26 +285,31 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
-    """`checkpoint-{step}`: model, EMA, optimizer, scheduler and RNG states; keeps the newest `keep`."""
+def save_checkpoint(
+    accelerator: Accelerator, output_dir: Path, step: int, keep: int, elapsed_s: float = 0.0,
+    history: list[dict[str, Any]] | None = None,
+) -> None:
+    """`checkpoint-{step}`: model, EMA, optimizer, scheduler and RNG states, plus the step, the wall clock so far
+    and the commands that ran (`history`); keeps the newest `keep`."""
     folder = output_dir / f"{CHECKPOINT_PREFIX}{step}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / "step.json").write_text(json.dumps({"step": step}))
+        (folder / "step.json").write_text(json.dumps({"step": step, "elapsed_s": elapsed_s, "history": history or []}))
         for old in checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def resume(accelerator: Accelerator, output_dir: Path) -> int:
-    """Restore the newest checkpoint; returns its step (0 when there is none)."""
+def resume(accelerator: Accelerator, output_dir: Path) -> tuple[int, float, list[dict[str, Any]]]:
+    """Restore the newest checkpoint; returns its step, the wall clock spent so far and the earlier runs' commands
+    (0, 0.0 and [] when there is none)."""
     found = checkpoints(output_dir)
     if not found:
         accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
-        return 0
+        return 0, 0.0, []
     accelerator.load_state(str(found[-1]))
-    step = json.loads((found[-1] / "step.json").read_text())["step"]
-    accelerator.print(f"resumed from {found[-1]} at step {step}")
-    return step
+    state = json.loads((found[-1] / "step.json").read_text())
+    accelerator.print(f"resumed from {found[-1]} at step {state['step']}")
+    return state["step"], float(state.get("elapsed_s", 0.0)), list(state.get("history", []))
 
 
 def save_final(pipe: SemFlowPipeline, output_dir: Path, save_dtype: str) -> None:
