@@ -1,7 +1,7 @@
 """CPU speed of the model: segment a 480x360 image, synthesize one variant at the default steps, and the ratio of
 segment time to one bare forward pass of the velocity net. Prints numbers; asserts nothing.
 
-    python benchmarks/speed.py [--model M] [--threads 2] [--repeats 10]
+    python -m benchmarks.speed [--model M] [--threads 2] [--repeats 10] [--update-card]
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
 
 from semflow import load_pipeline
-from semflow.hub import resolve_model
-from semflow.loading import default_model_source
+from semflow.loading import model_folder
 from semflow.velocity import predict_velocity
 
 
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.update_card:
         from training.card import SPEED_FILE, rerender_model_card
 
-        folder = Path(resolve_model(args.model or default_model_source()))
+        folder = model_folder(args.model)
         (folder / SPEED_FILE).write_text(json.dumps(result, indent=2))
         rerender_model_card(folder)
     return result

@@ -61,11 +61,10 @@ def _run(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, device=getattr(args, "device", None))
     if args.command == "info":
-        from .hub import resolve_model
-        from .loading import default_model_source
+        from .loading import model_folder
 
         labels = pipe.labels
-        print(f"model: {pipe.config._name_or_path}\nfolder: {resolve_model(args.model or default_model_source())}")
+        print(f"model: {pipe.config._name_or_path}\nfolder: {model_folder(args.model)}")
         print(f"label set: {labels.name} ({labels.num_classes} classes, "
               f"ignore id {labels.ignore_id})\nresolution: {pipe.resolution[1]}x{pipe.resolution[0]}\n"
               f"anchors: k={pipe.anchor_spec.k}, s={pipe.anchor_spec.s:g}; perturbation β={pipe.config.perturbation:g}"

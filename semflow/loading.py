@@ -18,6 +18,13 @@ def default_model_source() -> str:
     return os.environ.get(ENV_MODEL) or str(EMBEDDED_MODEL)
 
 
+def model_folder(model: str | os.PathLike | None = None) -> Path:
+    """The local folder `load_pipeline(model)` reads: the folder itself, or a Hub model's HF-cache snapshot."""
+    from .hub import resolve_model
+
+    return Path(resolve_model(os.fspath(model) if model is not None else default_model_source()))
+
+
 def load_pipeline(
     model: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
