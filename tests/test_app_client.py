@@ -1,6 +1,9 @@
-"""The launched app through gradio_client: /segment, /synthesize, /save_annotation, bad inputs, concurrent saves."""
+"""The launched app through gradio_client: /segment, /synthesize, /save_annotation, bad inputs, concurrent saves;
+no event that fills the mask editor puts its progress overlay on it."""
 
+import json
 import threading
+import urllib.request
 
 import numpy as np
 import PIL.Image
@@ -131,3 +134,13 @@ def test_concurrent_saves_are_all_kept(server, files):
     assert len(loaded) == before + 8
     assert {f"annotator-{k}" for k in range(8)} <= set(loaded["annotator"])
     assert all(np.asarray(row["mask"]).shape == (61, 83) for row in loaded)
+
+
+def test_events_that_fill_the_editor_keep_its_canvas_free_of_progress_overlays(server):
+    # Under load Gradio left the segmentation spinner over the editor's canvas for good (nothing could be painted).
+    with urllib.request.urlopen(f"{server.url.rstrip('/')}/config", timeout=30) as response:
+        config = json.load(response)
+    editor = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "mask-editor")
+    filling = {d["api_name"]: d["show_progress_on"] for d in config["dependencies"] if editor in d["outputs"]}
+    assert {"ui_load_image", "ui_segment", "ui_blank_layout", "ui_load_layout"} <= set(filling)
+    assert all(on and editor not in on for on in filling.values()), filling

@@ -1,8 +1,11 @@
 """A real browser (Debian's Chromium, headless, via Playwright) drives the app: upload, segment, paint a stroke,
-synthesize, save; the saved mask must hold the stroke's class at the stroke's pixels. Saves docs/screenshot.png."""
+synthesize, save; the saved mask must hold the stroke's class at the stroke's pixels (saves docs/screenshot.png);
+an example layout must show on the editor's canvas."""
 
+import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,39 @@ def _street_photo(path: Path) -> None:
     PIL.Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(path)
 
 
+def _stroke_share(page, cx: float, cy: float, colour) -> float:
+    """Share of the on-screen pixels along the stroke's centre line that show the stroke's colour."""
+    clip = {"x": cx - STROKE_HALF_WIDTH / 2, "y": cy - 2, "width": STROKE_HALF_WIDTH, "height": 4}
+    shown = np.asarray(PIL.Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")).astype(int)
+    return float((np.abs(shown - np.asarray(colour)).sum(-1) < 40).mean())
+
+
+def _wait_until_canvas_settles(page, box: dict, timeout: float = 30) -> None:
+    """The editor loads its background and layer asynchronously: wait for two identical frames 0.3 s apart."""
+    clip = {k: box[k] for k in ("x", "y", "width", "height")}
+    previous, deadline = None, time.time() + timeout
+    while time.time() < deadline:
+        frame = page.screenshot(clip=clip)
+        if frame == previous:
+            return
+        previous = frame
+        page.wait_for_timeout(300)
+    raise AssertionError(f"the editor canvas kept changing for {timeout} s")
+
+
+def _canvas_is_uncovered(page, box: dict) -> bool:
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    return page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", centre) == "CANVAS"
+
+
+def _paint_stroke(page, cx: float, cy: float) -> None:
+    page.mouse.move(cx - STROKE_HALF_WIDTH, cy)
+    page.mouse.down()
+    for k in range(23):
+        page.mouse.move(cx - STROKE_HALF_WIDTH + k * STROKE_HALF_WIDTH / 11, cy, steps=2)
+    page.mouse.up()
+
+
 def test_segment_paint_synthesize_save(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -63,17 +99,18 @@ def test_segment_paint_synthesize_save(server, tmp_path):
         page.locator(".semflow-legend >> text=%").first.wait_for(timeout=60_000)
 
         editor = page.locator("#mask-editor")
+        box = editor.locator(".pixi-target canvas").bounding_box()
+        _wait_until_canvas_settles(page, box)
+        assert _canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
+        zoom = float(editor.locator(".zoom-number").inner_text().strip().rstrip("%")) / 100
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        colour = pipe.labels.colors[stroke_class]
+        assert _stroke_share(page, cx, cy, colour) < 0.5, "the prediction already shows the stroke's class there"
         editor.get_by_role("button", name="Brush", exact=True).click()
         editor.get_by_role("button", name="Color", exact=True).click()
         editor.locator("menu.swatch button.color").nth(stroke_class).click()
-        zoom = float(editor.locator(".zoom-number").inner_text().strip().rstrip("%")) / 100
-        box = editor.locator(".pixi-target canvas").bounding_box()
-        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(cx - STROKE_HALF_WIDTH, cy)
-        page.mouse.down()
-        for k in range(23):
-            page.mouse.move(cx - STROKE_HALF_WIDTH + k * STROKE_HALF_WIDTH / 11, cy, steps=2)
-        page.mouse.up()
+        _paint_stroke(page, cx, cy)
+        assert _stroke_share(page, cx, cy, colour) > 0.9, "the painted stroke does not show on the canvas"
 
         page.get_by_role("button", name="Synthesize", exact=True).click()
         page.get_by_text("Round trip").wait_for(timeout=120_000)
@@ -96,3 +133,23 @@ def test_segment_paint_synthesize_save(server, tmp_path):
     far = np.ones_like(saved, bool)
     far[row - 40 : row + 41, :] = False
     assert (saved[far] == predicted[far]).mean() > 0.99
+
+
+def test_example_layout_fills_the_editor(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(server.url, wait_until="load")
+        page.wait_for_selector("#mask-editor", timeout=60_000)
+        layouts = page.locator(".block", has=page.get_by_text("Example layouts", exact=False)).last
+        layouts.get_by_role("button").first.click()
+        page.get_by_text("Layout loaded into the editor").wait_for(timeout=60_000)
+        box = page.locator("#mask-editor .pixi-target canvas").bounding_box()
+        _wait_until_canvas_settles(page, box)
+        assert _canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
+        clip = {k: box[k] for k in ("x", "y", "width", "height")}
+        shown = np.asarray(PIL.Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")).astype(int)
+        browser.close()
+    assert (shown.min(-1) < 200).mean() > 0.3, "the layout does not show on the editor's canvas"
