@@ -44,10 +44,15 @@ def _street_photo(path: Path) -> None:
     PIL.Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(path)
 
 
+def _shown(page, clip: dict) -> np.ndarray:
+    """The on-screen pixels of a page region, (H, W, 3) int."""
+    clip = {k: clip[k] for k in ("x", "y", "width", "height")}
+    return np.asarray(PIL.Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")).astype(int)
+
+
 def _stroke_share(page, cx: float, cy: float, colour) -> float:
     """Share of the on-screen pixels along the stroke's centre line that show the stroke's colour."""
-    clip = {"x": cx - STROKE_HALF_WIDTH / 2, "y": cy - 2, "width": STROKE_HALF_WIDTH, "height": 4}
-    shown = np.asarray(PIL.Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")).astype(int)
+    shown = _shown(page, {"x": cx - STROKE_HALF_WIDTH / 2, "y": cy - 2, "width": STROKE_HALF_WIDTH, "height": 4})
     return float((np.abs(shown - np.asarray(colour)).sum(-1) < 40).mean())
 
 
@@ -149,7 +154,6 @@ def test_example_layout_fills_the_editor(server):
         box = page.locator("#mask-editor .pixi-target canvas").bounding_box()
         _wait_until_canvas_settles(page, box)
         assert _canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
-        clip = {k: box[k] for k in ("x", "y", "width", "height")}
-        shown = np.asarray(PIL.Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")).astype(int)
+        shown = _shown(page, box)
         browser.close()
     assert (shown.min(-1) < 200).mean() > 0.3, "the layout does not show on the editor's canvas"
