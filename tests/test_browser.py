@@ -44,10 +44,23 @@ def _street_photo(path: Path) -> None:
     PIL.Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(path)
 
 
-def _shown(page, clip: dict) -> np.ndarray:
+def _open_app(playwright, url: str):
+    """A headless Chromium page on the app, once the mask editor is there; returns (browser, page)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#mask-editor", timeout=60_000)
+    return browser, page
+
+
+def _screenshot(page, region: dict) -> bytes:
+    """PNG bytes of a page region given as (a superset of) x, y, width, height in CSS pixels."""
+    return page.screenshot(clip={k: region[k] for k in ("x", "y", "width", "height")})
+
+
+def _shown(page, region: dict) -> np.ndarray:
     """The on-screen pixels of a page region, (H, W, 3) int."""
-    clip = {k: clip[k] for k in ("x", "y", "width", "height")}
-    return np.asarray(PIL.Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")).astype(int)
+    return np.asarray(PIL.Image.open(io.BytesIO(_screenshot(page, region))).convert("RGB")).astype(int)
 
 
 def _stroke_share(page, cx: float, cy: float, colour) -> float:
@@ -58,10 +71,9 @@ def _stroke_share(page, cx: float, cy: float, colour) -> float:
 
 def _wait_until_canvas_settles(page, box: dict, timeout: float = 30) -> None:
     """The editor loads its background and layer asynchronously: wait for two identical frames 0.3 s apart."""
-    clip = {k: box[k] for k in ("x", "y", "width", "height")}
     previous, deadline = None, time.time() + timeout
     while time.time() < deadline:
-        frame = page.screenshot(clip=clip)
+        frame = _screenshot(page, box)
         if frame == previous:
             return
         previous = frame
@@ -94,10 +106,7 @@ def test_segment_paint_synthesize_save(server, tmp_path):
     stroke_class = pipe.labels.class_names.index(STROKE_CLASS)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        page.goto(server.url, wait_until="load")
-        page.wait_for_selector("#mask-editor", timeout=60_000)
+        browser, page = _open_app(playwright, server.url)
         page.set_input_files("input[type=file] >> nth=0", str(photo))
         page.get_by_text("Loaded a 480x360 image").wait_for(timeout=60_000)
         page.get_by_role("button", name="Segment", exact=True).click()
@@ -144,10 +153,7 @@ def test_example_layout_fills_the_editor(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        page.goto(server.url, wait_until="load")
-        page.wait_for_selector("#mask-editor", timeout=60_000)
+        browser, page = _open_app(playwright, server.url)
         layouts = page.locator(".block", has=page.get_by_text("Example layouts", exact=False)).last
         layouts.get_by_role("button").first.click()
         page.get_by_text("Layout loaded into the editor").wait_for(timeout=60_000)
