@@ -12,13 +12,11 @@ import PIL.ImageOps
 from semflow.images import pil_to_rgb
 from semflow.labels import LabelSet
 
+from .errors import InputError
+
 MIN_SIDE = 8
 MAX_PIXELS = int(os.environ.get("SEMFLOW_MAX_PIXELS", 40_000_000))
 MAX_EDIT_SIDE = int(os.environ.get("SEMFLOW_MAX_EDIT_SIDE", 1024))
-
-
-class InputError(ValueError):
-    """A problem with what the person gave us, worded for them."""
 
 
 def open_image(path: str | os.PathLike | None, what: str = "image") -> PIL.Image.Image:

@@ -7,7 +7,6 @@ segment time to one bare forward pass of the velocity net. Prints numbers; asser
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -72,10 +71,11 @@ def main(argv: list[str] | None = None) -> dict:
     for key, value in result.items():
         print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.update_card:
-        from training.card import SPEED_FILE, rerender_model_card
+        from training.card import rerender_model_card
+        from training.run_folder import SPEED_FILE, RunFolder
 
         folder = model_folder(args.model)
-        (folder / SPEED_FILE).write_text(json.dumps(result, indent=2))
+        RunFolder(folder).write(SPEED_FILE, result)
         rerender_model_card(folder)
     return result
 

@@ -1,4 +1,5 @@
-"""Rectified-flow training math: image (t=0) ↔ mask (t=1) interpolation, target velocity, loss, t sampling."""
+"""Flow-matching math: the paths between images and masks and their velocities (SemFlow's and the symmetric one),
+the loss, and t sampling."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ def interpolate(z_image: torch.Tensor, z_mask: torch.Tensor, t: torch.Tensor) ->
 def target_velocity(z_image: torch.Tensor, z_mask: torch.Tensor) -> torch.Tensor:
     """v = z1 − z0: the constant velocity of the straight path from image to mask."""
     return z_mask - z_image
+
+
+def symmetric_interpolate(
+    z_image: torch.Tensor, z_mask: torch.Tensor, noise_image: torch.Tensor, noise_mask: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SymmFlow: x_t = (1−t)·ξ_x + t·x and y_t = (1−t)·y + t·ξ_y; the image is clean at t=1, the mask at t=0."""
+    t = t.view(-1, *([1] * (z_image.dim() - 1))).to(z_image.dtype)
+    return (1.0 - t) * noise_image + t * z_image, (1.0 - t) * z_mask + t * noise_mask
+
+
+def symmetric_target_velocity(
+    z_image: torch.Tensor, z_mask: torch.Tensor, noise_image: torch.Tensor, noise_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SymmFlow: (dx/dt, dy/dt) = (x − ξ_x, ξ_y − y), the constant velocities of both straight paths."""
+    return z_image - noise_image, noise_mask - z_mask
 
 
 def flow_loss(velocity: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -46,8 +62,9 @@ def sample_t(
 
     Args:
         distribution: ``"uniform"`` (t ~ U(0,1), the paper) or ``"logit_normal"`` (t = σ(n), n ~ N(0,1)).
-        t0_probability: Probability of replacing a draw by exactly t=0, the point one-step segmentation
-            evaluates; 0 keeps the paper's distribution.
+        t0_probability: Probability of replacing a draw by exactly t=0; training draws the distance from the image
+            end this way (`Formulation.time_from_image_end`), so that one-step segmentation's start is trained on;
+            0 keeps the paper's distribution.
     Returns:
         (batch_size,) float32 tensor.
     """

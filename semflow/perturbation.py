@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .anchors import AnchorSpec
+from .noise import Generators, draw
 
 
 def check_beta(beta: float, spec: AnchorSpec) -> float:
@@ -25,7 +26,7 @@ def perturb(
     x_mask: torch.Tensor,
     beta: float,
     spec: AnchorSpec,
-    generator: torch.Generator | list[torch.Generator] | None = None,
+    generator: Generators = None,
 ) -> torch.Tensor:
     """M' = M + ε, ε ~ U(−β, β) per pixel and channel (Eq. 14).
 
@@ -40,12 +41,6 @@ def perturb(
     beta = check_beta(beta, spec)
     if beta == 0.0:
         return x_mask
-    shape = x_mask.shape
-    if isinstance(generator, list):
-        if len(generator) != shape[0]:
-            raise ValueError(f"generator list has {len(generator)} entries for a batch of {shape[0]}")
-        u = torch.stack([torch.rand(shape[1:], generator=g, dtype=torch.float32) for g in generator])
-    else:
-        u = torch.rand(shape, generator=generator, dtype=torch.float32)
+    u = draw(x_mask.shape, generator, "uniform", like=x_mask)
     epsilon = (2.0 * u - 1.0) * (beta / 127.5)  # ε ~ U(−β, β), in model units
-    return x_mask + epsilon.to(device=x_mask.device, dtype=x_mask.dtype)
+    return x_mask + epsilon

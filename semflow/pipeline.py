@@ -1,4 +1,5 @@
-"""`SemFlowPipeline`: one rectified-flow ODE, integrated image → mask to segment and mask → image to synthesize."""
+"""`SemFlowPipeline`: one flow ODE between images and masks, integrated image → mask to segment and mask → image to
+synthesize, in the paper's formulation or the symmetric one."""
 
 from __future__ import annotations
 
@@ -15,22 +16,26 @@ from tqdm.auto import tqdm
 
 from .anchors import AnchorSpec, decode_anchors, encode_anchors
 from .codec import Codec, PixelCodec, VAECodec
+from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
 from .images import as_list, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
 from .labels import LabelSet, get_label_set
+from .limits import check_images_per_mask, check_seed, check_steps
+from .noise import Generators
 from .outputs import SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
 from .samplers import Integration, check_solver, integrate
 from .velocity import PromptEmbedding, predict_velocity
 
-T_IMAGE, T_MASK = 0.0, 1.0  # the two ends of the one ODE
-
 
 class SemFlowPipeline(DiffusionPipeline):
-    r"""Semantic segmentation and semantic image synthesis with one rectified flow (SemFlow, Wang et al. 2024).
+    r"""Semantic segmentation and semantic image synthesis with one flow (SemFlow, Wang et al. 2024; SymmFlow,
+    Caetano et al. 2026).
 
-    The velocity net transports images (t=0) to anchor-colour masks (t=1). `segment` integrates forward,
-    `synthesize` integrates the same field backward from a perturbed mask.
+    `formulation="semflow"` (the paper): the velocity net transports images (t=0) to anchor-colour masks (t=1);
+    `segment` integrates forward, `synthesize` integrates the same field backward from a perturbed mask.
+    `formulation="symmetric"`: the state holds image and mask channels with Gaussian noise at the other end of
+    each; `synthesize` integrates (noise, mask) at t=0 to t=1, `segment` (image, noise) at t=1 back to t=0.
 
     Args:
         unet: The velocity net: `UNet2DModel` (pixel or latent default) or `UNet2DConditionModel` (SD1.5 layout).
@@ -43,6 +48,7 @@ class SemFlowPipeline(DiffusionPipeline):
         resolution: Model (height, width); inputs are resized to it and outputs back to the input size.
         pixel_factor: Space-to-depth factor of the pixel codec (ignored with a VAE).
         synthesis_steps, segmentation_steps, solver: Defaults of `synthesize` and `segment`.
+        formulation: ``"semflow"`` (the paper; models saved before this option load as it) or ``"symmetric"``.
     """
 
     model_cpu_offload_seq = "prompt_embedding->unet->vae"
@@ -62,6 +68,7 @@ class SemFlowPipeline(DiffusionPipeline):
         synthesis_steps: int = 25,
         segmentation_steps: int = 1,
         solver: str = "euler",
+        formulation: str = "semflow",
     ) -> None:
         super().__init__()
         self.register_modules(unet=unet, vae=vae, prompt_embedding=prompt_embedding)
@@ -70,14 +77,16 @@ class SemFlowPipeline(DiffusionPipeline):
             labels.num_classes)
         spec.check(labels.num_classes)
         check_beta(perturbation, spec)
-        check_solver(solver, synthesis_steps)
-        check_solver(solver, segmentation_steps)
+        check_solver(solver, check_steps(synthesis_steps, "synthesis_steps"))
+        check_solver(solver, check_steps(segmentation_steps, "segmentation_steps"))
+        flow = get_formulation(formulation)
         codec: Codec = VAECodec(vae) if vae is not None else PixelCodec(int(pixel_factor))
         if isinstance(unet, UNet2DConditionModel) and prompt_embedding is None:
             raise ValueError("a UNet2DConditionModel velocity net needs prompt_embedding (the empty-prompt embedding)")
-        if unet.config.in_channels != codec.latent_channels or unet.config.out_channels != codec.latent_channels:
+        channels = flow.state_channels(codec.latent_channels)
+        if unet.config.in_channels != channels or unet.config.out_channels != channels:
             raise ValueError(f"unet has {unet.config.in_channels} in / {unet.config.out_channels} out channels but "
-                             f"the codec {codec!r} works with {codec.latent_channels}")
+                             f"the codec {codec!r} in the {formulation} formulation works with {channels}")
         resolution = tuple(int(r) for r in (resolution or _default_resolution(unet, codec)))
         multiple = codec.downsample * 2 ** (len(unet.config.block_out_channels) - 1)
         if len(resolution) != 2 or any(r < 1 or r % multiple for r in resolution):
@@ -92,8 +101,9 @@ class SemFlowPipeline(DiffusionPipeline):
             synthesis_steps=synthesis_steps,
             segmentation_steps=segmentation_steps,
             solver=solver,
+            formulation=formulation,
         )
-        self._labels, self._anchor_spec, self._codec = labels, spec, codec
+        self._labels, self._anchor_spec, self._codec, self._formulation = labels, spec, codec, flow
 
     @property
     def labels(self) -> LabelSet:
@@ -107,6 +117,11 @@ class SemFlowPipeline(DiffusionPipeline):
     @property
     def codec(self) -> Codec:
         return self._codec
+
+    @property
+    def formulation(self) -> Formulation:
+        """Where images and masks sit in time and what state the net sees (`semflow.formulation`)."""
+        return self._formulation
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -152,8 +167,9 @@ class SemFlowPipeline(DiffusionPipeline):
         return_trajectory: bool = False,
         batch_size: int = 4,
         include_ignore: bool = False,
+        seed: int = 0,
     ) -> SegmentationOutput:
-        r"""Image → mask: integrate from t=0 (image) to t=1 (mask) and decode the nearest anchor per pixel.
+        r"""Image → mask: integrate from the image end to the mask end and decode the nearest anchor per pixel.
 
         Args:
             images: PIL image(s), numpy array(s) (H, W[, C]) or torch tensor(s) (C, H, W) / (B, C, H, W) in [0, 1];
@@ -163,20 +179,25 @@ class SemFlowPipeline(DiffusionPipeline):
             return_trajectory: Also return the decoded states as frames.
             batch_size: Images per forward pass.
             include_ignore: Let white decode to the ignore id instead of the nearest class.
+            seed: Seed of the mask-end noise of the symmetric formulation (each image draws its own from it, so a
+                result does not depend on batching); unused by the paper's formulation.
         Returns:
             `SegmentationOutput` with one (H, W) uint8 id map per image at that image's size.
         """
         steps, solver = self._steps_and_solver(num_inference_steps, solver, self.config.segmentation_steps)
         pixels = [to_image_tensor(image, "images") for image in as_list(images, "images")]
         batch_size = _check_batch_size(batch_size)
+        seed = check_seed(seed)
         ignore_id = self.labels.ignore_id if include_ignore else None
         labels, trajectory, nfe = [], [] if return_trajectory else None, 0
         for start in range(0, len(pixels), batch_size):
             batch = pixels[start : start + batch_size]
             x_image = torch.cat([resize_images(p[None], self.resolution) for p in batch]) * 2.0 - 1.0
             z_image = self.codec.encode(x_image.to(self.device, self.dtype))
-            result = self._integrate(z_image, T_IMAGE, T_MASK, steps, solver, return_trajectory)
-            x_mask = self.codec.decode(result.x).float()
+            state = self.formulation.segmentation_start(z_image, [torch.Generator().manual_seed(seed) for _ in batch])
+            result = self._integrate(state, self.formulation.image_time, self.formulation.mask_time, steps, solver,
+                                     return_trajectory)
+            x_mask = self.codec.decode(self.formulation.mask_part(result.x)).float()
             nfe = result.nfe
             for i, p in enumerate(batch):
                 size = tuple(p.shape[-2:])
@@ -184,7 +205,7 @@ class SemFlowPipeline(DiffusionPipeline):
                                      self.anchor_spec, ignore_id)
                 labels.append(ids[0].to(torch.uint8).cpu().numpy())
                 if trajectory is not None:
-                    trajectory.append(self._frames(result, i, size))
+                    trajectory.append(self._frames(result, i, size, self.formulation.mask_part))
         return SegmentationOutput(labels=labels, trajectory=trajectory, nfe=nfe)
 
     @torch.inference_mode()
@@ -195,12 +216,13 @@ class SemFlowPipeline(DiffusionPipeline):
         solver: str | None = None,
         perturbation: float | None = None,
         seed: int | None = None,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
         num_images_per_mask: int = 1,
         return_trajectory: bool = False,
         batch_size: int = 4,
     ) -> SynthesisOutput:
-        r"""Mask → image: perturb the anchor image (Eq. 14) and integrate from t=1 (mask) back to t=0 (image).
+        r"""Mask → image: perturb the anchor image (Eq. 14) and integrate from the mask end to the image end (from
+        Gaussian noise in the image channels in the symmetric formulation).
 
         Args:
             labels: Class-id map(s): PIL "L"/"P"/"I;16" images, 2-D integer numpy arrays or torch tensors, any size.
@@ -208,8 +230,8 @@ class SemFlowPipeline(DiffusionPipeline):
             num_inference_steps: Steps (default: the config's `synthesis_steps`).
             solver: ``"euler"``, ``"heun"`` or ``"rk45"`` (default: the config's `solver`).
             perturbation: β in 0..255 units, ``0 <= β < s/2`` (default: the config's `perturbation`).
-            seed: Variant `v` of every mask uses seed ``seed + v``; ``None`` draws a fresh seed (reported in
-                the output). Mutually exclusive with `generator`.
+            seed: Variant `v` of every mask uses seed ``seed + v`` (0..2³²−1); ``None`` draws a fresh seed
+                (reported in the output). Mutually exclusive with `generator`.
             generator: One generator for all images, or one per output image.
             num_images_per_mask: Variants per mask, 1..16.
             return_trajectory: Also return the decoded states as frames.
@@ -222,9 +244,7 @@ class SemFlowPipeline(DiffusionPipeline):
         masks = [to_label_array(m, "labels") for m in as_list(labels, "labels")]
         for m in masks:
             self.labels.check_labels(m, "labels")
-        if isinstance(num_images_per_mask, bool) or not isinstance(num_images_per_mask, int) or \
-                not 1 <= num_images_per_mask <= 16:
-            raise ValueError(f"num_images_per_mask must be an integer in 1..16, got {num_images_per_mask!r}")
+        num_images_per_mask = check_images_per_mask(num_images_per_mask)
         batch_size = _check_batch_size(batch_size)
         jobs = [(m, v) for m in range(len(masks)) for v in range(num_images_per_mask)]
         generators, seeds = _generators(seed, generator, jobs)
@@ -237,14 +257,16 @@ class SemFlowPipeline(DiffusionPipeline):
             batch_generators = generators[start : start + batch_size] if isinstance(generators, list) else generators
             x_mask = perturb(x_mask, beta, self.anchor_spec, batch_generators)  # M' = M + ε
             z_mask = self.codec.encode(x_mask.to(self.device, self.dtype))
-            result = self._integrate(z_mask, T_MASK, T_IMAGE, steps, solver, return_trajectory)
-            x_image = self.codec.decode(result.x).float()
+            state = self.formulation.synthesis_start(z_mask, batch_generators)
+            result = self._integrate(state, self.formulation.mask_time, self.formulation.image_time, steps, solver,
+                                     return_trajectory)
+            x_image = self.codec.decode(self.formulation.image_part(result.x)).float()
             nfe = result.nfe
             for i, (m, _) in enumerate(batch):
                 size = masks[m].shape
                 images.append(to_pil(resize_images(x_image[i : i + 1].clamp(-1, 1), size)[0]))
                 if trajectory is not None:
-                    trajectory.append(self._frames(result, i, size))
+                    trajectory.append(self._frames(result, i, size, self.formulation.image_part))
         return SynthesisOutput(images=images, seeds=seeds, trajectory=trajectory, nfe=nfe)
 
     def _integrate(
@@ -260,13 +282,14 @@ class SemFlowPipeline(DiffusionPipeline):
             return integrate(velocity, z, t_start, t_end, steps, solver, return_trajectory=return_trajectory,
                              on_step=bar.update)
 
-    def _frames(self, result: Integration, index: int, size: tuple[int, int]) -> list:
-        """Decode the `index`-th element of every trajectory state to an RGB frame at `size`."""
-        return [to_pil(resize_images(self.codec.decode(z[index : index + 1]).float().clamp(-1, 1), size)[0])
+    def _frames(self, result: Integration, index: int, size: tuple[int, int], part) -> list:
+        """Decode `part` (the image or the mask half of the state) of the `index`-th element of every trajectory
+        state to an RGB frame at `size`."""
+        return [to_pil(resize_images(self.codec.decode(part(z[index : index + 1])).float().clamp(-1, 1), size)[0])
                 for z in result.trajectory]
 
     def _steps_and_solver(self, steps: int | None, solver: str | None, default_steps: int) -> tuple[int, str]:
-        steps = default_steps if steps is None else steps
+        steps = check_steps(default_steps if steps is None else steps)
         solver = self.config.solver if solver is None else solver
         check_solver(solver, steps)
         return steps, solver
@@ -285,7 +308,7 @@ def _check_batch_size(batch_size: int) -> int:
 
 
 def _generators(
-    seed: int | None, generator: torch.Generator | list[torch.Generator] | None, jobs: list[tuple[int, int]]
+    seed: int | None, generator: Generators, jobs: list[tuple[int, int]]
 ) -> tuple[torch.Generator | list[torch.Generator], list[int] | None]:
     """Per-image generators: from `seed` (variant v → seed + v), from the caller, or from a fresh seed."""
     if seed is not None and generator is not None:
@@ -300,7 +323,8 @@ def _generators(
         return generator, None
     if seed is None:
         seed = secrets.randbelow(2**31)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63 - 16:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seeds = [int(seed) + v for _, v in jobs]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    seed = check_seed(int(seed), count=1 + max(v for _, v in jobs))
+    seeds = [seed + v for _, v in jobs]
     return [torch.Generator().manual_seed(s) for s in seeds], seeds

@@ -12,11 +12,17 @@ from huggingface_hub import ModelCard, ModelCardData
 from semflow.labels import LabelSet
 
 from .config import TrainConfig
+from .run_folder import CONFIG_FILE, EVALUATION_FILE, SPEED_FILE, SUMMARY_FILE, RunFolder
 
-EVALUATION_FILE = "evaluation.json"
-SPEED_FILE = "speed.json"
-CONFIG_FILE = "train_config.json"
-SUMMARY_FILE = "training_summary.json"
+FORMULATION_TEXT = {
+    "semflow": "[SemFlow](https://arxiv.org/abs/2405.20282) (the paper's formulation): one rectified-flow ODE between "
+               "images (t=0) and semantic masks drawn as anchor colours (t=1). Segment by integrating image → mask, "
+               "synthesize by integrating a perturbed mask → image.",
+    "symmetric": "SemFlow in the symmetric formulation ([SymmFlow](https://arxiv.org/abs/2506.10634)): the state "
+                 "holds image and mask channels, with Gaussian noise at the other end of each (t=0: noise and mask, "
+                 "t=1: image and noise). Segment by integrating (image, noise) from t=1 to t=0, synthesize by "
+                 "integrating (noise, mask) from t=0 to t=1.",
+}
 
 TEMPLATE = """---
 {card_data}
@@ -24,9 +30,7 @@ TEMPLATE = """---
 
 # SemFlow — {labels_name}
 
-A [SemFlow](https://arxiv.org/abs/2405.20282) model: one rectified-flow ODE between images (t=0) and
-semantic masks drawn as anchor colours (t=1). Segment by integrating image → mask, synthesize by
-integrating a perturbed mask → image.
+{formulation_text}
 
 - **Label set**: `{labels_name}` — {num_classes} classes{ignore}.
 - **Velocity net**: `{unet_class}`, {parameters:.1f} M parameters; codec: {codec}; model resolution
@@ -79,8 +83,8 @@ def write_model_card(
     config = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
     index = json.loads((folder / "model_index.json").read_text())
     labels = LabelSet.from_dict(index["label_set"])
-    evaluation = _read_json(folder / EVALUATION_FILE)
-    speed = _read_json(folder / SPEED_FILE)
+    evaluation = RunFolder(folder).read(EVALUATION_FILE)
+    speed = RunFolder(folder).read(SPEED_FILE)
     data_license = data_license or (evaluation or {}).get("data_license") or summary.get("data_license") or \
         "see the dataset card"
     card_data = ModelCardData(
@@ -93,6 +97,7 @@ def write_model_card(
     )
     text = TEMPLATE.format(
         card_data=card_data.to_yaml(),
+        formulation_text=FORMULATION_TEXT[index.get("formulation", "semflow")],
         labels_name=labels.name,
         num_classes=labels.num_classes,
         ignore="" if labels.ignore_id is None else f", id {labels.ignore_id} = {labels.ignore_name} (ignored)",
@@ -136,9 +141,8 @@ def _commands(summary: dict[str, Any]) -> str:
 def rerender_model_card(folder: Path) -> Path:
     """Render the card again from what the folder holds (config, training summary, evaluation, speed)."""
     folder = Path(folder)
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    summary = json.loads((folder / SUMMARY_FILE).read_text())
-    return write_model_card(folder, config, summary)
+    run = RunFolder(folder)
+    return write_model_card(folder, run.read(CONFIG_FILE), run.read(SUMMARY_FILE))
 
 
 def _metrics_section(summary: dict[str, Any], evaluation: dict[str, Any] | None, speed: dict[str, Any] | None) -> str:
@@ -170,7 +174,3 @@ def _parameters(unet_folder: Path) -> float:
         with safe_open(path, "pt") as f:
             total += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
     return total / 1e6
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -23,7 +23,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "norm_num_groups": 32,
         },
         "perturbation": 40.0,
-        "t0_probability": 0.4,
+        "image_end_probability": 0.4,
         "class_balanced_loss": True,
         "class_weight_power": 0.5,
         "learning_rate": 4e-4,
@@ -54,6 +54,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Keys older config files use → their current names.
+RENAMED = {"t0_probability": "image_end_probability"}
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved as ``train_config.json`` beside the outputs and in the model card."""
@@ -70,6 +74,7 @@ class TrainConfig:
     label_set: str | dict | None = None  # None: the init model's, else the dataset's id2label.json, else an error
     label_map: dict[str, int] | None = None  # dataset id → model id, applied before training
     # model
+    formulation: str = "semflow"  # "semflow" (the paper), "symmetric" (SymmFlow), or a study baseline
     init_from: str | None = None
     base_model: str | None = None
     resolution: list[int] = field(default_factory=lambda: [352, 480])
@@ -84,9 +89,10 @@ class TrainConfig:
     crop: list[int] = field(default_factory=lambda: [224, 288])
     scale_range: list[float] = field(default_factory=lambda: [0.75, 1.5])
     hflip: bool = True
+    photometric: dict[str, float] = field(default_factory=dict)  # training.photometric.Photometric fields; {} = off
     # objective
     t_distribution: str = "uniform"
-    t0_probability: float = 0.0
+    image_end_probability: float = 0.0  # chance of training exactly at the image end (where segmentation starts)
     class_balanced_loss: bool = False
     class_weight_power: float = 1.0  # median-frequency weights ** power (0.5: their square root)
     # optimisation
@@ -137,6 +143,7 @@ def load_config(path: str | os.PathLike | None = None, preset: str | None = None
     name = preset or values.get("preset") or TrainConfig.preset
     if name not in PRESETS:
         raise ValueError(f"unknown preset '{name}'; choose from {sorted(PRESETS)}")
+    values = {RENAMED.get(k, k): v for k, v in values.items()}
     merged = {**PRESETS[name], **values, **{k: v for k, v in overrides.items() if v is not None}, "preset": name}
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(merged) - known)

@@ -16,6 +16,8 @@ from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, 
 from semflow.images import pil_to_rgb, resize_images, resize_labels, to_label_array
 from semflow.labels import LabelSet, get_label_set
 
+from .photometric import Photometric
+
 
 def load_split(
     dataset: str, split: str, config_name: str | None = None, streaming: bool = False
@@ -109,7 +111,8 @@ def random_crop_flip(
 
 
 class SegmentationStream(torch.utils.data.IterableDataset):
-    """Endless stream of augmented (image, ids) crops from a `datasets` split (in-memory or streaming).
+    """Endless stream of augmented (image, ids) crops from a `datasets` split (in-memory or streaming): joint
+    resize/crop/flip, then the photometric changes of the image.
 
     Each worker walks its own shard of a per-epoch shuffle; randomness derives from (seed, epoch, worker), so a
     run is reproducible for a given number of workers.
@@ -128,6 +131,7 @@ class SegmentationStream(torch.utils.data.IterableDataset):
         label_map: dict[Any, int] | None = None,
         seed: int = 0,
         start_epoch: int = 0,
+        photometric: Photometric | None = None,
     ) -> None:
         super().__init__()
         self.split, self.labels = split, labels
@@ -135,6 +139,7 @@ class SegmentationStream(torch.utils.data.IterableDataset):
         self.geometry = (tuple(resolution), tuple(crop), tuple(scale_range), hflip)
         self.lookup = id_lookup(label_map)
         self.seed, self.start_epoch = seed, start_epoch
+        self.photometric = photometric or Photometric()
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
@@ -144,7 +149,8 @@ class SegmentationStream(torch.utils.data.IterableDataset):
             rng = np.random.default_rng([self.seed, epoch, worker])
             for example in self._epoch(epoch, worker, workers):
                 image, ids = decode_example(example, *self.columns, self.labels, self.lookup)
-                yield random_crop_flip(image, ids, *self.geometry, rng)
+                image, ids = random_crop_flip(image, ids, *self.geometry, rng)
+                yield self.photometric(image, rng), ids
             epoch += 1
 
     def _epoch(self, epoch: int, worker: int, workers: int) -> Iterator[dict[str, Any]]:
@@ -177,6 +183,20 @@ def median_frequency_weights(frequencies: np.ndarray, max_weight: float = 10.0) 
     weights = np.ones_like(frequencies, dtype=np.float64)
     weights[present] = np.median(frequencies[present]) / frequencies[present]
     return np.clip(weights, 1.0 / max_weight, max_weight)
+
+
+def position_weights(ids: torch.Tensor, class_weights: torch.Tensor, num_classes: int,
+                     size: tuple[int, int]) -> torch.Tensor:
+    """Per-position loss weights: each pixel's class weight (1 for ignored pixels), averaged down to `size`.
+
+    Args:
+        ids: (B, H, W) class ids. class_weights: (num_classes,).
+    Returns:
+        (B, 1, *size) weights.
+    """
+    pixel_weight = class_weights.to(ids.device)[ids.clamp(0, num_classes - 1)]
+    pixel_weight = torch.where(ids < num_classes, pixel_weight, torch.ones_like(pixel_weight))
+    return torch.nn.functional.adaptive_avg_pool2d(pixel_weight[:, None], size)
 
 
 def dataset_license(dataset: str) -> str | None:

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 
 from semflow import load_pipeline
 
-from .card import EVALUATION_FILE, rerender_model_card
+from .card import rerender_model_card
 from .data import dataset_license, load_split
-from .evaluation import SegmentationScores, cycle_scores, labelled_pairs, segmentation_scores
+from .run_folder import EVALUATION_FILE
+from .scores import SegmentationScores, cycle_scores, labelled_pairs, segmentation_scores
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,8 +70,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{scores.seconds_per_image:.3f} s/image")
 
     if args.synthesis:
-        results["synthesis"] = synthesis_metrics(pipe, pairs, args, split_reference=load_split(
-            args.dataset, args.reference_split, args.dataset_config) if args.reference_split else None)
+        reference = [image for image, _ in labelled_pairs(load_split(
+            args.dataset, args.reference_split, args.dataset_config), args.image_column, args.mask_column, pipe,
+            len(pairs))] if args.reference_split else None
+        results["synthesis"] = synthesis_metrics(pipe, pairs, args.seeds, args.synthesis_steps, reference,
+                                                 args.reference_split)
 
     results["markdown"] = to_markdown(results)
     (out / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
@@ -83,48 +88,77 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
-def synthesis_metrics(pipe, pairs, args, split_reference=None) -> dict[str, Any]:
-    """FID/KID of synthesized vs real images, a real-vs-real reference, diversity across seeds, cycle mIoU."""
+def synthesis_metrics(
+    pipe: Any,
+    pairs: list[tuple[PIL.Image.Image, np.ndarray]],
+    seeds: list[int],
+    steps: int | None = None,
+    reference_images: list[PIL.Image.Image] | None = None,
+    reference_name: str = "reference",
+    diversity_images: int | None = None,
+    judge: Any = None,
+) -> dict[str, Any]:
+    """FID/KID of synthesized vs real images, a real-vs-real reference, diversity across seeds and cycle mIoU.
+
+    Args:
+        pairs: (real image, mask) pairs; every mask is synthesized with the first seed.
+        seeds: The first seed makes the images scored by FID/KID and the cycle; the others only re-synthesize the
+            first `diversity_images` masks (all when None) for the diversity figures.
+        reference_images: Other real images, as many as `pairs`, for the real-vs-real FID/KID (the small-sample
+            floor of FID on this many images).
+        judge: A second segmenter for the cycle (e.g. a fixed model shared by a study), with its mIoU on the real
+            photos of the same frames, so models that cannot segment get a cycle figure too.
+    """
     from .fid import fid, inception_features, kid
 
-    masks = [ids for _, ids in pairs]
-    reals = [image for image, _ in pairs]
+    masks, reals = [ids for _, ids in pairs], [image for image, _ in pairs]
+    subset = len(masks) if diversity_images is None else min(diversity_images, len(masks))
     start = time.perf_counter()
-    fakes_by_seed = [[pipe.synthesize(m, num_inference_steps=args.synthesis_steps, seed=seed).images[0]
-                      for m in masks] for seed in args.seeds]
-    seconds = (time.perf_counter() - start) / (len(masks) * len(args.seeds))
+    fakes_by_seed = [[pipe.synthesize(m, num_inference_steps=steps, seed=seed).images[0]
+                      for m in (masks if k == 0 else masks[:subset])] for k, seed in enumerate(seeds)]
+    seconds = (time.perf_counter() - start) / sum(len(fakes) for fakes in fakes_by_seed)
     real_features = inception_features(reals)
     fake_features = [inception_features(fakes) for fakes in fakes_by_seed]
-    result: dict[str, Any] = {"steps": args.synthesis_steps or pipe.config.synthesis_steps,
-                              "seeds": args.seeds, "seconds_per_image": seconds, "per_seed": []}
-    for seed, features in zip(args.seeds, fake_features):
-        kid_mean, kid_std = kid(features, real_features)
-        result["per_seed"].append({"seed": seed, "fid": fid(features, real_features), "kid": kid_mean,
-                                   "kid_std": kid_std})
+    result: dict[str, Any] = {"steps": steps or pipe.config.synthesis_steps, "seeds": seeds,
+                              "seconds_per_image": seconds, "per_seed": []}
+    for seed, features in zip(seeds, fake_features):
+        if len(features) == len(real_features):
+            kid_mean, kid_std = kid(features, real_features)
+            result["per_seed"].append({"seed": seed, "fid": fid(features, real_features), "kid": kid_mean,
+                                       "kid_std": kid_std})
     result["fid"] = float(np.mean([r["fid"] for r in result["per_seed"]]))
     result["kid"] = float(np.mean([r["kid"] for r in result["per_seed"]]))
-    if split_reference is not None:
-        reference = [image for image, _ in labelled_pairs(split_reference, args.image_column, args.mask_column, pipe,
-                                                          len(reals))]
-        reference_features = inception_features(reference)
+    if reference_images is not None:
+        reference_features = inception_features(reference_images)
         kid_mean, kid_std = kid(reference_features, real_features)
-        result["real_vs_real"] = {"split": args.reference_split, "images": len(reference),
+        result["real_vs_real"] = {"split": reference_name, "images": len(reference_images),
                                   "fid": fid(reference_features, real_features), "kid": kid_mean, "kid_std": kid_std}
-    if len(args.seeds) > 1:
+    if len(seeds) > 1:
         pixel_l1, feature_l2 = [], []
-        for a, b in itertools.combinations(range(len(args.seeds)), 2):
+        for a, b in itertools.combinations(range(len(seeds)), 2):
             pixel_l1 += [np.abs(np.asarray(x, np.float32) - np.asarray(y, np.float32)).mean() / 255.0
-                         for x, y in zip(fakes_by_seed[a], fakes_by_seed[b])]
-            feature_l2 += list(np.linalg.norm(fake_features[a] - fake_features[b], axis=1))
-        real_spread = np.linalg.norm(real_features[:, None] - real_features[None], axis=-1)
+                         for x, y in zip(fakes_by_seed[a][:subset], fakes_by_seed[b][:subset])]
+            feature_l2 += list(np.linalg.norm(fake_features[a][:subset] - fake_features[b][:subset], axis=1))
+        real_spread = np.linalg.norm(real_features[:subset, None] - real_features[None, :subset], axis=-1)
         result["diversity"] = {
+            "images": subset,
             "pixel_l1_between_seeds": float(np.mean(pixel_l1)),
             "inception_l2_between_seeds": float(np.mean(feature_l2)),
-            "inception_l2_between_real_images": float(real_spread[np.triu_indices(len(reals), 1)].mean()),
+            "inception_l2_between_real_images": float(real_spread[np.triu_indices(subset, 1)].mean()),
         }
-    cycle = cycle_scores(pipe, masks, fakes_by_seed[0])
-    result["cycle"] = {"miou": cycle.miou, "pixel_accuracy": cycle.pixel_accuracy,
-                       "per_class_iou": cycle.per_class(pipe.labels.class_names)}
+    names = pipe.labels.class_names
+    if "segment" in getattr(pipe, "tasks", ("segment",)):
+        cycle = cycle_scores(pipe, masks, fakes_by_seed[0])
+        real = segmentation_scores(pipe, pairs)
+        result["cycle"] = {"miou": cycle.miou, "pixel_accuracy": cycle.pixel_accuracy,
+                           "per_class_iou": cycle.per_class(names), "real_photo_miou": real.miou,
+                           "ratio": cycle.miou / real.miou if real.miou else float("nan")}
+    if judge is not None:
+        cycle = cycle_scores(judge, masks, fakes_by_seed[0])
+        real = segmentation_scores(judge, pairs)
+        result["judged_cycle"] = {"judge": str(judge.config._name_or_path), "miou": cycle.miou,
+                                  "per_class_iou": cycle.per_class(names), "real_photo_miou": real.miou,
+                                  "ratio": cycle.miou / real.miou if real.miou else float("nan")}
     return result
 
 
@@ -157,8 +191,14 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines += ["", f"Diversity across seeds: mean pixel L1 {diversity['pixel_l1_between_seeds']:.3f} "
                           f"(0..1), Inception-feature L2 {diversity['inception_l2_between_seeds']:.2f} "
                           f"(between different real images: {diversity['inception_l2_between_real_images']:.2f})."]
-        lines += ["", f"Cycle consistency (segment the synthesized images, compare with their masks): mIoU "
-                      f"{synthesis['cycle']['miou']:.2f}, pixel acc. {synthesis['cycle']['pixel_accuracy']:.2f}."]
+        cycle = synthesis.get("cycle")
+        if cycle:
+            lines += ["", f"Cycle consistency (segment the synthesized images, compare with their masks): mIoU "
+                          f"{cycle['miou']:.2f}, pixel acc. {cycle['pixel_accuracy']:.2f}; the same model on the "
+                          f"real photos of these frames: mIoU {cycle['real_photo_miou']:.2f}, so cycle / real = "
+                          f"{cycle['ratio']:.2f}.", "", "| class | cycle IoU |", "| --- | --- |"]
+            lines += [f"| {name} | {'–' if value is None else f'{value:.1f}'} |"
+                      for name, value in cycle["per_class_iou"].items()]
     lines += ["", f"Reproduce: `{results['command']}`"]
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Building the pipeline a run trains: a fresh preset net, an SD1.5 base, or an existing SemFlow model to fine-tune."""
+"""Building the model a run trains: a fresh preset net in either formulation, an SD1.5 base, an existing SemFlow model
+to fine-tune, or a study baseline."""
 
 from __future__ import annotations
 
@@ -8,21 +9,28 @@ from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
 
 from semflow import SemFlowPipeline
 from semflow.anchors import AnchorSpec
+from semflow.formulation import get_formulation
 from semflow.labels import LabelSet
 
+from .baselines import BASELINES, Baseline
 from .config import TrainConfig
 
 
-def build_pipeline(config: TrainConfig, labels: LabelSet, init: SemFlowPipeline | None = None) -> SemFlowPipeline:
+def build_pipeline(config: TrainConfig, labels: LabelSet,
+                   init: SemFlowPipeline | None = None) -> SemFlowPipeline | Baseline:
     """The pipeline whose velocity net a run trains.
 
     - `init` (loaded from ``init_from``): an existing SemFlow model, re-labelled with `labels` when they differ;
       its anchors, β, resolution and codec are kept because its net learned them.
     - ``base_model`` (SD1.5 preset): UNet2DConditionModel and VAE from the base, the empty-prompt embedding.
-    - otherwise: a fresh UNet2DModel on the exact pixel codec.
+    - a study baseline (``formulation`` "cross-entropy" or "conditional-flow"): `training.baselines.Baseline`.
+    - otherwise: a fresh UNet2DModel on the exact pixel codec, with the state channels of ``formulation``.
     """
     if init is not None:
         return relabel(init, labels)
+    if config.formulation in BASELINES:
+        return Baseline.build(config.formulation, labels, config.pixel_factor, tuple(config.resolution), config.unet,
+                              config.synthesis_steps)
     common: dict[str, Any] = dict(
         label_set=labels.to_dict(),
         anchor_k=config.anchor_k,
@@ -31,6 +39,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet, init: SemFlowPipeline 
         resolution=tuple(config.resolution),
         synthesis_steps=config.synthesis_steps,
         segmentation_steps=config.segmentation_steps,
+        formulation=config.formulation,
     )
     if config.anchor_k is None:
         spread = AnchorSpec.spread(labels.num_classes)
@@ -45,12 +54,9 @@ def build_pipeline(config: TrainConfig, labels: LabelSet, init: SemFlowPipeline 
         return SemFlowPipeline(unet=unet, vae=vae, prompt_embedding=empty_prompt_embedding(base), **common)
     factor = config.pixel_factor
     height, width = config.resolution
+    channels = get_formulation(config.formulation).state_channels(3 * factor**2)
     unet = UNet2DModel(
-        sample_size=(height // factor, width // factor),
-        in_channels=3 * factor**2,
-        out_channels=3 * factor**2,
-        **config.unet,
-    )
+        sample_size=(height // factor, width // factor), in_channels=channels, out_channels=channels, **config.unet)
     return SemFlowPipeline(unet=unet, pixel_factor=factor, **common)
 
 
@@ -73,4 +79,5 @@ def relabel(pipe: SemFlowPipeline, labels: LabelSet) -> SemFlowPipeline:
         anchor_k=config.anchor_k, anchor_s=config.anchor_s, perturbation=config.perturbation,
         resolution=tuple(config.resolution), pixel_factor=config.pixel_factor,
         synthesis_steps=config.synthesis_steps, segmentation_steps=config.segmentation_steps, solver=config.solver,
+        formulation=config.formulation,
     )

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from semflow.hub import push_folder
 
-# What a training output folder holds beside the model that does not belong in the model repo.
-IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/**", "logs/**", "samples/**", "log.jsonl", "eval/**", "best/**"]
+from .run_folder import PUSH_IGNORE
 
 
 def push_model(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool | None = None,
@@ -26,7 +25,7 @@ def push_model(folder: str | os.PathLike, repo_id: str, token: str | None = None
     if not (folder / "README.md").is_file():
         raise ValueError(f"{folder} has no README.md model card; write one (training.card) before publishing")
     return push_folder(folder, repo_id, repo_type="model", token=token or os.environ.get("HF_TOKEN"),
-                       private=private, commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS)
+                       private=private, commit_message=commit_message, ignore_patterns=PUSH_IGNORE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,16 +1,17 @@
-"""The training loop (nanoGPT-style): data, model, EMA, checkpoints, validation, final save, model card and push."""
+"""The training loop (nanoGPT-style): setup → loop → finish; data, model, EMA, checkpoints, validation, the final
+save, model card and push."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import math
 import shlex
-import shutil
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from tqdm.auto import tqdm
 
 from semflow import SemFlowPipeline
 from semflow.anchors import encode_anchors
-from semflow.flow import flow_loss, interpolate, sample_t, target_velocity
+from semflow.flow import flow_loss, sample_t
+from semflow.formulation import FORMULATIONS
 from semflow.perturbation import perturb
 from semflow.velocity import predict_velocity
 
-from .card import CONFIG_FILE, SUMMARY_FILE, write_model_card
+from .baselines import BASELINES, Baseline
+from .card import write_model_card
 from .config import PRESETS, TrainConfig, load_config
 from .data import (
     SegmentationStream,
@@ -34,80 +37,114 @@ from .data import (
     dataset_license,
     load_split,
     median_frequency_weights,
+    position_weights,
     resolve_label_set,
 )
-from .evaluation import labelled_pairs, sample_grid, segmentation_scores
 from .model import build_pipeline
+from .photometric import Photometric
+from .run_folder import CONFIG_FILE, SUMMARY_FILE, RunFolder
+from .scores import labelled_pairs, sample_grid, segmentation_scores
 
-CHECKPOINT_PREFIX = "checkpoint-"
+SAVE_DTYPES = ("fp32", "fp16")
+CHOICES = {"preset": sorted(PRESETS), "formulation": [*FORMULATIONS, *BASELINES], "mixed_precision": ["no", "fp16",
+                                                                                                       "bf16"]}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Options for the run itself, then one ``--key`` per scalar `TrainConfig` field (lists and mappings: --config)."""
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    p.add_argument("--dataset", required=True, help="Hub dataset id or local folder (Hub layout or imagefolder)")
-    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--output-dir", required=True, type=Path, help="the run folder (and final model folder)")
     p.add_argument("--config", default=None, help="JSON or YAML file of TrainConfig keys")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS))
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
     p.add_argument("--push-to-hub", default=None, metavar="ORG/NAME", help="upload the final model to this repo")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
-    p.add_argument("--init-from", default=None, help="fine-tune an existing SemFlow model (folder or Hub id)")
-    p.add_argument("--label-set", default=None, help="built-in name or id2label.json (default: model's/dataset's)")
-    p.add_argument("--dataset-config", default=None)
-    p.add_argument("--image-column", default=None)
-    p.add_argument("--mask-column", default=None)
-    p.add_argument("--train-split", default=None)
-    p.add_argument("--validation-split", default=None, help="'none' to skip validation")
-    p.add_argument("--streaming", action="store_true", default=None, help="stream the training split")
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default=None)
-    p.add_argument("--num-workers", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--checkpointing-steps", type=int, default=None)
-    p.add_argument("--validation-steps", type=int, default=None)
-    p.add_argument("--save-dtype", choices=["fp32", "fp16"], default="fp32", help="dtype of the saved weights")
-    return p.parse_args(argv)
+    p.add_argument("--save-dtype", choices=SAVE_DTYPES, default="fp32", help="dtype of the saved weights")
+    config_options = p.add_argument_group("TrainConfig fields (default: the preset's, then --config's)")
+    for config_field in dataclasses.fields(TrainConfig):
+        kind = _scalar_type(config_field.type)
+        if kind is None:
+            continue
+        flag = "--" + config_field.name.replace("_", "-")
+        if kind is bool:
+            config_options.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            config_options.add_argument(flag, type=kind, default=None, choices=CHOICES.get(config_field.name),
+                                        metavar=None if config_field.name in CHOICES else config_field.name.upper())
+    return p
+
+
+def _scalar_type(annotation: str) -> type | None:
+    """int/float/str/bool for a scalar (or optional scalar) field annotation, else None."""
+    names = [part.strip() for part in str(annotation).split("|")]
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if name in names:
+            return kind
+    return None
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, made by `setup`."""
+
+    config: TrainConfig
+    folder: RunFolder
+    accelerator: Accelerator
+    model: SemFlowPipeline | Baseline
+    net: torch.nn.Module
+    ema: EMAModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    batches: Iterator
+    val_pairs: list
+    train_rows: int
+    class_weights: torch.Tensor | None = None
+    vae_generator: torch.Generator | None = None
+    step: int = 0
+    clock: dict[str, float] = field(default_factory=dict)  # seconds before this run: "elapsed_s", "train_s"
+    history: list[dict[str, Any]] = field(default_factory=list)
+    last_validation: dict[str, Any] = field(default_factory=dict)
 
 
 def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     command = "python -m training.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    config = load_config(
-        args.config, args.preset, dataset=args.dataset, init_from=args.init_from, label_set=args.label_set,
-        dataset_config=args.dataset_config, image_column=args.image_column, mask_column=args.mask_column,
-        train_split=args.train_split, streaming=args.streaming, max_steps=args.max_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, mixed_precision=args.mixed_precision, num_workers=args.num_workers,
-        seed=args.seed, checkpointing_steps=args.checkpointing_steps, validation_steps=args.validation_steps,
-    )
-    if args.validation_split is not None:
-        config.validation_split = None if args.validation_split.lower() == "none" else args.validation_split
-    output_dir = args.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
+    run = setup(args, command)
+    loop(run)
+    return finish(run, args, command)
+
+
+def setup(args: argparse.Namespace, command: str) -> Run:
+    """Config, accelerator, data, model, optimizer, EMA; restores the newest checkpoint with --resume."""
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)}
+    config = load_config(args.config, overrides.pop("preset"), **overrides)
+    if not config.dataset:
+        raise ValueError("--dataset is required (a Hub dataset id or a local folder)")
+    if isinstance(config.validation_split, str) and config.validation_split.lower() == "none":
+        config.validation_split = None
+    folder = RunFolder(args.output_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
         log_with="tensorboard" if is_tensorboard_available() else None,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        project_config=ProjectConfiguration(project_dir=str(folder.path), logging_dir=str(folder.logs)),
     )
     set_seed(config.seed)
 
-    # Data and model.
     init = SemFlowPipeline.from_pretrained(config.init_from) if config.init_from else None
     labels = resolve_label_set(config.label_set, config.dataset, init.labels if init is not None else None)
     train_split = load_split(config.dataset, config.train_split, config.dataset_config, config.streaming)
     val_split = load_split(config.dataset, config.validation_split, config.dataset_config) \
         if config.validation_split else None
-    pipe = build_pipeline(config, labels, init)
-    pipe.set_progress_bar_config(disable=True)
-    net = pipe.unet
+    model = build_pipeline(config, labels, init)
+    model.set_progress_bar_config(disable=True)
+    net = model.unet
     net.train()
-    if pipe.vae is not None:
-        pipe.vae.requires_grad_(False).eval().to(accelerator.device)
-    if pipe.prompt_embedding is not None:
-        pipe.prompt_embedding.to(accelerator.device)
-    vae_generator = torch.Generator(accelerator.device).manual_seed(config.seed) if pipe.vae is not None else None
+    if model.vae is not None:
+        model.vae.requires_grad_(False).eval().to(accelerator.device)
+    if model.prompt_embedding is not None:
+        model.prompt_embedding.to(accelerator.device)
+    vae_generator = torch.Generator(accelerator.device).manual_seed(config.seed) if model.vae is not None else None
     class_weights = None
     if config.class_balanced_loss:
         if config.streaming:
@@ -124,8 +161,7 @@ def main(argv: list[str] | None = None) -> Path:
     net, optimizer, scheduler = accelerator.prepare(net, optimizer, scheduler)
     accelerator.register_for_checkpointing(ema)
 
-    step, elapsed_before, history = resume(accelerator, output_dir) if args.resume else (0, 0.0, [])
-    history = [*history, {"command": command, "from_step": step}]
+    step, clock, history = resume(accelerator, folder) if args.resume else (0, {}, [])
     ema.to(accelerator.device)
     samples_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
     stream = SegmentationStream(
@@ -133,83 +169,108 @@ def main(argv: list[str] | None = None) -> Path:
         tuple(config.scale_range), config.hflip, config.label_map,
         seed=config.seed + 1000 * accelerator.process_index,
         start_epoch=step * samples_per_step // max(_length(train_split), 1),
+        photometric=Photometric.from_dict(config.photometric),
     )
     batches = iter(torch.utils.data.DataLoader(stream, batch_size=config.batch_size,
                                                num_workers=config.num_workers,
                                                persistent_workers=config.num_workers > 0))
-    val_pairs = labelled_pairs(val_split, config.image_column, config.mask_column, pipe, config.validation_images,
+    val_pairs = labelled_pairs(val_split, config.image_column, config.mask_column, model, config.validation_images,
                                config.label_map) if val_split is not None and accelerator.is_main_process else []
     if accelerator.is_main_process:
-        (output_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+        folder.write(CONFIG_FILE, config.to_dict())
         accelerator.init_trackers("semflow", config={k: v for k, v in config.to_dict().items()
                                                      if isinstance(v, (int, float, str, bool))})
+    return Run(config=config, folder=folder, accelerator=accelerator, model=model, net=net, ema=ema,
+               optimizer=optimizer, scheduler=scheduler, batches=batches, val_pairs=val_pairs,
+               train_rows=_length(train_split), class_weights=class_weights, vae_generator=vae_generator, step=step,
+               clock=clock, history=[*history, {"command": command, "from_step": step}])
 
-    # The loop.
-    log_path = output_dir / "log.jsonl"
-    start_time, last, best = time.time(), {}, _read_json(output_dir / "best" / "best.json") or {}
 
-    def elapsed() -> float:  # wall clock over every run of this output folder, resumed ones included
-        return elapsed_before + time.time() - start_time
+def loop(run: Run) -> None:
+    """Optimizer steps up to `max_steps`, with EMA, logging, checkpoints and validation on the EMA weights."""
+    config, accelerator, net = run.config, run.accelerator, run.net
+    start, train_s = time.time(), 0.0
+    best = run.folder.best_record()
 
-    progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process,
+    def clock() -> dict[str, float]:  # over every run of this folder, resumed ones included
+        return {"elapsed_s": round(run.clock.get("elapsed_s", 0.0) + time.time() - start, 1),
+                "train_s": round(run.clock.get("train_s", 0.0) + train_s, 1)}
+
+    progress = tqdm(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
                     desc="train")
-    while step < config.max_steps:
+    while run.step < config.max_steps:
+        tick = time.perf_counter()
         with accelerator.accumulate(net):
-            image, ids = next(batches)
-            loss = flow_matching_loss(pipe, net, image.to(accelerator.device), ids.to(accelerator.device),
-                                      config.t_distribution, config.t0_probability, class_weights, vae_generator)
+            image, ids = next(run.batches)
+            loss = training_loss(run, image.to(accelerator.device), ids.to(accelerator.device))
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(net.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
         if not accelerator.sync_gradients:
             continue
-        step += 1
-        ema.step(net.parameters())
+        run.step += 1
+        run.ema.step(net.parameters())
+        train_s += time.perf_counter() - tick
+        step = run.step
         progress.update(1)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         record: dict[str, Any] = {}
         if step % config.log_every == 0 or step == config.max_steps:
-            record = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+            record = {"loss": loss.item(), "lr": run.scheduler.get_last_lr()[0]}
         if step % config.checkpointing_steps == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, output_dir, step, config.checkpoints_total_limit, elapsed(), history)
-        if accelerator.is_main_process and val_pairs and (step % config.validation_steps == 0
-                                                          or step == config.max_steps):
-            with ema_weights(ema, net):
-                record.update(validate(pipe, val_pairs, output_dir, step, config.sample_images))
-                if config.save_best and record["val_miou"] > best.get("val_miou", -1.0):
+            save_checkpoint(accelerator, run.folder, step, config.checkpoints_total_limit,
+                            {**clock(), "history": run.history})
+        if accelerator.is_main_process and run.val_pairs and (step % config.validation_steps == 0
+                                                              or step == config.max_steps):
+            with ema_weights(run.ema, net):
+                record.update(validate(run.model, run.val_pairs, run.folder, step, config.sample_images))
+                if config.save_best and record.get("val_miou", -1.0) > best.get("val_miou", -1.0):
                     best = {"step": step, "val_miou": record["val_miou"]}
-                    pipe.save_pretrained(output_dir / "best")
-                    (output_dir / "best" / "best.json").write_text(json.dumps(best))
-            last = record
+                    run.folder.save_best(run.model, best)
+            run.last_validation = record
         if record and accelerator.is_main_process:
-            record = {"step": step, "elapsed_s": round(elapsed(), 1), **record}
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            record = {"step": step, **clock(), **record}
+            run.folder.append_log(record)
             accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=step)
     progress.close()
+    run.clock = clock()
 
-    # The result: EMA weights, saved with the config beside them, a model card, optionally pushed.
+
+def finish(run: Run, args: argparse.Namespace, command: str) -> Path:
+    """The result: EMA weights saved with the config beside them, the summary, a model card, optionally pushed."""
+    accelerator, folder = run.accelerator, run.folder
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        ema.copy_to(net.parameters())
-        pipe.unet = accelerator.unwrap_model(net).eval()
-        save_final(pipe, output_dir, args.save_dtype)
-        summary = {"command": command, "runs": history, "steps": step, "train_rows": _length(train_split),
-                   "data_license": dataset_license(config.dataset),
-                   "wall_clock_s": round(elapsed(), 1), "device": str(accelerator.device),
-                   "num_processes": accelerator.num_processes, "last_validation": last, "best_validation": best}
-        (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-        write_model_card(output_dir, config, summary)
+        run.ema.copy_to(run.net.parameters())
+        run.model.unet = accelerator.unwrap_model(run.net).eval()
+        save_final(run.model, folder.path, args.save_dtype)
+        summary = {"command": command, "runs": run.history, "steps": run.step, "train_rows": run.train_rows,
+                   "data_license": dataset_license(run.config.dataset), "save_dtype": args.save_dtype,
+                   "wall_clock_s": run.clock.get("elapsed_s", 0.0), "train_s": run.clock.get("train_s", 0.0),
+                   "seconds_per_step": run.clock.get("train_s", 0.0) / max(run.step, 1),
+                   "device": str(accelerator.device), "num_processes": accelerator.num_processes,
+                   "last_validation": run.last_validation, "best_validation": folder.best_record()}
+        folder.write(SUMMARY_FILE, summary)
+        if isinstance(run.model, SemFlowPipeline):
+            write_model_card(folder.path, run.config, summary)
         if args.push_to_hub:
             from .push import push_model
 
-            url = push_model(output_dir, args.push_to_hub, private=args.private or None)
+            url = push_model(folder.path, args.push_to_hub, private=args.private or None)
             print(f"pushed to {url}")
     accelerator.end_training()
-    return output_dir
+    return folder.path
+
+
+def training_loss(run: Run, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The objective of the run's model: its formulation's flow matching, or a study baseline's own loss."""
+    if isinstance(run.model, Baseline):
+        return run.model.loss(run.net, image, ids, run.class_weights)
+    return flow_matching_loss(run.model, run.net, image, ids, run.config.t_distribution,
+                              run.config.image_end_probability, run.class_weights, run.vae_generator)
 
 
 def flow_matching_loss(
@@ -218,32 +279,31 @@ def flow_matching_loss(
     image: torch.Tensor,
     ids: torch.Tensor,
     t_distribution: str = "uniform",
-    t0_probability: float = 0.0,
+    image_end_probability: float = 0.0,
     class_weights: torch.Tensor | None = None,
     vae_generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One batch of the SemFlow objective: MSE between v(x_t, t) and z_mask − z_image.
+    """One batch of flow matching in the pipeline's formulation: MSE between v(x_t, t) and the target velocity.
 
     Args:
         image: (B, 3, H, W) in [0, 1]. ids: (B, H, W) class ids (or the ignore id).
+        image_end_probability: Chance of training exactly at the image end, where one-step segmentation starts.
         vae_generator: With a VAE codec, image latents are sampled from the posterior (as officially done).
     """
-    labels, spec = pipe.labels, pipe.anchor_spec
+    labels, spec, formulation = pipe.labels, pipe.anchor_spec, pipe.formulation
     x_image = image * 2.0 - 1.0  # [0, 1] → model units
     x_mask = encode_anchors(ids, labels.num_classes, spec, labels.ignore_id).to(image.device)  # Eq. 7
     x_mask = perturb(x_mask, pipe.config.perturbation, spec)  # M' = M + ε, Eq. 14
     with torch.no_grad():
         z_image = pipe.codec.encode(x_image, vae_generator)
         z_mask = pipe.codec.encode(x_mask)
-    t = sample_t(image.shape[0], t_distribution, t0_probability, device=image.device)
-    x_t = interpolate(z_image, z_mask, t)  # x_t = t·z1 + (1−t)·z0
+    distance = sample_t(image.shape[0], t_distribution, image_end_probability, device=image.device)
+    t = formulation.time_from_image_end(distance)
+    x_t, target = formulation.training_pair(z_image, z_mask, t)
     velocity = predict_velocity(net, x_t, t, pipe.prompt_embedding)
-    weight = None
-    if class_weights is not None:
-        pixel_weight = class_weights.to(image.device)[ids.clamp(0, labels.num_classes - 1)]
-        pixel_weight = torch.where(ids < labels.num_classes, pixel_weight, torch.ones_like(pixel_weight))
-        weight = torch.nn.functional.adaptive_avg_pool2d(pixel_weight[:, None], velocity.shape[-2:])
-    return flow_loss(velocity, target_velocity(z_image, z_mask), weight)
+    weight = None if class_weights is None else position_weights(ids, class_weights, labels.num_classes,
+                                                                  velocity.shape[-2:])
+    return flow_loss(velocity, target, weight)
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
@@ -268,60 +328,48 @@ def ema_weights(ema: EMAModel, net: torch.nn.Module) -> Iterator[None]:
         net.train()
 
 
-def validate(pipe: SemFlowPipeline, pairs: list, output_dir: Path, step: int, sample_images: int) -> dict[str, Any]:
-    """Validation mIoU (at the pipeline's default steps) and a sample grid PNG."""
-    scores = segmentation_scores(pipe, pairs)
+def validate(model: SemFlowPipeline | Baseline, pairs: list, folder: RunFolder, step: int,
+             sample_images: int) -> dict[str, Any]:
+    """Validation mIoU (at the model's default steps, when it segments) and a sample grid PNG."""
+    record: dict[str, Any] = {}
+    if "segment" in getattr(model, "tasks", ("segment",)):
+        scores = segmentation_scores(model, pairs)
+        record = {"val_miou": round(scores.miou, 2), "val_pixel_accuracy": round(scores.pixel_accuracy, 2)}
     if sample_images:
-        (output_dir / "samples").mkdir(exist_ok=True)
         spread = pairs[:: max(1, len(pairs) // sample_images)][:sample_images]  # not consecutive video frames
-        sample_grid(pipe, spread).save(output_dir / "samples" / f"step-{step:07d}.png")
-    return {"val_miou": round(scores.miou, 2), "val_pixel_accuracy": round(scores.pixel_accuracy, 2)}
+        sample_grid(model, spread).save(folder.sample_path(step))
+    return record
 
 
-def checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoint folders, oldest first."""
-    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):]
-             .isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
-
-
-def save_checkpoint(
-    accelerator: Accelerator, output_dir: Path, step: int, keep: int, elapsed_s: float = 0.0,
-    history: list[dict[str, Any]] | None = None,
-) -> None:
-    """`checkpoint-{step}`: model, EMA, optimizer, scheduler and RNG states, plus the step, the wall clock so far
-    and the commands that ran (`history`); keeps the newest `keep`."""
-    folder = output_dir / f"{CHECKPOINT_PREFIX}{step}"
-    accelerator.save_state(str(folder))
+def save_checkpoint(accelerator: Accelerator, folder: RunFolder, step: int, keep: int, state: dict[str, Any]) -> None:
+    """`checkpoint-{step}`: model, EMA, optimizer, scheduler and RNG states, plus the step and `state` (wall clock,
+    training seconds, the commands that ran); keeps the newest `keep`."""
+    accelerator.save_state(str(folder.checkpoint(step)))
     if accelerator.is_main_process:
-        (folder / "step.json").write_text(json.dumps({"step": step, "elapsed_s": elapsed_s, "history": history or []}))
-        for old in checkpoints(output_dir)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+        folder.write_checkpoint_state(step, state)
+        folder.prune_checkpoints(keep)
 
 
-def resume(accelerator: Accelerator, output_dir: Path) -> tuple[int, float, list[dict[str, Any]]]:
-    """Restore the newest checkpoint; returns its step, the wall clock spent so far and the earlier runs' commands
-    (0, 0.0 and [] when there is none)."""
-    found = checkpoints(output_dir)
+def resume(accelerator: Accelerator, folder: RunFolder) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """Restore the newest checkpoint; returns its step, the seconds spent so far ("elapsed_s", "train_s") and the
+    earlier runs' commands (0, {} and [] when there is none)."""
+    found = folder.checkpoints()
     if not found:
-        accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
-        return 0, 0.0, []
+        accelerator.print(f"no checkpoint in {folder.path}; starting from step 0")
+        return 0, {}, []
     accelerator.load_state(str(found[-1]))
-    state = json.loads((found[-1] / "step.json").read_text())
+    state = folder.read_checkpoint_state(found[-1])
     accelerator.print(f"resumed from {found[-1]} at step {state['step']}")
-    return state["step"], float(state.get("elapsed_s", 0.0)), list(state.get("history", []))
+    clock = {key: float(state[key]) for key in ("elapsed_s", "train_s") if key in state}
+    return state["step"], clock, list(state.get("history", []))
 
 
-def save_final(pipe: SemFlowPipeline, output_dir: Path, save_dtype: str) -> None:
-    """The pipeline folder: model_index.json and safetensors weights with their configs (fp16 halves the size)."""
+def save_final(model: SemFlowPipeline | Baseline, folder: Path, save_dtype: str) -> None:
+    """The model folder: config and safetensors weights beside it (fp16 halves the size)."""
     if save_dtype == "fp16":
-        pipe.unet.half()
-    pipe.save_pretrained(output_dir)
-    pipe.unet.float()
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+        model.unet.half()
+    model.save_pretrained(folder)
+    model.unet.float()
 
 
 def _length(split: Any) -> int:

@@ -1,4 +1,4 @@
-"""Evaluation loops shared by training and `training.evaluate`: segmentation scores, cycle scores, sample grids."""
+"""Scoring loops shared by training, `training.evaluate` and the study: segmentation and cycle scores, sample grids."""
 
 from __future__ import annotations
 
@@ -85,13 +85,16 @@ def cycle_scores(
 def sample_grid(
     pipe: SemFlowPipeline, pairs: list[tuple[PIL.Image.Image, np.ndarray]], seed: int = 0, thumb_width: int = 240
 ) -> PIL.Image.Image:
-    """Rows of [image, ground truth, image → mask, ground truth → image] thumbnails."""
+    """Rows of [image, ground truth, image → mask, ground truth → image] thumbnails (white where the model does not
+    do that task)."""
+    tasks = getattr(pipe, "tasks", ("segment", "synthesize"))
+    blank = [PIL.Image.new("RGB", image.size, (255, 255, 255)) for image, _ in pairs]
+    predictions = [PIL.Image.fromarray(pipe.labels.colorize(p)) for p in pipe.segment(
+        [image for image, _ in pairs]).labels] if "segment" in tasks else blank
+    synthesized = pipe.synthesize([ids for _, ids in pairs], seed=seed).images if "synthesize" in tasks else blank
     tiles = []
-    predictions = pipe.segment([image for image, _ in pairs]).labels
-    synthesized = pipe.synthesize([ids for _, ids in pairs], seed=seed).images
     for (image, ids), prediction, fake in zip(pairs, predictions, synthesized):
-        row = [image, PIL.Image.fromarray(pipe.labels.colorize(ids)),
-               PIL.Image.fromarray(pipe.labels.colorize(prediction)), fake]
+        row = [image, PIL.Image.fromarray(pipe.labels.colorize(ids)), prediction, fake]
         height = max(1, round(thumb_width * image.height / image.width))
         tiles.append([tile.convert("RGB").resize((thumb_width, height), PIL.Image.Resampling.BILINEAR)
                       for tile in row])

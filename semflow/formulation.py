@@ -1,0 +1,125 @@
+"""The two formulations of the one ODE: where the image and the mask sit in time, the state the velocity net sees,
+the training pair, and where segmentation and synthesis start and end."""
+
+from __future__ import annotations
+
+import torch
+
+from .flow import interpolate, symmetric_interpolate, symmetric_target_velocity, target_velocity
+from .noise import Generators, draw
+
+
+class Formulation:
+    """What a formulation answers; the pipeline and the training loop ask only these questions.
+
+    Segmentation always integrates from `image_time` to `mask_time`, synthesis the other way; only the times, the
+    state layout and the noise differ between formulations.
+    """
+
+    name: str
+    image_time: float
+    mask_time: float
+    uses_noise: bool  # whether segmentation and synthesis draw Gaussian noise (seeded)
+
+    def state_channels(self, latent_channels: int) -> int:
+        """Channels of the state (the velocity net's input and output) for a codec of `latent_channels`."""
+        raise NotImplementedError
+
+    def segmentation_start(self, z_image: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        """The state at `image_time` for an encoded image."""
+        raise NotImplementedError
+
+    def synthesis_start(self, z_mask: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        """The state at `mask_time` for an encoded (perturbed) anchor mask."""
+        raise NotImplementedError
+
+    def image_part(self, state: torch.Tensor) -> torch.Tensor:
+        """The encoded image held by a state."""
+        raise NotImplementedError
+
+    def mask_part(self, state: torch.Tensor) -> torch.Tensor:
+        """The encoded anchor mask held by a state."""
+        raise NotImplementedError
+
+    def training_pair(self, z_image: torch.Tensor, z_mask: torch.Tensor, t: torch.Tensor,
+                      generator: Generators = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_t, target velocity) for a batch of encoded images and masks at times `t` (shape (B,))."""
+        raise NotImplementedError
+
+    def time_from_image_end(self, distance: torch.Tensor) -> torch.Tensor:
+        """The time at `distance` ∈ [0, 1] from the image end (0 = where one-step segmentation starts)."""
+        return distance if self.image_time == 0.0 else 1.0 - distance
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SemFlowFormulation(Formulation):
+    """The paper (Wang et al. 2024): x_t = t·z1 + (1−t)·z0 with the image at t=0 and the (perturbed) mask at t=1.
+
+    The state is the encoded picture itself; the only randomness is the perturbation of Eq. 14, applied in pixel space
+    before encoding.
+    """
+
+    name, image_time, mask_time, uses_noise = "semflow", 0.0, 1.0, False
+
+    def state_channels(self, latent_channels: int) -> int:
+        return latent_channels
+
+    def segmentation_start(self, z_image: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        return z_image
+
+    def synthesis_start(self, z_mask: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        return z_mask
+
+    def image_part(self, state: torch.Tensor) -> torch.Tensor:
+        return state
+
+    def mask_part(self, state: torch.Tensor) -> torch.Tensor:
+        return state
+
+    def training_pair(self, z_image, z_mask, t, generator=None):
+        return interpolate(z_image, z_mask, t), target_velocity(z_image, z_mask)  # x_t = t·z1 + (1−t)·z0, z1 − z0
+
+
+class SymmetricFormulation(Formulation):
+    """SymmFlow (Caetano et al. 2026): the state is (image, mask) channels; x_t = (1−t)·ξ_x + t·x and
+    y_t = (1−t)·y + t·ξ_y, so t=0 holds (noise, mask) and t=1 holds (image, noise).
+
+    Synthesis starts from (ξ_x, y) at t=0, segmentation from (x, ξ_y) at t=1; the net predicts both velocities.
+    """
+
+    name, image_time, mask_time, uses_noise = "symmetric", 1.0, 0.0, True
+
+    def state_channels(self, latent_channels: int) -> int:
+        return 2 * latent_channels
+
+    def segmentation_start(self, z_image: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        return torch.cat([z_image, draw(z_image.shape, generator, like=z_image)], dim=1)  # (x, ξ_y)
+
+    def synthesis_start(self, z_mask: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        return torch.cat([draw(z_mask.shape, generator, like=z_mask), z_mask], dim=1)  # (ξ_x, y)
+
+    def image_part(self, state: torch.Tensor) -> torch.Tensor:
+        return state[:, : state.shape[1] // 2]
+
+    def mask_part(self, state: torch.Tensor) -> torch.Tensor:
+        return state[:, state.shape[1] // 2 :]
+
+    def training_pair(self, z_image, z_mask, t, generator=None):
+        noise_image = draw(z_image.shape, generator, like=z_image)
+        noise_mask = draw(z_mask.shape, generator, like=z_mask)
+        x_t, y_t = symmetric_interpolate(z_image, z_mask, noise_image, noise_mask, t)
+        v_x, v_y = symmetric_target_velocity(z_image, z_mask, noise_image, noise_mask)
+        return torch.cat([x_t, y_t], dim=1), torch.cat([v_x, v_y], dim=1)
+
+
+_FORMULATIONS: dict[str, Formulation] = {f.name: f for f in (SemFlowFormulation(), SymmetricFormulation())}
+FORMULATIONS = tuple(_FORMULATIONS)
+
+
+def get_formulation(name: str) -> Formulation:
+    """The formulation called `name` (``"semflow"`` or ``"symmetric"``)."""
+    if name not in _FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {name!r}")
+    return _FORMULATIONS[name]

@@ -1,0 +1,71 @@
+"""What the pipeline, the command line and the app accept: one set of limits, one checker and one message each."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class InvalidInput(ValueError):
+    """A value given by a caller is outside what is accepted; the message says which, and what is."""
+
+
+MAX_STEPS = 100  # integration steps of Euler / Heun (RK45: trajectory intervals)
+MAX_SEED = 2**32 - 1  # seeds are 0..MAX_SEED, as numpy and every UI number field take them
+MAX_IMAGES_PER_MASK = 16  # synthesized variants of one mask in one call
+MIN_SIDE = 8  # pixels, each side of an input image or mask
+MAX_PIXELS = 40_000_000  # an input image or mask larger than this is refused before it is decoded
+WORKING_SIDE = 1024  # larger inputs are brought to this longer side before they reach the model
+
+
+def whole_number(value: Any, name: str) -> int:
+    """`value` as an int; refuses booleans, NaN, ±infinity, fractions and text that is not a whole number."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InvalidInput(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        pass
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a whole number, got {value!r}") from None
+    return whole_number(number, name)
+
+
+def check_steps(steps: Any, name: str = "num_inference_steps") -> int:
+    """1 <= steps <= MAX_STEPS."""
+    steps = whole_number(steps, name)
+    if not 1 <= steps <= MAX_STEPS:
+        raise InvalidInput(f"{name} must be between 1 and {MAX_STEPS}, got {steps}")
+    return steps
+
+
+def check_seed(seed: Any, name: str = "seed", count: int = 1) -> int:
+    """0 <= seed and seed + count - 1 <= MAX_SEED (variant v of a call uses seed + v)."""
+    seed = whole_number(seed, name)
+    if not 0 <= seed <= MAX_SEED - (count - 1):
+        raise InvalidInput(f"{name} must be between 0 and {MAX_SEED - (count - 1)}, got {seed}")
+    return seed
+
+
+def check_images_per_mask(count: Any, name: str = "num_images_per_mask", maximum: int = MAX_IMAGES_PER_MASK) -> int:
+    """1 <= count <= maximum (MAX_IMAGES_PER_MASK unless a caller allows fewer)."""
+    count = whole_number(count, name)
+    if not 1 <= count <= maximum:
+        raise InvalidInput(f"{name} must be between 1 and {maximum}, got {count}")
+    return count
+
+
+def check_size(width: int, height: int, name: str) -> None:
+    """MIN_SIDE <= each side, width·height <= MAX_PIXELS."""
+    if width * height > MAX_PIXELS:
+        raise InvalidInput(f"{name} is {width}x{height} pixels; the limit is {MAX_PIXELS / 1e6:g} megapixels")
+    if min(width, height) < MIN_SIDE:
+        raise InvalidInput(f"{name} is {width}x{height}; it must be at least {MIN_SIDE} pixels on each side")

@@ -1,0 +1,158 @@
+"""Study baselines on the SemFlow backbone, never shipped: a cross-entropy segmenter (what being a flow costs
+segmentation) and a mask-conditioned noise → image flow (a plain conditional generator for synthesis)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DModel
+
+from semflow.anchors import AnchorSpec, encode_anchors
+from semflow.codec import PixelCodec
+from semflow.flow import flow_loss
+from semflow.images import as_list, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
+from semflow.labels import LabelSet
+from semflow.noise import draw
+from semflow.outputs import SegmentationOutput, SynthesisOutput
+from semflow.samplers import integrate
+from semflow.velocity import predict_velocity
+
+from .data import position_weights
+
+BASELINES = ("cross-entropy", "conditional-flow")
+CONFIG_FILE = "baseline.json"
+
+
+class Baseline:
+    """A `UNet2DModel` on the exact pixel codec with the calls training and evaluation make of a pipeline.
+
+    - ``"cross-entropy"``: image → per-pixel class logits in one forward pass (at t=0); `segment` only.
+    - ``"conditional-flow"``: x_t = (1−t)·ξ + t·x with the anchor mask as extra input channels, target x − ξ;
+      `synthesize` integrates Gaussian noise at t=0 to the image at t=1; `synthesize` only.
+    """
+
+    vae = None
+    prompt_embedding = None
+
+    def __init__(self, kind: str, unet: UNet2DModel, labels: LabelSet, pixel_factor: int,
+                 resolution: tuple[int, int], synthesis_steps: int = 10, name_or_path: str = "") -> None:
+        if kind not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {kind!r}")
+        self.kind, self.unet, self.labels = kind, unet, labels
+        self.codec = PixelCodec(pixel_factor)
+        self.anchor_spec = AnchorSpec.spread(labels.num_classes)
+        self.resolution = tuple(resolution)
+        self.tasks = ("segment",) if kind == "cross-entropy" else ("synthesize",)
+        self.config = _Config(synthesis_steps=synthesis_steps, segmentation_steps=1, solver="euler",
+                              perturbation=0.0, _name_or_path=name_or_path)
+
+    @classmethod
+    def build(cls, kind: str, labels: LabelSet, pixel_factor: int, resolution: tuple[int, int],
+              unet_config: dict[str, Any], synthesis_steps: int = 10) -> Baseline:
+        """A fresh net with the backbone of `unet_config` and this baseline's input and output channels."""
+        latent = 3 * pixel_factor**2
+        channels_in = latent if kind == "cross-entropy" else 2 * latent
+        channels_out = labels.num_classes * pixel_factor**2 if kind == "cross-entropy" else latent
+        height, width = resolution
+        unet = UNet2DModel(sample_size=(height // pixel_factor, width // pixel_factor), in_channels=channels_in,
+                           out_channels=channels_out, **unet_config)
+        return cls(kind, unet, labels, pixel_factor, resolution, synthesis_steps)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **_: Any) -> Baseline:
+        folder = Path(folder)
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        unet = UNet2DModel.from_pretrained(folder / "unet").float().eval()
+        return cls(config["kind"], unet, LabelSet.from_dict(config["label_set"]), config["pixel_factor"],
+                   tuple(config["resolution"]), config["synthesis_steps"], str(folder))
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        folder = Path(folder)
+        self.unet.save_pretrained(folder / "unet")
+        (folder / CONFIG_FILE).write_text(json.dumps({
+            "kind": self.kind, "label_set": self.labels.to_dict(), "pixel_factor": self.codec.factor,
+            "resolution": list(self.resolution), "synthesis_steps": self.config.synthesis_steps}, indent=2))
+
+    def set_progress_bar_config(self, **_: Any) -> None:
+        """Baselines show no progress bar (a pipeline method the training loop calls)."""
+
+    def to(self, device: str | torch.device) -> Baseline:
+        self.unet.to(device)
+        return self
+
+    # --- training -------------------------------------------------------------------------------------------------
+
+    def loss(self, net: torch.nn.Module, image: torch.Tensor, ids: torch.Tensor,
+             class_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """One batch of this baseline's objective. image: (B, 3, H, W) in [0, 1]; ids: (B, H, W)."""
+        z_image = self.codec.encode(image * 2.0 - 1.0)
+        if self.kind == "cross-entropy":
+            logits = F.pixel_shuffle(predict_velocity(net, z_image, 0.0), self.codec.factor)
+            weight = None if class_weights is None else class_weights.to(image.device)
+            return F.cross_entropy(logits, ids.long(), weight=weight, ignore_index=self.labels.ignore_id
+                                   if self.labels.ignore_id is not None else -100)
+        z_mask = self.codec.encode(self._anchors(ids))
+        noise = torch.randn_like(z_image)
+        t = torch.rand(image.shape[0], device=image.device)
+        t_ = t.view(-1, 1, 1, 1)
+        x_t = (1.0 - t_) * noise + t_ * z_image  # x_t = (1−t)·ξ + t·x
+        velocity = predict_velocity(net, torch.cat([x_t, z_mask], dim=1), t)
+        weight = None if class_weights is None else position_weights(ids, class_weights, self.labels.num_classes,
+                                                                      velocity.shape[-2:])
+        return flow_loss(velocity, z_image - noise, weight)  # target x − ξ
+
+    # --- evaluation -----------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def segment(self, images: Any, num_inference_steps: int | None = None, solver: str | None = None,
+                batch_size: int = 4, **_: Any) -> SegmentationOutput:
+        """Image(s) → class ids at each image's size (the argmax of the logits, upsampled bilinearly)."""
+        self._need("segment")
+        labels = []
+        for image in as_list(images, "images"):
+            pixels = to_image_tensor(image, "images")
+            z = self.codec.encode(resize_images(pixels[None], self.resolution) * 2.0 - 1.0)
+            logits = F.pixel_shuffle(predict_velocity(self.unet, z, 0.0), self.codec.factor)
+            logits = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear", align_corners=False)
+            labels.append(logits.argmax(1)[0].to(torch.uint8).numpy())
+        return SegmentationOutput(labels=labels, nfe=1)
+
+    @torch.inference_mode()
+    def synthesize(self, labels: Any, num_inference_steps: int | None = None, seed: int | None = 0,
+                   num_images_per_mask: int = 1, **_: Any) -> SynthesisOutput:
+        """Mask(s) → images: Euler from N(0, I) at t=0 to the image at t=1, conditioned on the anchor mask."""
+        self._need("synthesize")
+        steps = num_inference_steps or self.config.synthesis_steps
+        seed = 0 if seed is None else seed
+        images, seeds = [], []
+        for mask in as_list(labels, "labels"):
+            ids = to_label_array(mask, "labels")
+            z_mask = self.codec.encode(self._anchors(resize_labels(torch.from_numpy(ids)[None], self.resolution)))
+            for variant in range(num_images_per_mask):
+                noise = draw(z_mask.shape, torch.Generator().manual_seed(seed + variant))
+
+                def velocity(x_t: torch.Tensor, t: float, z_mask=z_mask) -> torch.Tensor:
+                    return predict_velocity(self.unet, torch.cat([x_t, z_mask], dim=1), t)
+
+                x = integrate(velocity, noise, 0.0, 1.0, steps, "euler").x
+                images.append(to_pil(resize_images(self.codec.decode(x).clamp(-1, 1), ids.shape)[0]))
+                seeds.append(seed + variant)
+        return SynthesisOutput(images=images, seeds=seeds, nfe=steps)
+
+    def _anchors(self, ids: torch.Tensor) -> torch.Tensor:
+        return encode_anchors(ids, self.labels.num_classes, self.anchor_spec, self.labels.ignore_id).to(ids.device)
+
+    def _need(self, task: str) -> None:
+        if task not in self.tasks:
+            raise ValueError(f"the {self.kind} baseline cannot {task}")
+
+
+class _Config(dict):
+    """The few pipeline config fields evaluation reads, as attributes."""
+
+    __getattr__ = dict.__getitem__
