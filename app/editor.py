@@ -1,10 +1,16 @@
-"""Editor layers ↔ label ids: draw a mask as an RGBA layer in display colours, read painted layers back as ids."""
+"""Editor layers ↔ label ids: draw a mask as an RGBA layer in display colours, read painted layers back as ids, and
+the image editor's value (background + one mask layer)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import PIL.Image
 
 from semflow.labels import LabelSet
+
+from .errors import InputError
 
 # Alpha of the mask layer shown over the photo. Painting with a brush makes pixels opaque; the eraser makes them
 # transparent (= unlabelled). A pixel counts as labelled when its alpha is at least half the layer's.
@@ -104,3 +110,30 @@ def blank_layer(height: int, width: int, class_id: int | None, labels: LabelSet)
     if class_id is None:
         return np.zeros((height, width, 4), np.uint8)
     return labels_to_layer(np.full((height, width), class_id, np.int64), labels)
+
+
+def editor_value(background: PIL.Image.Image, layer: np.ndarray | None = None) -> dict[str, Any]:
+    """What `gr.ImageEditor` shows: `background` with one mask `layer` over it (empty when None)."""
+    if layer is None:
+        layer = np.zeros((background.height, background.width, 4), np.uint8)
+    return {"background": background, "layers": [layer], "composite": None}
+
+
+def blank_background(width: int, height: int) -> PIL.Image.Image:
+    """The white background a layout is painted on."""
+    return PIL.Image.new("RGB", (width, height), (255, 255, 255))
+
+
+def mask_from_editor(value: dict[str, Any] | None, labels: LabelSet) -> np.ndarray:
+    """The editor's painted mask layer as class ids (anti-aliased strokes snapped to the palette).
+
+    Raises:
+        InputError: the editor holds no mask layer, or one that cannot be read.
+    """
+    layers = [layer for layer in ((value or {}).get("layers") or []) if layer is not None]
+    if not layers:
+        raise InputError("The editor is empty: upload an image and segment it, or start a blank layout.")
+    layer = np.asarray(layers[0])
+    if layer.ndim != 3 or layer.shape[2] not in (3, 4):
+        raise InputError("The mask layer could not be read; please segment again or start a blank layout.")
+    return layer_to_labels(layer.astype(np.uint8), labels)

@@ -1,12 +1,11 @@
 """Examples made by the project: street layouts it draws, images its model synthesizes from them, and (at run time
-only) frames from a dataset named by `SEMFLOW_EXAMPLES`."""
+only) frames from a dataset the app is given (`SEMFLOW_EXAMPLES`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -91,15 +90,11 @@ def draw_layouts(labels: LabelSet, width: int = 480, height: int = 360) -> list[
     return layouts
 
 
-def cache_dir() -> Path:
-    """`$SEMFLOW_CACHE`, else ~/.cache/semflow-studio."""
-    return Path(os.environ.get("SEMFLOW_CACHE") or Path.home() / ".cache" / "semflow-studio")
-
-
-def build_examples(pipe: SemFlowPipeline, model_key: str, max_dataset_frames: int = 4) -> list[dict[str, str]]:
-    """Example files, each {"title", "image", "mask"}: drawn layouts with an image synthesized from each (cached
-    per model), then dataset frames from `$SEMFLOW_EXAMPLES` when that dataset is present."""
-    folder = cache_dir() / "examples" / hashlib.sha1(model_key.encode()).hexdigest()[:16]
+def build_examples(pipe: SemFlowPipeline, model_key: str, cache: Path, dataset: str | None = None,
+                   max_dataset_frames: int = 4) -> list[dict[str, str]]:
+    """Example files, each {"title", "image", "mask"}: drawn layouts with an image synthesized from each (cached under
+    `cache` per model), then frames of `dataset` (`SEMFLOW_EXAMPLES`) when that dataset is present."""
+    folder = cache / "examples" / hashlib.sha1(model_key.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "index.json"
     if index.is_file():
@@ -112,12 +107,11 @@ def build_examples(pipe: SemFlowPipeline, model_key: str, max_dataset_frames: in
             pipe.synthesize(ids, seed=k).images[0].save(image_path)
             examples.append({"title": title, "image": str(image_path), "mask": str(mask_path)})
         index.write_text(json.dumps(examples))
-    return examples + dataset_examples(pipe.labels, folder, max_dataset_frames)
+    return examples + dataset_examples(dataset, pipe.labels, folder, max_dataset_frames)
 
 
-def dataset_examples(labels: LabelSet, folder: Path, count: int) -> list[dict[str, str]]:
-    """Frames of the dataset at `$SEMFLOW_EXAMPLES` (validation split, else the first), cached at run time only."""
-    source = os.environ.get("SEMFLOW_EXAMPLES")
+def dataset_examples(source: str | None, labels: LabelSet, folder: Path, count: int) -> list[dict[str, str]]:
+    """Frames of the dataset `source` (validation split, else the first), cached at run time only."""
     if not source or count <= 0:
         return []
     try:

@@ -1,10 +1,11 @@
-"""The model-info panel: label set, resolution, defaults, training data and metrics taken from the model card."""
+"""The model-info panel: the model's identity (never a path), label set, resolution, defaults, training data and
+metrics taken from the model card."""
 
 from __future__ import annotations
 
 import re
 
-from .model import LoadedModel
+from semflow.loading import LoadedModel
 
 
 def card_section(card: str | None, title: str) -> str | None:
@@ -19,9 +20,8 @@ def model_info_markdown(model: LoadedModel) -> str:
     pipe = model.pipe
     labels = pipe.labels
     height, width = pipe.resolution
-    source = model.source + (f" @ `{model.revision[:12]}`" if model.revision else "")
     lines = [
-        f"**Model**: `{source}`",
+        f"**Model**: `{model.name}` @ `{model.revision}` ({pipe.formulation.name} formulation)",
         f"**Label set**: `{labels.name}`, {labels.num_classes} classes"
         + ("" if labels.ignore_id is None else f" (+ id {labels.ignore_id} = {labels.ignore_name}, unlabelled)"),
         f"**Model resolution**: {width}x{height} (inputs are resized to it and results back to their size)",

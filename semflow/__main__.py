@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from . import limits
 from .filenames import safe_stem
-from .images import to_label_array
+from .images import check_image_file, read_image, read_mask
 from .samplers import SOLVERS
+
+PROGRESS_DELAY_S = 1.0  # a progress bar appears on stderr once an integration has run this long
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,18 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None,
                        help="model folder or Hub id org/name[@revision] (default: $SEMFLOW_MODEL, else the "
                             "embedded default)")
-        p.add_argument("--steps", type=int, default=None, help="integration steps (default: the model's)")
+        p.add_argument("--steps", default=None,
+                       help=f"integration steps, 1..{limits.MAX_STEPS} (default: the model's)")
         p.add_argument("--solver", choices=SOLVERS, default=None, help="ODE solver (default: the model's)")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
-    seg = sub.add_parser("segment", help="image(s) → class-id PNGs ('L') and colour previews")
+    seg = sub.add_parser("segment", help="image(s) → class-id PNGs ('L') and colour previews at each image's size",
+                         description=f"Images over {limits.WORKING_SIDE} pixels on the longer side are segmented at "
+                                     f"that working size; the masks are written at the image's size.")
     seg.add_argument("images", nargs="+", type=Path, help="input image files")
     common(seg)
 
-    syn = sub.add_parser("synthesize", help="class-id mask(s) → images, one per seed")
+    syn = sub.add_parser("synthesize", help="class-id mask(s) → images, one per seed",
+                         description=f"Masks over {limits.WORKING_SIDE} pixels on the longer side are synthesized "
+                                     f"at that working size.")
     syn.add_argument("masks", nargs="+", type=Path,
-                     help="class-id PNGs ('L'), or colour previews in the model's display colours")
-    syn.add_argument("--seeds", type=int, nargs="+", default=[0], help="one image per seed (default: 0)")
+                     help="class-id PNGs ('L'), or colour previews in the model's display colours (RGB, or a "
+                          "palette image such as a GIF)")
+    syn.add_argument("--seeds", nargs="+", default=["0"],
+                     help=f"one image per seed, each 0..{limits.MAX_SEED}, at most {limits.MAX_IMAGES_PER_MASK} "
+                          f"seeds (default: 0)")
     syn.add_argument("--perturbation", type=float, default=None, help="β in 0..255 units (default: the model's)")
     common(syn)
 
@@ -59,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .loading import load_pipeline
 
+    if args.command != "info":  # refuse bad settings before loading the model
+        args.steps = None if args.steps is None else limits.check_steps(args.steps, "--steps")
+    if args.command == "synthesize":
+        args.seeds = limits.check_seeds(args.seeds, "--seeds")
+    for path in getattr(args, "images", None) or getattr(args, "masks", None) or []:
+        check_image_file(path, str(path))  # a missing file or a decompression bomb is refused from its header
     pipe = load_pipeline(args.model, device=getattr(args, "device", None))
     if args.command == "info":
         from .loading import model_folder
@@ -74,46 +91,48 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {i:3d} {name} {color}")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    names = _unique_stems(args.images if args.command == "segment" else args.masks)
-    if args.command == "segment":
-        for path, stem in zip(args.images, names):
-            labels = pipe.segment(_open(path), num_inference_steps=args.steps, solver=args.solver).labels[0]
-            PIL.Image.fromarray(labels).save(args.out / f"{stem}.png")
-            PIL.Image.fromarray(pipe.labels.colorize(labels)).save(args.out / f"{stem}_color.png")
-            print(args.out / f"{stem}.png")
-        return 0
-    import torch
-
-    for path, stem in zip(args.masks, names):
-        mask = _read_mask(path, pipe.labels)
-        generators = [torch.Generator().manual_seed(seed) for seed in args.seeds]
-        images = pipe.synthesize(mask, num_inference_steps=args.steps, solver=args.solver,
-                                 perturbation=args.perturbation, generator=generators,
-                                 num_images_per_mask=len(args.seeds)).images
-        for seed, image in zip(args.seeds, images):
-            image.save(args.out / f"{stem}_seed{seed}.png")
-            print(args.out / f"{stem}_seed{seed}.png")
+    paths = args.images if args.command == "segment" else args.masks
+    for index, (path, stem) in enumerate(zip(paths, _unique_stems(paths)), start=1):
+        pipe.set_progress_bar_config(disable=False, delay=PROGRESS_DELAY_S, leave=False,
+                                     desc=f"[{index}/{len(paths)}] {path.name}")
+        if args.command == "segment":
+            _segment(pipe, args, path, stem)
+        else:
+            _synthesize(pipe, args, path, stem)
     return 0
 
 
-def _open(path: Path) -> PIL.Image.Image:
-    try:
-        image = PIL.Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (PIL.UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from None
-    return image
+def _segment(pipe, args: argparse.Namespace, path: Path, stem: str) -> None:
+    """One image → its class-id PNG and colour preview, at the image's size."""
+    read = read_image(path, str(path))
+    _note(read.notices)
+    labels = pipe.segment(read.image, num_inference_steps=args.steps, solver=args.solver).labels[0]
+    ids = PIL.Image.fromarray(labels)
+    if ids.size != read.original_size:  # segmented at the working size: nearest back to the image's size
+        ids = ids.resize(read.original_size, PIL.Image.Resampling.NEAREST)
+    ids.save(args.out / f"{stem}.png")
+    PIL.Image.fromarray(pipe.labels.colorize(np.asarray(ids))).save(args.out / f"{stem}_color.png")
+    print(args.out / f"{stem}.png")
 
 
-def _read_mask(path: Path, labels) -> np.ndarray:
-    """Class ids from an 'L'/'P'/16-bit PNG, or from a colour preview in the label set's display colours."""
-    image = _open(path)
-    if image.mode in ("RGB", "RGBA"):
-        rgb = np.asarray(image.convert("RGB"))
-        return labels.colors_to_ids(rgb, name=str(path))
-    return to_label_array(image, name=str(path))
+def _synthesize(pipe, args: argparse.Namespace, path: Path, stem: str) -> None:
+    """One mask → one image per seed, at the mask's working size."""
+    import torch
+
+    read = read_mask(path, pipe.labels, str(path))
+    _note(read.notices)
+    images = pipe.synthesize(read.ids, num_inference_steps=args.steps, solver=args.solver,
+                             perturbation=args.perturbation,
+                             generator=[torch.Generator().manual_seed(seed) for seed in args.seeds],
+                             num_images_per_mask=len(args.seeds)).images
+    for seed, image in zip(args.seeds, images):
+        image.save(args.out / f"{stem}_seed{seed}.png")
+        print(args.out / f"{stem}_seed{seed}.png")
+
+
+def _note(notices: tuple[str, ...]) -> None:
+    for notice in notices:
+        print(f"note: {notice}", file=sys.stderr)
 
 
 def _unique_stems(paths: list[Path]) -> list[str]:

@@ -114,6 +114,20 @@ def decode_anchors(
     Returns:
         (B, H, W) int64 tensor of ids.
     """
+    return nearest_anchors(x_mask, num_classes, spec, ignore_id, chunk)[0]
+
+
+def nearest_anchors(
+    x_mask: torch.Tensor, num_classes: int, spec: AnchorSpec, ignore_id: int | None = None, chunk: int = 1 << 18
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest anchor per pixel and how clearly it is the nearest.
+
+    Returns:
+        ids: (B, H, W) int64 class ids, as `decode_anchors`.
+        margin: (B, H, W) float32 in [0, 1]: (d₂ − d₁) / spacing, the distance to the second-nearest anchor minus
+            the distance to the nearest, over the distance between neighbouring anchors. 0 means halfway between two
+            anchors (a coin toss), 1 means on an anchor or beyond; a per-pixel confidence of the decoding.
+    """
     if x_mask.dim() != 4 or x_mask.shape[1] != 3:
         raise ValueError(f"x_mask must be (B, 3, H, W), got {tuple(x_mask.shape)}")
     table = anchor_colors(num_classes, spec)
@@ -122,10 +136,17 @@ def decode_anchors(
         table = torch.cat([table, torch.full((1, 3), WHITE, dtype=torch.float64)])
         ids = torch.cat([ids, torch.tensor([ignore_id])])
     anchors = to_model_units(table).to(device=x_mask.device, dtype=torch.float32)
+    spacing = spec.s / 127.5  # neighbouring anchors are s apart in 0..255 units
     pixels = x_mask.float().permute(0, 2, 3, 1).reshape(-1, 3)
     nearest = torch.empty(pixels.shape[0], dtype=torch.int64, device=x_mask.device)
+    margin = torch.ones(pixels.shape[0], dtype=torch.float32, device=x_mask.device)
     for start in range(0, pixels.shape[0], chunk):
-        block = pixels[start : start + chunk]
-        nearest[start : start + chunk] = torch.cdist(block, anchors).argmin(dim=1)
+        distances = torch.cdist(pixels[start : start + chunk], anchors)
+        if len(anchors) > 1:
+            two, index = distances.topk(2, dim=1, largest=False)
+            nearest[start : start + chunk] = index[:, 0]
+            margin[start : start + chunk] = ((two[:, 1] - two[:, 0]) / spacing).clamp(0, 1)
+        else:
+            nearest[start : start + chunk] = 0
     b, _, h, w = x_mask.shape
-    return ids.to(x_mask.device)[nearest].view(b, h, w)
+    return ids.to(x_mask.device)[nearest].view(b, h, w), margin.view(b, h, w)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -63,9 +64,30 @@ def check_images_per_mask(count: Any, name: str = "num_images_per_mask", maximum
     return count
 
 
-def check_size(width: int, height: int, name: str) -> None:
-    """MIN_SIDE <= each side, width·height <= MAX_PIXELS."""
-    if width * height > MAX_PIXELS:
-        raise InvalidInput(f"{name} is {width}x{height} pixels; the limit is {MAX_PIXELS / 1e6:g} megapixels")
+def check_size(width: int, height: int, name: str, max_pixels: int = MAX_PIXELS) -> None:
+    """MIN_SIDE <= each side, width·height <= max_pixels (MAX_PIXELS unless a caller allows fewer)."""
+    if width * height > max_pixels:
+        raise InvalidInput(f"{name} is {width}x{height} pixels; the limit is {max_pixels / 1e6:g} megapixels")
     if min(width, height) < MIN_SIDE:
         raise InvalidInput(f"{name} is {width}x{height}; it must be at least {MIN_SIDE} pixels on each side")
+
+
+def too_large_to_open(name: str, pixels: float, max_pixels: int = MAX_PIXELS) -> InvalidInput:
+    """The refusal of a file whose header alone shows it is a decompression bomb (more than `pixels` pixels)."""
+    return InvalidInput(f"{name} is more than {pixels / 1e6:g} megapixels, too large to open safely; the limit is "
+                        f"{max_pixels / 1e6:g} megapixels")
+
+
+def check_seeds(seeds: Sequence[Any], name: str = "seeds") -> list[int]:
+    """One image per seed: 1..MAX_IMAGES_PER_MASK seeds, each a valid seed (`check_seed`)."""
+    check_images_per_mask(len(seeds), f"the number of {name}")
+    return [check_seed(seed, name) for seed in seeds]
+
+
+def working_size(width: int, height: int, max_side: int = WORKING_SIDE) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most `max_side`, keeping the aspect ratio."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -18,11 +18,14 @@ class SegmentationOutput(BaseOutput):
         trajectory: Per input, the states image → mask as RGB frames at the input's size (the first is the
             input as the model saw it, the last the predicted anchor image); ``None`` unless asked for.
         nfe: Velocity-net evaluations per batch.
+        confidence: Per input, an (H, W) float32 map in [0, 1] of how clearly each pixel's class is the nearest
+            anchor (`semflow.anchors.nearest_anchors`' margin); ``None`` unless asked for.
     """
 
     labels: list[np.ndarray]
     trajectory: list[list[PIL.Image.Image]] | None = None
     nfe: int = 0
+    confidence: list[np.ndarray] | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@ synthesize, in the paper's formulation or the symmetric one."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 import tempfile
@@ -14,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
 from tqdm.auto import tqdm
 
-from .anchors import AnchorSpec, decode_anchors, encode_anchors
+from .anchors import AnchorSpec, encode_anchors, nearest_anchors
 from .codec import Codec, PixelCodec, VAECodec
 from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
@@ -128,6 +129,19 @@ class SemFlowPipeline(DiffusionPipeline):
         """Model (height, width)."""
         return tuple(self.config.resolution)
 
+    def with_changes(self, unet: Union[UNet2DModel, UNet2DConditionModel, None] = None,
+                     **config: Any) -> SemFlowPipeline:
+        """A new pipeline sharing this one's components (or the given `unet`), with `config` over this one's settings
+        (e.g. ``label_set=...``, ``formulation=...``); the settings are checked again as at construction."""
+        settings = [name for name in inspect.signature(SemFlowPipeline.__init__).parameters
+                    if name not in ("self", "unet", "vae", "prompt_embedding")]
+        unknown = sorted(set(config) - set(settings))
+        if unknown:
+            raise ValueError(f"unknown pipeline settings {unknown}")
+        values = {name: self.config[name] for name in settings if name in self.config}
+        return SemFlowPipeline(unet=unet if unet is not None else self.unet, vae=self.vae,
+                               prompt_embedding=self.prompt_embedding, **{**values, **config})
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> SemFlowPipeline:
         """Load from a local folder or a Hub repo id (``org/name`` or ``org/name@revision``, via the HF cache).
@@ -168,6 +182,7 @@ class SemFlowPipeline(DiffusionPipeline):
         batch_size: int = 4,
         include_ignore: bool = False,
         seed: int = 0,
+        return_confidence: bool = False,
     ) -> SegmentationOutput:
         r"""Image → mask: integrate from the image end to the mask end and decode the nearest anchor per pixel.
 
@@ -181,6 +196,7 @@ class SemFlowPipeline(DiffusionPipeline):
             include_ignore: Let white decode to the ignore id instead of the nearest class.
             seed: Seed of the mask-end noise of the symmetric formulation (each image draws its own from it, so a
                 result does not depend on batching); unused by the paper's formulation.
+            return_confidence: Also return each pixel's decoding margin (`SegmentationOutput.confidence`).
         Returns:
             `SegmentationOutput` with one (H, W) uint8 id map per image at that image's size.
         """
@@ -190,6 +206,7 @@ class SemFlowPipeline(DiffusionPipeline):
         seed = check_seed(seed)
         ignore_id = self.labels.ignore_id if include_ignore else None
         labels, trajectory, nfe = [], [] if return_trajectory else None, 0
+        confidence = [] if return_confidence else None
         for start in range(0, len(pixels), batch_size):
             batch = pixels[start : start + batch_size]
             x_image = torch.cat([resize_images(p[None], self.resolution) for p in batch]) * 2.0 - 1.0
@@ -201,12 +218,14 @@ class SemFlowPipeline(DiffusionPipeline):
             nfe = result.nfe
             for i, p in enumerate(batch):
                 size = tuple(p.shape[-2:])
-                ids = decode_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
-                                     self.anchor_spec, ignore_id)
+                ids, margin = nearest_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
+                                              self.anchor_spec, ignore_id)
                 labels.append(ids[0].to(torch.uint8).cpu().numpy())
+                if confidence is not None:
+                    confidence.append(margin[0].cpu().numpy())
                 if trajectory is not None:
                     trajectory.append(self._frames(result, i, size, self.formulation.mask_part))
-        return SegmentationOutput(labels=labels, trajectory=trajectory, nfe=nfe)
+        return SegmentationOutput(labels=labels, trajectory=trajectory, nfe=nfe, confidence=confidence)
 
     @torch.inference_mode()
     def synthesize(

@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from semflow.anchors import AnchorSpec, anchor_colors, decode_anchors, encode_anchors, to_pixel_units
+from semflow.anchors import (
+    AnchorSpec,
+    anchor_colors,
+    decode_anchors,
+    encode_anchors,
+    nearest_anchors,
+    to_model_units,
+    to_pixel_units,
+)
 from semflow.labels import BUILTIN_LABEL_SETS
 
 
@@ -77,3 +85,16 @@ def test_bad_specs_and_shapes_raise():
         encode_anchors(torch.zeros(1, 2, 2), 3, AnchorSpec.spread(3))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         decode_anchors(torch.zeros(1, 4, 2, 2), 3, AnchorSpec.spread(3))
+
+
+def test_decoding_margin_is_a_confidence():
+    spec = AnchorSpec.spread(11)
+    ids = torch.randint(0, 11, (2, 16, 16), generator=torch.Generator().manual_seed(0))
+    clean = encode_anchors(ids, 11, spec)
+    decoded, margin = nearest_anchors(clean, 11, spec)
+    assert torch.equal(decoded, ids) and torch.all(margin == 1.0)
+    noisy = clean + 0.5 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    assert nearest_anchors(noisy, 11, spec)[1].mean() < 0.8
+    colours = to_model_units(anchor_colors(2, spec)).float()  # classes 0 and 1 are neighbours on the grid
+    halfway = ((colours[0] + colours[1]) / 2).view(1, 3, 1, 1)
+    assert nearest_anchors(halfway, 11, spec)[1].item() == pytest.approx(0.0, abs=1e-5)

@@ -44,10 +44,10 @@ def test_errors_are_one_line(model_dir, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not an image")
     assert main(["segment", str(tmp_path / "notes.txt"), "--out", str(tmp_path), "--model", str(model_dir)]) == 2
     assert "not a readable image" in capsys.readouterr().err
-    PIL.Image.fromarray(np.full((4, 4), 40, np.uint8)).save(tmp_path / "bad.png")
+    PIL.Image.fromarray(np.full((8, 8), 40, np.uint8)).save(tmp_path / "bad.png")
     assert main(["synthesize", str(tmp_path / "bad.png"), "--out", str(tmp_path), "--model", str(model_dir)]) == 2
     assert "holds ids [40]" in capsys.readouterr().err
-    PIL.Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "odd.png")
+    PIL.Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "odd.png")
     assert main(["synthesize", str(tmp_path / "odd.png"), "--out", str(tmp_path), "--model", str(model_dir)]) == 2
     assert "outside the 'camvid' palette" in capsys.readouterr().err
 

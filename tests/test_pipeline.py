@@ -120,7 +120,7 @@ def test_load_pipeline_env_and_missing_default(pipe, tmp_path, monkeypatch):
     monkeypatch.setenv("SEMFLOW_MODEL", str(tmp_path / "model"))
     assert load_pipeline().resolution == (16, 24)
     monkeypatch.delenv("SEMFLOW_MODEL")
-    monkeypatch.setattr(loading, "EMBEDDED_MODEL", tmp_path / "nothing")
+    monkeypatch.setitem(loading.EMBEDDED_MODELS, loading.DEFAULT_MODEL, tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="embedded default model is missing"):
         load_pipeline()
     with pytest.raises(ValueError, match="neither an existing folder nor a Hub repo id"):

@@ -74,7 +74,8 @@ class TrainConfig:
     label_set: str | dict | None = None  # None: the init model's, else the dataset's id2label.json, else an error
     label_map: dict[str, int] | None = None  # dataset id → model id, applied before training
     # model
-    formulation: str = "semflow"  # "semflow" (the paper), "symmetric" (SymmFlow), or a study baseline
+    formulation: str | None = None  # "semflow" (the paper), "symmetric" (SymmFlow), a study baseline; None: the
+    # init model's formulation, else "semflow"
     init_from: str | None = None
     base_model: str | None = None
     resolution: list[int] = field(default_factory=lambda: [352, 480])

@@ -21,15 +21,17 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
     """The pipeline whose velocity net a run trains.
 
     - `init` (loaded from ``init_from``): an existing SemFlow model, re-labelled with `labels` when they differ;
-      its anchors, β, resolution and codec are kept because its net learned them.
+      its anchors, β, resolution and codec are kept because its net learned them; a paper-formulation model asked
+      for ``formulation="symmetric"`` is widened into it (`reformulate`).
     - ``base_model`` (SD1.5 preset): UNet2DConditionModel and VAE from the base, the empty-prompt embedding.
     - a study baseline (``formulation`` "cross-entropy" or "conditional-flow"): `training.baselines.Baseline`.
     - otherwise: a fresh UNet2DModel on the exact pixel codec, with the state channels of ``formulation``.
     """
+    formulation = config.formulation or (init.config.formulation if init is not None else "semflow")
     if init is not None:
-        return relabel(init, labels)
-    if config.formulation in BASELINES:
-        return Baseline.build(config.formulation, labels, config.pixel_factor, tuple(config.resolution), config.unet,
+        return reformulate(relabel(init, labels), formulation, config.perturbation)
+    if formulation in BASELINES:
+        return Baseline.build(formulation, labels, config.pixel_factor, tuple(config.resolution), config.unet,
                               config.synthesis_steps)
     common: dict[str, Any] = dict(
         label_set=labels.to_dict(),
@@ -39,7 +41,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
         resolution=tuple(config.resolution),
         synthesis_steps=config.synthesis_steps,
         segmentation_steps=config.segmentation_steps,
-        formulation=config.formulation,
+        formulation=formulation,
     )
     if config.anchor_k is None:
         spread = AnchorSpec.spread(labels.num_classes)
@@ -54,7 +56,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
         return SemFlowPipeline(unet=unet, vae=vae, prompt_embedding=empty_prompt_embedding(base), **common)
     factor = config.pixel_factor
     height, width = config.resolution
-    channels = get_formulation(config.formulation).state_channels(3 * factor**2)
+    channels = get_formulation(formulation).state_channels(3 * factor**2)
     unet = UNet2DModel(
         sample_size=(height // factor, width // factor), in_channels=channels, out_channels=channels, **config.unet)
     return SemFlowPipeline(unet=unet, pixel_factor=factor, **common)
@@ -73,11 +75,33 @@ def relabel(pipe: SemFlowPipeline, labels: LabelSet) -> SemFlowPipeline:
     except ValueError as error:
         raise ValueError(f"the label set '{labels.name}' ({labels.num_classes} classes) does not fit the model's "
                          f"anchor grid: {error}. Fine-tune with fewer classes, or train a new model.") from None
-    config = pipe.config
-    return SemFlowPipeline(
-        unet=pipe.unet, vae=pipe.vae, prompt_embedding=pipe.prompt_embedding, label_set=labels.to_dict(),
-        anchor_k=config.anchor_k, anchor_s=config.anchor_s, perturbation=config.perturbation,
-        resolution=tuple(config.resolution), pixel_factor=config.pixel_factor,
-        synthesis_steps=config.synthesis_steps, segmentation_steps=config.segmentation_steps, solver=config.solver,
-        formulation=config.formulation,
-    )
+    return pipe.with_changes(label_set=labels.to_dict())
+
+
+def reformulate(pipe: SemFlowPipeline, formulation: str, perturbation: float) -> SemFlowPipeline:
+    """The same net trunk in the symmetric formulation, to fine-tune a paper-formulation model into it.
+
+    The symmetric state has twice the channels (image, mask): the input convolution keeps its weights for the image
+    channels and starts at zero for the mask channels; the output convolution starts at zero (both velocities are
+    new targets). Everything between (time embedding, down/mid/up blocks) is kept.
+
+    Raises:
+        ValueError: any other change of formulation, or a net that is not a `UNet2DModel`.
+    """
+    if formulation == pipe.config.formulation:
+        return pipe
+    if (pipe.config.formulation, formulation) != ("semflow", "symmetric") or not isinstance(pipe.unet, UNet2DModel):
+        raise ValueError(f"a {pipe.config.formulation} model can only be fine-tuned in its own formulation (or a "
+                         f"'semflow' UNet2DModel into 'symmetric'), not into '{formulation}'")
+    channels = get_formulation(formulation).state_channels(pipe.codec.latent_channels)
+    unet = UNet2DModel.from_config({**pipe.unet.config, "in_channels": channels, "out_channels": channels})
+    state = unet.state_dict()
+    for key, value in pipe.unet.state_dict().items():
+        if key == "conv_in.weight":
+            state[key].zero_()[:, : value.shape[1]] = value
+        elif key.startswith("conv_out."):
+            state[key].zero_()
+        else:
+            state[key] = value
+    unet.load_state_dict(state)
+    return pipe.with_changes(unet=unet, formulation=formulation, perturbation=perturbation)

@@ -25,6 +25,7 @@ from semflow import SemFlowPipeline
 from semflow.anchors import encode_anchors
 from semflow.flow import flow_loss, sample_t
 from semflow.formulation import FORMULATIONS
+from semflow.loading import model_folder
 from semflow.perturbation import perturb
 from semflow.velocity import predict_velocity
 
@@ -131,7 +132,7 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     )
     set_seed(config.seed)
 
-    init = SemFlowPipeline.from_pretrained(config.init_from) if config.init_from else None
+    init = SemFlowPipeline.from_pretrained(model_folder(config.init_from)) if config.init_from else None
     labels = resolve_label_set(config.label_set, config.dataset, init.labels if init is not None else None)
     train_split = load_split(config.dataset, config.train_split, config.dataset_config, config.streaming)
     val_split = load_split(config.dataset, config.validation_split, config.dataset_config) \

@@ -1,0 +1,43 @@
+"""How failures reach the browser: a person's mistake (`UserError`, `semflow.limits.InvalidInput`) as its own
+sentence; anything else is a bug, logged with its traceback, and the browser gets a generic sentence."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from semflow.limits import InvalidInput
+
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+GENERIC = "Something went wrong on the server while doing that; please try again."
+
+
+def sentence(error: Exception) -> str:
+    """The error's message as a sentence: capitalised, with a full stop."""
+    text = str(error).strip() or type(error).__name__
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Wrap a Gradio event function so that only a person's mistakes reach the browser as what they are."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (UserError, InvalidInput) as error:
+            raise gr.Error(sentence(error), print_exception=False) from None
+        except Exception:
+            logger.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(GENERIC, print_exception=False) from None
+
+    return wrapper

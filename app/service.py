@@ -1,0 +1,249 @@
+"""The app's work, the same for the page and the API: what a person may ask for (checked once, worded as
+sentences), segment, synthesize with a round-trip check, save with provenance, push, and what the model is."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+
+from semflow import limits
+from semflow.loading import LoadedModel
+from semflow.samplers import SOLVERS
+
+from .annotations import AnnotationStore, SavedAnnotation
+from .errors import InputError, UserError
+from .inputs import fit_for_editing, open_image, open_mask
+from .model import get_model
+from .overlays import agreement
+from .settings import Settings, get_settings
+
+MAX_VARIANTS = 4  # images one request may synthesize in the app (the pipeline allows more)
+BLANK_SIDES = (64, 2048)  # smallest and largest side of a blank layout, in pixels
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """Images synthesized from one mask.
+
+    Attributes:
+        seeds: The seed of each image (the same request with these seeds gives the same images).
+        round_trip: Per image, its segmentation's agreement with the mask (`overlays.agreement`); empty when the check
+            was not asked for.
+        trajectory: The first image's states from the mask to the image, as frames, when asked for.
+    """
+
+    images: list[PIL.Image.Image]
+    seeds: list[int]
+    round_trip: list[dict[str, float]]
+    trajectory: list[PIL.Image.Image] | None = None
+
+
+class Studio:
+    """One model, the app's settings and the annotation folder; every method checks what it is given and raises
+    `InputError` (or `semflow.limits.InvalidInput`) with a sentence for anything a person could get wrong."""
+
+    def __init__(self, model: LoadedModel, settings: Settings, store: AnnotationStore | None = None) -> None:
+        self.model = model
+        self.settings = settings
+        self.store = store if store is not None else AnnotationStore(settings.annotations_dir)
+
+    @property
+    def pipe(self):
+        return self.model.pipe
+
+    @property
+    def labels(self):
+        return self.model.pipe.labels
+
+    # --- what a person may ask for ----------------------------------------------------------------------------------
+
+    @property
+    def beta_limit(self) -> float:
+        """β must stay below half the anchor spacing (Eq. 14) so that labels stay decodable."""
+        return self.pipe.anchor_spec.s / 2
+
+    @property
+    def shows_beta(self) -> bool:
+        """Whether the perturbation β is a setting worth offering: the paper's formulation with a perturbed model."""
+        return self.pipe.formulation.name == "semflow" and self.pipe.config.perturbation > 0
+
+    def check_steps_and_solver(self, steps: Any, solver: Any, default_steps: int) -> tuple[int, str]:
+        """(steps, solver), with the model's defaults for None."""
+        solver = self.pipe.config.solver if solver is None else solver
+        if solver not in SOLVERS:
+            raise InputError(f"Unknown solver '{solver}'; choose one of {', '.join(SOLVERS)}.")
+        return limits.check_steps(default_steps if steps is None else steps, "Steps"), solver
+
+    def check_synthesis(self, variants: Any, seed: Any, beta: Any) -> tuple[int, int, float]:
+        """(variants, seed, β), with the model's β for None."""
+        variants = limits.whole_number(variants, "Variants")
+        if not 1 <= variants <= MAX_VARIANTS:
+            raise InputError(f"Choose between 1 and {MAX_VARIANTS} variants, got {variants}.")
+        seed = limits.check_seed(seed, "Seed", count=variants)
+        beta = number(self.pipe.config.perturbation if beta is None else beta, "β")
+        if not 0 <= beta < self.beta_limit:
+            raise InputError(f"β must be at least 0 and below {self.beta_limit:g} (half the anchor spacing), got "
+                             f"{beta:g}.")
+        return variants, seed, beta
+
+    def check_opacity(self, opacity: Any) -> float:
+        opacity = number(opacity, "Opacity")
+        if not 0 <= opacity <= 1:
+            raise InputError(f"Opacity must be between 0 and 1, got {opacity:g}.")
+        return opacity
+
+    def check_blank_size(self, width: Any, height: Any) -> tuple[int, int]:
+        low, high = BLANK_SIDES
+        width, height = limits.whole_number(width, "Width"), limits.whole_number(height, "Height")
+        if not (low <= width <= high and low <= height <= high):
+            raise InputError(f"Width and height must be between {low} and {high} pixels.")
+        return width, height
+
+    def class_id(self, name: str | None) -> int | None:
+        """The id of a class named in a menu; None for the unlabelled entry (or nothing chosen)."""
+        if not name or name == self.labels.ignore_name:
+            return None
+        if name not in self.labels.class_names:
+            raise InputError(f"Unknown class '{name}'.")
+        return self.labels.class_names.index(name)
+
+    # --- reading files ----------------------------------------------------------------------------------------------
+
+    def open_photo(self, path: Any) -> PIL.Image.Image:
+        return open_image(path)
+
+    def open_for_editing(self, path: Any) -> tuple[PIL.Image.Image, str | None]:
+        """The photo at its editing size, and what the person should know about it (downscaled, first frame only)."""
+        notices: list[str] = []
+        image, notice = fit_for_editing(open_image(path, notices=notices), max_side=self.settings.max_edit_side)
+        return image, " ".join([*notices, *([notice] if notice else [])]) or None
+
+    def open_mask(self, path: Any, size: tuple[int, int] | None = None) -> np.ndarray:
+        return open_mask(path, self.labels, size=size)
+
+    # --- the model --------------------------------------------------------------------------------------------------
+
+    def segment(self, image: PIL.Image.Image, steps: Any = None, solver: Any = None) -> tuple[np.ndarray, int]:
+        """Image → (class ids at the image's size, the steps taken)."""
+        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.segmentation_steps)
+        return self.pipe.segment(image, num_inference_steps=steps, solver=solver).labels[0], steps
+
+    def segmentation_frames(self, image: PIL.Image.Image, steps: Any = None,
+                            solver: Any = None) -> list[PIL.Image.Image]:
+        """The states of segmenting `image`, from the image to the mask, as frames."""
+        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.segmentation_steps)
+        return self.pipe.segment(image, num_inference_steps=steps, solver=solver, return_trajectory=True).trajectory[0]
+
+    def synthesize(self, ids: np.ndarray, variants: Any = 1, seed: Any = 0, beta: Any = None, steps: Any = None,
+                   solver: Any = None, trajectory: bool = False, round_trip: bool = True) -> Synthesis:
+        """Mask → `variants` images (seeds `seed`, `seed` + 1, ...), each checked by segmenting it again when
+        `round_trip`."""
+        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.synthesis_steps)
+        variants, seed, beta = self.check_synthesis(variants, seed, beta)
+        out = self.pipe.synthesize(ids, num_inference_steps=steps, solver=solver, perturbation=beta, seed=seed,
+                                   num_images_per_mask=variants, return_trajectory=trajectory)
+        checks = [agreement(self.pipe.segment(image).labels[0], ids, self.labels) for image in out.images] \
+            if round_trip else []
+        return Synthesis(out.images, list(out.seeds), checks, out.trajectory[0] if trajectory else None)
+
+    def info(self) -> dict[str, Any]:
+        """Which model is loaded (its identity, never a path), its label set, resolution and defaults."""
+        pipe = self.pipe
+        return {"model": self.model.name, "revision": self.model.revision, "notice": self.model.notice,
+                "formulation": pipe.formulation.name, "label_set": self.labels.to_dict(),
+                "resolution": list(pipe.resolution),
+                "defaults": {"segmentation_steps": pipe.config.segmentation_steps,
+                             "synthesis_steps": pipe.config.synthesis_steps, "solver": pipe.config.solver,
+                             "perturbation": pipe.config.perturbation}}
+
+    # --- the annotation folder --------------------------------------------------------------------------------------
+
+    def save(self, image: PIL.Image.Image | None, ids: np.ndarray, annotator: str | None = None,
+             source: str | None = None, steps: int | None = None, image_source: str = "upload") -> SavedAnnotation:
+        """Save `image` with its corrected mask and a metadata row saying who, from what, and with which model."""
+        if image is None:
+            raise InputError("There is no image to save with this mask: upload one, or synthesize from the layout "
+                             "first.")
+        if image.size != (ids.shape[1], ids.shape[0]):
+            raise InputError(f"The mask is {ids.shape[1]}x{ids.shape[0]} but the image is {image.width}x"
+                             f"{image.height}.")
+        return self.store.save(image, ids, self.provenance(annotator, source, steps, image_source))
+
+    def provenance(self, annotator: str | None, source: str | None, steps: int | None,
+                   image_source: str) -> dict[str, Any]:
+        """The metadata row of a saved annotation (the model by its identity: name and revision or weights hash)."""
+        return {
+            "annotator": (annotator or "").strip() or "anonymous",
+            **self.model.identity(),
+            "label_set": self.labels.name,
+            "segmentation_steps": steps,
+            "source_file": source,
+            "image_source": image_source,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def count(self) -> int:
+        """Annotations in the folder."""
+        return len(self.store.rows())
+
+    def push_token(self, visitor_token: str | None) -> str | None:
+        """The token a push is made with: the signed-in visitor's own, or the server's where the operator allowed it.
+
+        Raises:
+            InputError: pushing is not set up, or nobody is signed in and the server's token may not be used.
+        """
+        if self.settings.annotations_repo is None:
+            raise InputError("Pushing is not set up on this server (SEMFLOW_ANNOTATIONS_REPO is not set).")
+        if visitor_token:
+            return visitor_token
+        if self.settings.push_with_server_token:
+            return self.settings.hf_token  # None: the server's saved Hugging Face login
+        if self.settings.oauth:
+            raise InputError("Sign in with Hugging Face first: annotations are pushed with your own account.")
+        raise InputError("Pushing needs an identity: open this app on a Space with Hugging Face sign-in, or (as the "
+                         "operator) set SEMFLOW_PUSH_WITH_SERVER_TOKEN=1 to push with the server's token.")
+
+    def push(self, visitor_token: str | None) -> str:
+        """Push the annotations not pushed before to `SEMFLOW_ANNOTATIONS_REPO`; returns what happened, in words."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        token, repo = self.push_token(visitor_token), self.settings.annotations_repo
+        try:
+            url = self.store.push(repo, token=token)
+        except (HfHubHTTPError, ConnectionError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise UserError(f"The Hub did not take the push to '{repo}' ({reason}). The annotations are still saved "
+                            f"here; please try again later.") from None
+        return "Nothing new to push." if url is None else f"Pushed the new annotations to `{repo}`."
+
+
+def number(value: Any, name: str) -> float:
+    """A finite real number from a field or an API argument (text like "2.5" included)."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be a number, got {value!r}.")
+    try:
+        result = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(result):
+        raise InputError(f"{name} must be a finite number, got {value!r}.")
+    return result
+
+
+_lock = threading.Lock()
+_studio: Studio | None = None
+
+
+def get_studio() -> Studio:
+    """The process's studio: the process-wide model with the settings read from the environment."""
+    global _studio
+    with _lock:
+        if _studio is None:
+            _studio = Studio(get_model(), get_settings())
+        return _studio

@@ -1,0 +1,129 @@
+"""The app's settings: every environment variable it reads, read once into one frozen `Settings`."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from semflow import limits
+from semflow.hub import parse_model_ref
+from semflow.loading import ENV_MODEL
+
+# Every variable the app takes, with its meaning: the README's table says the same (a test compares them).
+# `SEMFLOW_MODEL` is read by `semflow.loading`, which owns the model source chain; it is listed for the table.
+VARIABLES = {
+    ENV_MODEL: "model: an embedded model's name, a folder, or a Hub id `org/name[@revision]` (default: the "
+               "embedded default)",
+    "SEMFLOW_ANNOTATIONS_DIR": "annotation folder (default `./annotations`)",
+    "SEMFLOW_ANNOTATIONS_REPO": "Hub dataset repo `org/name` that saved annotations can be pushed to (never "
+                                "overwriting earlier pushes); a push needs an identity, see below",
+    "SEMFLOW_PUSH_WITH_SERVER_TOKEN": "`1` lets anyone who can open the page push with the server's own `HF_TOKEN` "
+                                      "(default `0`: on a Space with `hf_oauth: true` each visitor signs in and "
+                                      "pushes with their own Hugging Face account; elsewhere pushing is off)",
+    "HF_TOKEN": "the server's Hub token: used for pushes only with `SEMFLOW_PUSH_WITH_SERVER_TOKEN=1`",
+    "SEMFLOW_EXAMPLES": "a dataset (folder or Hub id) whose frames are offered as examples at run time",
+    "SEMFLOW_CONCURRENCY": "model calls at once (default 1: one shared model slot)",
+    "SEMFLOW_QUEUE_SIZE": "requests that may wait in the queue (default 64)",
+    "SEMFLOW_MAX_UPLOAD_MB": "largest upload in MB (default 25)",
+    "SEMFLOW_MAX_PIXELS": f"largest image or mask in pixels (default and most {limits.MAX_PIXELS})",
+    "SEMFLOW_MAX_EDIT_SIDE": f"longer side larger images are brought to for editing (default {limits.WORKING_SIDE})",
+    "SEMFLOW_CACHE": "where generated examples are cached (default `~/.cache/semflow-studio`)",
+}
+TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the app cannot use; the message names it and what it takes."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the app was configured with (see `VARIABLES` for the variable behind each field).
+
+    Attributes:
+        oauth: Whether visitors can sign in with Hugging Face (a Space with ``hf_oauth: true`` sets
+            ``OAUTH_CLIENT_ID``); only then can a visitor push with their own account.
+    """
+
+    annotations_dir: Path = field(default_factory=lambda: Path.cwd() / "annotations")
+    annotations_repo: str | None = None
+    push_with_server_token: bool = False
+    hf_token: str | None = field(default=None, repr=False)
+    oauth: bool = False
+    examples: str | None = None
+    concurrency: int = 1
+    queue_size: int = 64
+    max_upload_mb: int = 25
+    max_pixels: int = limits.MAX_PIXELS
+    max_edit_side: int = limits.WORKING_SIDE
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "semflow-studio")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `environ` (default: the process environment).
+
+        Raises:
+            SettingsError: a variable is malformed (not a whole number, out of range, not a repo id, not a yes/no).
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def text(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        def whole(name: str, default: int, low: int, high: int | None = None) -> int:
+            value = text(name)
+            if value is None:
+                return default
+            try:
+                number = limits.whole_number(value, name)
+            except limits.InvalidInput as error:
+                raise SettingsError(str(error)) from None
+            if number < low or (high is not None and number > high):
+                bound = f"at least {low}" if high is None else f"between {low} and {high}"
+                raise SettingsError(f"{name} must be {bound}, got {number}")
+            return number
+
+        def flag(name: str) -> bool:
+            value = (env.get(name) or "").strip().lower()
+            if value not in TRUE + FALSE:
+                raise SettingsError(f"{name} must be 1 or 0 (yes or no), got {env.get(name)!r}")
+            return value in TRUE
+
+        repo = text("SEMFLOW_ANNOTATIONS_REPO")
+        if repo is not None:
+            try:
+                ref = parse_model_ref(repo)
+                valid = not ref.is_local and ref.revision is None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise SettingsError(f"SEMFLOW_ANNOTATIONS_REPO must be a Hub dataset id like 'org/name', got {repo!r}")
+        return cls(
+            annotations_dir=Path(text("SEMFLOW_ANNOTATIONS_DIR") or defaults.annotations_dir),
+            annotations_repo=repo,
+            push_with_server_token=flag("SEMFLOW_PUSH_WITH_SERVER_TOKEN"),
+            hf_token=text("HF_TOKEN"),
+            oauth=text("OAUTH_CLIENT_ID") is not None,
+            examples=text("SEMFLOW_EXAMPLES"),
+            concurrency=whole("SEMFLOW_CONCURRENCY", defaults.concurrency, 1),
+            queue_size=whole("SEMFLOW_QUEUE_SIZE", defaults.queue_size, 1),
+            max_upload_mb=whole("SEMFLOW_MAX_UPLOAD_MB", defaults.max_upload_mb, 1),
+            max_pixels=whole("SEMFLOW_MAX_PIXELS", defaults.max_pixels, limits.MIN_SIDE**2, limits.MAX_PIXELS),
+            max_edit_side=whole("SEMFLOW_MAX_EDIT_SIDE", defaults.max_edit_side, limits.MIN_SIDE),
+            cache_dir=Path(text("SEMFLOW_CACHE") or defaults.cache_dir).expanduser(),
+        )
+
+    @property
+    def can_push(self) -> bool:
+        """Whether pushing annotations is possible at all: a repo, and an identity to push with."""
+        return self.annotations_repo is not None and (self.oauth or self.push_with_server_token)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()
