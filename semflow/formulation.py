@@ -1,5 +1,5 @@
 """The two formulations of the one ODE: where the image and the mask sit in time, the state the velocity net sees,
-the training pair, and where segmentation and synthesis start and end."""
+what the net predicts, the training pair, and where segmentation and synthesis start and end."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import torch
 
 from .flow import interpolate, symmetric_interpolate, symmetric_target_velocity, target_velocity
 from .noise import Generators, draw
+
+PREDICTIONS = ("velocity", "data")
+# Data prediction divides by the time left to an end; so close to it the division is capped (as JiT does).
+MIN_TIME_LEFT = 0.05
 
 
 class Formulation:
@@ -20,6 +24,7 @@ class Formulation:
     image_time: float
     mask_time: float
     uses_noise: bool  # whether segmentation and synthesis draw Gaussian noise (seeded)
+    prediction: str = "velocity"  # what the net outputs: the velocity itself, or the clean ends ("data")
 
     def state_channels(self, latent_channels: int) -> int:
         """Channels of the state (the velocity net's input and output) for a codec of `latent_channels`."""
@@ -43,8 +48,14 @@ class Formulation:
 
     def training_pair(self, z_image: torch.Tensor, z_mask: torch.Tensor, t: torch.Tensor,
                       generator: Generators = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x_t, target velocity) for a batch of encoded images and masks at times `t` (shape (B,))."""
+        """(x_t, target) for a batch of encoded images and masks at times `t` (shape (B,)): the target is what the
+        net is trained to output (the velocity, or the clean ends with data prediction)."""
         raise NotImplementedError
+
+    def velocity(self, output: torch.Tensor, state: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """The velocity at `state` and time `t` from the net's `output` (the output itself for velocity
+        prediction)."""
+        return output
 
     def time_from_image_end(self, distance: torch.Tensor) -> torch.Tensor:
         """The time at `distance` ∈ [0, 1] from the image end (0 = where one-step segmentation starts)."""
@@ -78,6 +89,10 @@ class SemFlowFormulation(Formulation):
     def mask_part(self, state: torch.Tensor) -> torch.Tensor:
         return state
 
+    def __init__(self, prediction: str = "velocity") -> None:
+        if prediction != "velocity":
+            raise ValueError(f"the semflow formulation predicts the velocity, not {prediction!r}")
+
     def training_pair(self, z_image, z_mask, t, generator=None):
         return interpolate(z_image, z_mask, t), target_velocity(z_image, z_mask)  # x_t = t·z1 + (1−t)·z0, z1 − z0
 
@@ -86,10 +101,18 @@ class SymmetricFormulation(Formulation):
     """SymmFlow (Caetano et al. 2026): the state is (image, mask) channels; x_t = (1−t)·ξ_x + t·x and
     y_t = (1−t)·y + t·ξ_y, so t=0 holds (noise, mask) and t=1 holds (image, noise).
 
-    Synthesis starts from (ξ_x, y) at t=0, segmentation from (x, ξ_y) at t=1; the net predicts both velocities.
+    Synthesis starts from (ξ_x, y) at t=0, segmentation from (x, ξ_y) at t=1. With ``prediction="velocity"`` (the
+    paper) the net predicts both velocities (x − ξ_x, ξ_y − y); with ``prediction="data"`` it predicts the clean ends
+    (x̂, ŷ) and the velocities follow from the path: v_x = (x̂ − x_t)/(1 − t), v_y = (y_t − ŷ)/t. A small net in pixel
+    space learns the clean ends far more easily than velocities that carry the noise along (JiT, Li & He 2025).
     """
 
     name, image_time, mask_time, uses_noise = "symmetric", 1.0, 0.0, True
+
+    def __init__(self, prediction: str = "velocity") -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.prediction = prediction
 
     def state_channels(self, latent_channels: int) -> int:
         return 2 * latent_channels
@@ -110,16 +133,32 @@ class SymmetricFormulation(Formulation):
         noise_image = draw(z_image.shape, generator, like=z_image)
         noise_mask = draw(z_mask.shape, generator, like=z_mask)
         x_t, y_t = symmetric_interpolate(z_image, z_mask, noise_image, noise_mask, t)
+        if self.prediction == "data":
+            return torch.cat([x_t, y_t], dim=1), torch.cat([z_image, z_mask], dim=1)
         v_x, v_y = symmetric_target_velocity(z_image, z_mask, noise_image, noise_mask)
         return torch.cat([x_t, y_t], dim=1), torch.cat([v_x, v_y], dim=1)
 
+    def velocity(self, output: torch.Tensor, state: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        if self.prediction == "velocity":
+            return output
+        t = torch.as_tensor(t, dtype=state.dtype, device=state.device).reshape(-1, *([1] * (state.dim() - 1)))
+        x_hat, y_hat = self.image_part(output), self.mask_part(output)
+        x_t, y_t = self.image_part(state), self.mask_part(state)
+        v_x = (x_hat - x_t) / (1.0 - t).clamp_min(MIN_TIME_LEFT)  # from x_t = (1−t)·ξ_x + t·x
+        v_y = (y_t - y_hat) / t.clamp_min(MIN_TIME_LEFT)  # from y_t = (1−t)·y + t·ξ_y
+        return torch.cat([v_x, v_y], dim=1)
 
-_FORMULATIONS: dict[str, Formulation] = {f.name: f for f in (SemFlowFormulation(), SymmetricFormulation())}
+    def __repr__(self) -> str:
+        return f"SymmetricFormulation(prediction={self.prediction!r})"
+
+
+_FORMULATIONS = {"semflow": SemFlowFormulation, "symmetric": SymmetricFormulation}
 FORMULATIONS = tuple(_FORMULATIONS)
 
 
-def get_formulation(name: str) -> Formulation:
-    """The formulation called `name` (``"semflow"`` or ``"symmetric"``)."""
+def get_formulation(name: str, prediction: str = "velocity") -> Formulation:
+    """The formulation called `name` (``"semflow"`` or ``"symmetric"``) with the net predicting `prediction`
+    (``"velocity"``, or ``"data"`` for the symmetric formulation)."""
     if name not in _FORMULATIONS:
         raise ValueError(f"formulation must be one of {FORMULATIONS}, got {name!r}")
-    return _FORMULATIONS[name]
+    return _FORMULATIONS[name](prediction)

@@ -53,3 +53,27 @@ def pixel_accuracy(matrix: np.ndarray) -> float:
     """Correct pixels / labelled pixels."""
     total = matrix.sum()
     return float(np.trace(matrix[:, : matrix.shape[0]]) / total) if total else float("nan")
+
+
+def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for finding the `positives` (Mann–Whitney U; ties count one half).
+
+    Args:
+        scores: Any shape; higher means "more likely positive".
+        positives: Boolean, the same shape.
+    Returns:
+        AUROC in [0, 1]; NaN when there are no positives or no negatives.
+    """
+    scores, positives = np.asarray(scores, np.float64).ravel(), np.asarray(positives, bool).ravel()
+    count_pos, count_neg = int(positives.sum()), int((~positives).sum())
+    if count_pos == 0 or count_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # average the ranks of tied scores
+    unique, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts + 1) / 2.0
+    ranks = average[np.searchsorted(unique, scores)]
+    return float((ranks[positives].sum() - count_pos * (count_pos + 1) / 2.0) / (count_pos * count_neg))

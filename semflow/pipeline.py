@@ -50,6 +50,8 @@ class SemFlowPipeline(DiffusionPipeline):
         pixel_factor: Space-to-depth factor of the pixel codec (ignored with a VAE).
         synthesis_steps, segmentation_steps, solver: Defaults of `synthesize` and `segment`.
         formulation: ``"semflow"`` (the paper; models saved before this option load as it) or ``"symmetric"``.
+        prediction: What the net outputs: ``"velocity"`` (both papers), or ``"data"`` (the clean ends, symmetric
+            formulation only; see `semflow.formulation.SymmetricFormulation`).
     """
 
     model_cpu_offload_seq = "prompt_embedding->unet->vae"
@@ -70,6 +72,7 @@ class SemFlowPipeline(DiffusionPipeline):
         segmentation_steps: int = 1,
         solver: str = "euler",
         formulation: str = "semflow",
+        prediction: str = "velocity",
     ) -> None:
         super().__init__()
         self.register_modules(unet=unet, vae=vae, prompt_embedding=prompt_embedding)
@@ -80,7 +83,7 @@ class SemFlowPipeline(DiffusionPipeline):
         check_beta(perturbation, spec)
         check_solver(solver, check_steps(synthesis_steps, "synthesis_steps"))
         check_solver(solver, check_steps(segmentation_steps, "segmentation_steps"))
-        flow = get_formulation(formulation)
+        flow = get_formulation(formulation, prediction)
         codec: Codec = VAECodec(vae) if vae is not None else PixelCodec(int(pixel_factor))
         if isinstance(unet, UNet2DConditionModel) and prompt_embedding is None:
             raise ValueError("a UNet2DConditionModel velocity net needs prompt_embedding (the empty-prompt embedding)")
@@ -103,6 +106,7 @@ class SemFlowPipeline(DiffusionPipeline):
             segmentation_steps=segmentation_steps,
             solver=solver,
             formulation=formulation,
+            prediction=prediction,
         )
         self._labels, self._anchor_spec, self._codec, self._formulation = labels, spec, codec, flow
 
@@ -294,7 +298,7 @@ class SemFlowPipeline(DiffusionPipeline):
         """The one integration code path of both directions."""
 
         def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            return predict_velocity(self.unet, x_t, t, self.prompt_embedding)
+            return self.formulation.velocity(predict_velocity(self.unet, x_t, t, self.prompt_embedding), x_t, t)
 
         total = None if solver == "rk45" else steps
         with tqdm(total=total, **{"disable": False, **getattr(self, "_progress_bar_config", {})}) as bar:

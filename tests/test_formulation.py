@@ -109,13 +109,40 @@ def test_the_state_channels_must_match_the_formulation():
 
 def test_a_paper_model_widens_into_the_symmetric_formulation():
     paper = tiny_pipeline()
-    widened = reformulate(paper, "symmetric", perturbation=0.0)
+    widened = reformulate(paper, "symmetric", "velocity", perturbation=0.0)
     assert widened.config.formulation == "symmetric" and widened.config.perturbation == 0.0
     old, new = paper.unet.state_dict(), widened.unet.state_dict()
     assert torch.equal(new["conv_in.weight"][:, :12], old["conv_in.weight"])
     assert not new["conv_in.weight"][:, 12:].any() and not new["conv_out.weight"].any()
     assert all(torch.equal(new[k], old[k]) for k in old if not k.startswith(("conv_in.weight", "conv_out.")))
     assert widened.segment(np.zeros((16, 24, 3), np.uint8)).labels[0].shape == (16, 24)
-    assert reformulate(widened, "symmetric", 0.0) is widened
-    with pytest.raises(ValueError, match="only be fine-tuned in its own formulation"):
-        reformulate(widened, "semflow", 0.0)
+    assert reformulate(widened, "symmetric", "velocity", 0.0) is widened
+    with pytest.raises(ValueError, match="can only be fine-tuned as it is"):
+        reformulate(widened, "semflow", "velocity", 0.0)
+    assert reformulate(paper, "symmetric", "data", 0.0).config.prediction == "data"
+
+
+def test_data_prediction_turns_clean_ends_into_velocities():
+    data = get_formulation("symmetric", "data")
+    x, y, xi_x, xi_y = (torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(k)) for k in range(4))
+    t = torch.tensor([0.25, 0.75])
+    x_t, y_t = symmetric_interpolate(x, y, xi_x, xi_y, t)
+    state = torch.cat([x_t, y_t], 1)
+    velocity = data.velocity(torch.cat([x, y], 1), state, t)  # a perfect prediction of the clean ends
+    assert torch.allclose(velocity, torch.cat(symmetric_target_velocity(x, y, xi_x, xi_y), 1), atol=1e-5)
+    pair_state, target = data.training_pair(x, y, t, torch.Generator().manual_seed(0))
+    assert torch.equal(target, torch.cat([x, y], 1))
+    with pytest.raises(ValueError, match="predicts the velocity"):
+        get_formulation("semflow", "data")
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        get_formulation("symmetric", "noise")
+
+
+def test_one_step_segmentation_with_data_prediction_is_the_predicted_mask():
+    pipe = symmetric_pipeline().with_changes(prediction="data")
+    image = torch.rand(1, 3, 16, 24)
+    z_image = pipe.codec.encode(image * 2 - 1)
+    xi_y = torch.randn(z_image.shape, generator=torch.Generator().manual_seed(3))
+    y_hat = predict_velocity(pipe.unet, torch.cat([z_image, xi_y], 1), 1.0)[:, z_image.shape[1]:]
+    ids = decode_anchors(pipe.codec.decode(y_hat), pipe.labels.num_classes, pipe.anchor_spec)[0].numpy()
+    assert np.array_equal(pipe.segment(image, seed=3).labels[0], ids)

@@ -1,9 +1,9 @@
-"""Segmentation metrics against confusion matrices computed by hand."""
+"""Segmentation metrics against confusion matrices computed by hand, and AUROC by hand."""
 
 import numpy as np
 import pytest
 
-from semflow.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+from semflow.metrics import auroc, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
 
 
 def test_hand_computed_example():
@@ -31,3 +31,10 @@ def test_predicting_the_ignore_id_is_a_miss_and_absent_classes_are_skipped():
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="target's resolution"):
         confusion_matrix(np.zeros((2, 2)), np.zeros((3, 2)), 2)
+
+
+def test_auroc_by_hand():
+    assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool)) == 0.75
+    assert auroc(np.array([1.0, 2.0]), np.array([False, True])) == 1.0
+    assert auroc(np.array([0.5, 0.5, 0.5]), np.array([True, False, False])) == 0.5
+    assert np.isnan(auroc(np.ones(3), np.zeros(3, bool)))

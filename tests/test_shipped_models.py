@@ -26,7 +26,10 @@ def frames():
     return [(split[i]["image"], np.asarray(split[i]["mask"])) for i in FRAMES]
 
 
-@pytest.mark.parametrize("name", [n for n, folder in EMBEDDED_MODELS.items() if (folder / "model_index.json").is_file()])
+SHIPPED = [name for name, folder in EMBEDDED_MODELS.items() if (folder / "model_index.json").is_file()]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_segments_and_synthesizes_real_street_scenes(name, frames):
     pipe = load_pipeline(name, device="cpu")
     labels = pipe.labels

@@ -8,6 +8,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+# Photometric augmentation for street scenes from other drives and in other light (training.photometric fields).
+STREET_LIGHT = {"probability": 0.8, "brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.03, "gamma": 0.3,
+                "white_balance": 0.08, "blur": 0.25, "noise": 0.02}
+
 # The small CamVid default: exact pixel codec (space-to-depth 4), a from-scratch UNet2DModel that runs
 # on a laptop CPU. The official-size layout: SD1.5 VAE latents and a UNet2DConditionModel from a base model.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -57,6 +61,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Keys older config files use → their current names.
 RENAMED = {"t0_probability": "image_end_probability"}
 
+# camvid-small in the symmetric formulation with data prediction (no perturbation: its mask end is exact), with
+# STREET_LIGHT.
+PRESETS["camvid-symmetric"] = {**PRESETS["camvid-small"], "formulation": "symmetric", "prediction": "data",
+                               "perturbation": 0.0, "photometric": STREET_LIGHT}
+
 
 @dataclass
 class TrainConfig:
@@ -76,6 +85,7 @@ class TrainConfig:
     # model
     formulation: str | None = None  # "semflow" (the paper), "symmetric" (SymmFlow), a study baseline; None: the
     # init model's formulation, else "semflow"
+    prediction: str | None = None  # "velocity" or "data" (symmetric only); None: the init model's, else "velocity"
     init_from: str | None = None
     base_model: str | None = None
     resolution: list[int] = field(default_factory=lambda: [352, 480])

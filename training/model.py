@@ -28,8 +28,9 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
     - otherwise: a fresh UNet2DModel on the exact pixel codec, with the state channels of ``formulation``.
     """
     formulation = config.formulation or (init.config.formulation if init is not None else "semflow")
+    prediction = config.prediction or (init.config.prediction if init is not None else "velocity")
     if init is not None:
-        return reformulate(relabel(init, labels), formulation, config.perturbation)
+        return reformulate(relabel(init, labels), formulation, prediction, config.perturbation)
     if formulation in BASELINES:
         return Baseline.build(formulation, labels, config.pixel_factor, tuple(config.resolution), config.unet,
                               config.synthesis_steps)
@@ -42,6 +43,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
         synthesis_steps=config.synthesis_steps,
         segmentation_steps=config.segmentation_steps,
         formulation=formulation,
+        prediction=prediction,
     )
     if config.anchor_k is None:
         spread = AnchorSpec.spread(labels.num_classes)
@@ -78,21 +80,22 @@ def relabel(pipe: SemFlowPipeline, labels: LabelSet) -> SemFlowPipeline:
     return pipe.with_changes(label_set=labels.to_dict())
 
 
-def reformulate(pipe: SemFlowPipeline, formulation: str, perturbation: float) -> SemFlowPipeline:
+def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, perturbation: float) -> SemFlowPipeline:
     """The same net trunk in the symmetric formulation, to fine-tune a paper-formulation model into it.
 
     The symmetric state has twice the channels (image, mask): the input convolution keeps its weights for the image
-    channels and starts at zero for the mask channels; the output convolution starts at zero (both velocities are
-    new targets). Everything between (time embedding, down/mid/up blocks) is kept.
+    channels and starts at zero for the mask channels; the output convolution starts at zero (both outputs are new
+    targets). Everything between (time embedding, down/mid/up blocks) is kept.
 
     Raises:
         ValueError: any other change of formulation, or a net that is not a `UNet2DModel`.
     """
-    if formulation == pipe.config.formulation:
+    if (formulation, prediction) == (pipe.config.formulation, pipe.config.prediction):
         return pipe
     if (pipe.config.formulation, formulation) != ("semflow", "symmetric") or not isinstance(pipe.unet, UNet2DModel):
-        raise ValueError(f"a {pipe.config.formulation} model can only be fine-tuned in its own formulation (or a "
-                         f"'semflow' UNet2DModel into 'symmetric'), not into '{formulation}'")
+        raise ValueError(f"a {pipe.config.formulation} model predicting {pipe.config.prediction} can only be "
+                         f"fine-tuned as it is (or a 'semflow' UNet2DModel into 'symmetric'), not into {formulation} "
+                         f"predicting {prediction}")
     channels = get_formulation(formulation).state_channels(pipe.codec.latent_channels)
     unet = UNet2DModel.from_config({**pipe.unet.config, "in_channels": channels, "out_channels": channels})
     state = unet.state_dict()
@@ -104,4 +107,4 @@ def reformulate(pipe: SemFlowPipeline, formulation: str, perturbation: float) ->
         else:
             state[key] = value
     unet.load_state_dict(state)
-    return pipe.with_changes(unet=unet, formulation=formulation, perturbation=perturbation)
+    return pipe.with_changes(unet=unet, formulation=formulation, prediction=prediction, perturbation=perturbation)

@@ -284,7 +284,8 @@ def flow_matching_loss(
     class_weights: torch.Tensor | None = None,
     vae_generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One batch of flow matching in the pipeline's formulation: MSE between v(x_t, t) and the target velocity.
+    """One batch of flow matching in the pipeline's formulation: MSE between the net's output at (x_t, t) and its
+    target (the velocity, or the clean ends when the net predicts data).
 
     Args:
         image: (B, 3, H, W) in [0, 1]. ids: (B, H, W) class ids (or the ignore id).
@@ -301,10 +302,10 @@ def flow_matching_loss(
     distance = sample_t(image.shape[0], t_distribution, image_end_probability, device=image.device)
     t = formulation.time_from_image_end(distance)
     x_t, target = formulation.training_pair(z_image, z_mask, t)
-    velocity = predict_velocity(net, x_t, t, pipe.prompt_embedding)
+    output = predict_velocity(net, x_t, t, pipe.prompt_embedding)  # the velocity, or the clean ends
     weight = None if class_weights is None else position_weights(ids, class_weights, labels.num_classes,
-                                                                  velocity.shape[-2:])
-    return flow_loss(velocity, target, weight)
+                                                                  output.shape[-2:])
+    return flow_loss(output, target, weight)
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
