@@ -74,13 +74,14 @@ def load_model(folder: Path) -> SemFlowPipeline | Baseline:
     return pipe
 
 
-def evaluate_variant(folder: Path, pairs: list, reference: list, judge: SemFlowPipeline, seeds: list[int],
-                     diversity_images: int) -> dict[str, Any]:
+def evaluate_variant(folder: Path, pairs: list, reference: list, judge: SemFlowPipeline, judge_real: Any,
+                     seeds: list[int], diversity_images: int) -> dict[str, Any]:
     """Validation mIoU at 1 step, synthesis metrics with the judge's cycle, and latency on a 480x360 input."""
     model = load_model(folder)
     tasks = getattr(model, "tasks", ("segment", "synthesize"))
     result: dict[str, Any] = {"seconds_per_step": RunFolder(folder).read(SUMMARY_FILE)["seconds_per_step"]}
     image, mask = pairs[0]
+    scores = None
     if "segment" in tasks:
         scores = segmentation_scores(model, pairs, steps=1)
         result["val_miou"] = scores.miou
@@ -89,7 +90,7 @@ def evaluate_variant(folder: Path, pairs: list, reference: list, judge: SemFlowP
     if "synthesize" in tasks:
         result["synthesis"] = synthesis_metrics(model, pairs, seeds, reference_images=reference,
                                                 reference_name="train", diversity_images=diversity_images,
-                                                judge=judge)
+                                                judge=judge, real_scores=scores, judge_real_scores=judge_real)
         result["synthesize_s"] = _median_seconds(lambda: model.synthesize(mask, seed=0), 3)
     return result
 
@@ -164,13 +165,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)
     reference = [image for image, _ in labelled_pairs(load_split(args.dataset, "train"), "image", "mask", judge,
                                                       len(pairs))]
+    judge_real = segmentation_scores(judge, pairs, steps=1)
     rows = {}
     for name in args.variants:
         folder = args.out / name
         cached = RunFolder(folder).read(EVAL_FILE)
         if cached is None:
             print(f"evaluating {name}", flush=True)
-            cached = evaluate_variant(folder, pairs, reference, judge, args.seeds, args.diversity_images)
+            cached = evaluate_variant(folder, pairs, reference, judge, judge_real, args.seeds, args.diversity_images)
             RunFolder(folder).write(EVAL_FILE, cached)
         rows[name] = cached
     markdown = to_markdown(rows, args.steps, command)

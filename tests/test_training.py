@@ -151,3 +151,37 @@ def test_train_push_to_hub(dataset, config_file, tmp_path, monkeypatch):
 def test_push_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
     assert push.main([str(tmp_path), "acme/x"]) == 2
     assert "not a saved pipeline" in capsys.readouterr().err
+
+
+def test_symmetric_training_and_widening_a_paper_model(trained, dataset, config_file, tmp_path):
+    out = train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "symmetric"), "--config",
+                      str(config_file), "--max-steps", "2", "--formulation", "symmetric", "--prediction", "data",
+                      "--perturbation", "0"])
+    pipe = SemFlowPipeline.from_pretrained(out)
+    assert (pipe.config.formulation, pipe.config.prediction) == ("symmetric", "data")
+    assert "symmetric formulation" in (out / "README.md").read_text()
+    assert pipe.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
+    widened = train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "widened"), "--config",
+                          str(config_file), "--max-steps", "1", "--init-from", str(trained), "--formulation",
+                          "symmetric", "--validation-split", "none"])
+    assert SemFlowPipeline.from_pretrained(widened).unet.config.in_channels == 2 * pipe.codec.latent_channels
+
+
+@pytest.mark.parametrize("kind,task", [("cross-entropy", "segment"), ("conditional-flow", "synthesize")])
+def test_study_baselines_train_and_do_their_one_task(dataset, config_file, tmp_path, kind, task):
+    from training.baselines import Baseline
+
+    out = train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / kind), "--config", str(config_file),
+                      "--max-steps", "2", "--formulation", kind])
+    model = Baseline.from_pretrained(out)
+    assert model.tasks == (task,) and not (out / "README.md").exists()  # a baseline is not a shipped model
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["steps"] == 2 and summary["seconds_per_step"] > 0
+    if task == "segment":
+        assert "val_miou" in summary["last_validation"]
+        assert model.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
+        with pytest.raises(ValueError, match="cannot synthesize"):
+            model.synthesize(np.zeros((30, 40), np.uint8))
+    else:
+        images = model.synthesize(np.zeros((30, 40), np.uint8), seed=0, num_images_per_mask=2).images
+        assert [im.size for im in images] == [(40, 30)] * 2 and images[0] != images[1]

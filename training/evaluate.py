@@ -97,6 +97,8 @@ def synthesis_metrics(
     reference_name: str = "reference",
     diversity_images: int | None = None,
     judge: Any = None,
+    real_scores: SegmentationScores | None = None,
+    judge_real_scores: SegmentationScores | None = None,
 ) -> dict[str, Any]:
     """FID/KID of synthesized vs real images, a real-vs-real reference, diversity across seeds and cycle mIoU.
 
@@ -108,6 +110,8 @@ def synthesis_metrics(
             floor of FID on this many images).
         judge: A second segmenter for the cycle (e.g. a fixed model shared by a study), with its mIoU on the real
             photos of the same frames, so models that cannot segment get a cycle figure too.
+        real_scores, judge_real_scores: The model's and the judge's scores on the real photos of `pairs`, when the
+            caller has them already (computed here otherwise).
     """
     from .fid import fid, inception_features, kid
 
@@ -149,13 +153,13 @@ def synthesis_metrics(
     names = pipe.labels.class_names
     if "segment" in getattr(pipe, "tasks", ("segment",)):
         cycle = cycle_scores(pipe, masks, fakes_by_seed[0])
-        real = segmentation_scores(pipe, pairs)
+        real = real_scores or segmentation_scores(pipe, pairs)
         result["cycle"] = {"miou": cycle.miou, "pixel_accuracy": cycle.pixel_accuracy,
                            "per_class_iou": cycle.per_class(names), "real_photo_miou": real.miou,
                            "ratio": cycle.miou / real.miou if real.miou else float("nan")}
     if judge is not None:
         cycle = cycle_scores(judge, masks, fakes_by_seed[0])
-        real = segmentation_scores(judge, pairs)
+        real = judge_real_scores or segmentation_scores(judge, pairs)
         result["judged_cycle"] = {"judge": str(judge.config._name_or_path), "miou": cycle.miou,
                                   "per_class_iou": cycle.per_class(names), "real_photo_miou": real.miou,
                                   "ratio": cycle.miou / real.miou if real.miou else float("nan")}
