@@ -25,6 +25,7 @@ class Formulation:
     mask_time: float
     uses_noise: bool  # whether segmentation and synthesis draw Gaussian noise (seeded)
     prediction: str = "velocity"  # what the net outputs: the velocity itself, or the clean ends ("data")
+    summary: str  # one sentence for people (model cards, the app's model panel)
 
     def state_channels(self, latent_channels: int) -> int:
         """Channels of the state (the velocity net's input and output) for a codec of `latent_channels`."""
@@ -73,6 +74,8 @@ class SemFlowFormulation(Formulation):
     """
 
     name, image_time, mask_time, uses_noise = "semflow", 0.0, 1.0, False
+    summary = ("SemFlow (the paper): one rectified-flow ODE between images (t=0) and masks drawn as anchor colours "
+               "(t=1); segment by integrating image → mask, synthesize by integrating a perturbed mask → image")
 
     def state_channels(self, latent_channels: int) -> int:
         return latent_channels
@@ -108,6 +111,9 @@ class SymmetricFormulation(Formulation):
     """
 
     name, image_time, mask_time, uses_noise = "symmetric", 1.0, 0.0, True
+    summary = ("symmetric (SymmFlow): the state holds image and mask channels with Gaussian noise at the other end "
+               "of each (t=0: noise and mask, t=1: image and noise); segment by integrating (image, noise) from t=1 "
+               "to t=0, synthesize by integrating (noise, mask) from t=0 to t=1")
 
     def __init__(self, prediction: str = "velocity") -> None:
         if prediction not in PREDICTIONS:

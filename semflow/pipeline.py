@@ -133,6 +133,30 @@ class SemFlowPipeline(DiffusionPipeline):
         """Model (height, width)."""
         return tuple(self.config.resolution)
 
+    def describe(self) -> dict[str, Any]:
+        """What this model is, for people: formulation, label set, resolution, anchors, codec, net size and defaults.
+
+        One description for the command line (`python -m semflow info`), the app's model panel and /model_info, and
+        the model card; `describe_lines` renders it.
+        """
+        labels, config = self.labels, self.config
+        return {
+            "formulation": config.formulation,
+            "formulation_summary": self.formulation.summary,
+            "prediction": config.prediction,
+            "label_set": labels.name,
+            "classes": labels.num_classes,
+            "ignore": None if labels.ignore_id is None else {"id": labels.ignore_id, "name": labels.ignore_name},
+            "resolution": {"height": self.resolution[0], "width": self.resolution[1]},
+            "anchors": {"k": self.anchor_spec.k, "s": self.anchor_spec.s},
+            "perturbation": config.perturbation,
+            "codec": repr(self.codec),
+            "net": type(self.unet).__name__,
+            "parameters_millions": round(sum(p.numel() for p in self.unet.parameters()) / 1e6, 2),
+            "defaults": {"segmentation_steps": config.segmentation_steps, "synthesis_steps": config.synthesis_steps,
+                         "solver": config.solver},
+        }
+
     def with_changes(self, unet: Union[UNet2DModel, UNet2DConditionModel, None] = None,
                      **config: Any) -> SemFlowPipeline:
         """A new pipeline sharing this one's components (or the given `unet`), with `config` over this one's settings
@@ -316,6 +340,23 @@ class SemFlowPipeline(DiffusionPipeline):
         solver = self.config.solver if solver is None else solver
         check_solver(solver, steps)
         return steps, solver
+
+
+def describe_lines(description: dict[str, Any]) -> list[str]:
+    """`SemFlowPipeline.describe` as Markdown-friendly "**Name**: value" lines."""
+    d = description
+    ignore = "" if d["ignore"] is None else f" (+ id {d['ignore']['id']} = {d['ignore']['name']}, ignored)"
+    defaults = d["defaults"]
+    return [
+        f"**Formulation**: {d['formulation_summary']}; the net predicts the {d['prediction']}",
+        f"**Label set**: `{d['label_set']}`, {d['classes']} classes{ignore}",
+        f"**Model resolution**: {d['resolution']['width']}x{d['resolution']['height']} (inputs are resized to it and "
+        f"results back to their size)",
+        f"**Net**: {d['net']}, {d['parameters_millions']:g} M parameters, on {d['codec']}",
+        f"**Anchors**: k={d['anchors']['k']}, s={d['anchors']['s']:g}; perturbation β={d['perturbation']:g}",
+        f"**Defaults**: segment {defaults['segmentation_steps']} step(s), synthesize {defaults['synthesis_steps']} "
+        f"steps, {defaults['solver']}",
+    ]
 
 
 def _default_resolution(unet: UNet2DModel | UNet2DConditionModel, codec: Codec) -> tuple[int, int]:

@@ -3,53 +3,41 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from semflow.labels import LabelSet
+from semflow import SemFlowPipeline
+from semflow.loading import EMBEDDED_MODELS
+from semflow.pipeline import describe_lines
 
 from .config import TrainConfig
 from .run_folder import CONFIG_FILE, EVALUATION_FILE, SPEED_FILE, SUMMARY_FILE, RunFolder
 
-FORMULATION_TEXT = {
-    "semflow": "[SemFlow](https://arxiv.org/abs/2405.20282) (the paper's formulation): one rectified-flow ODE between "
-               "images (t=0) and semantic masks drawn as anchor colours (t=1). Segment by integrating image → mask, "
-               "synthesize by integrating a perturbed mask → image.",
-    "symmetric": "SemFlow in the symmetric formulation ([SymmFlow](https://arxiv.org/abs/2506.10634)): the state "
-                 "holds image and mask channels, with Gaussian noise at the other end of each (t=0: noise and mask, "
-                 "t=1: image and noise). Segment by integrating (image, noise) from t=1 to t=0, synthesize by "
-                 "integrating (noise, mask) from t=0 to t=1.",
-}
+PAPERS = {"semflow": "[SemFlow](https://arxiv.org/abs/2405.20282)",
+          "symmetric": "[SymmFlow](https://arxiv.org/abs/2506.10634) (symmetric flow matching) on SemFlow's anchors"}
 
 TEMPLATE = """---
 {card_data}
 ---
 
-# SemFlow — {labels_name}
+# SemFlow — {labels_name} ({formulation})
 
-{formulation_text}
+A {paper} model.
 
-- **Label set**: `{labels_name}` — {num_classes} classes{ignore}.
-- **Velocity net**: `{unet_class}`, {parameters:.1f} M parameters; codec: {codec}; model resolution
-  {height}x{width} (inputs are resized to it and outputs back to the input size).
-- **Anchors** k={anchor_k}, s={anchor_s:g}; perturbation β={perturbation:g} (0..255 units).
-- **Defaults**: segmentation {segmentation_steps} Euler step(s), synthesis {synthesis_steps} Euler steps.
-- **Training data**: `{dataset}` (split `{train_split}`, {train_rows} rows). Licence of the data: {data_license}.
+{description}
+- **Training data**: `{dataset}` (split `{train_split}`, {train_rows} rows). Licence of the data: {data_license}.{init}
 
 ## Usage
 
 ```python
-from semflow import SemFlowPipeline
-
-pipe = SemFlowPipeline.from_pretrained("{repo_or_path}")
+{usage}
 labels = pipe.segment(image).labels[0]                       # (H, W) uint8 class ids
 images = pipe.synthesize(labels, seed=0, num_images_per_mask=4).images
 ```
 
-or `python -m semflow segment street.png --out masks/ --model {repo_or_path}`.
+or `python -m semflow segment street.png --out masks/ --model {model_argument}`.
 
 ## Training
 
@@ -81,8 +69,7 @@ def write_model_card(
     the evaluation results (``evaluation.json`` written by `training.evaluate`)."""
     folder = Path(folder)
     config = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
-    index = json.loads((folder / "model_index.json").read_text())
-    labels = LabelSet.from_dict(index["label_set"])
+    description = SemFlowPipeline.from_pretrained(folder).describe()
     evaluation = RunFolder(folder).read(EVALUATION_FILE)
     speed = RunFolder(folder).read(SPEED_FILE)
     data_license = data_license or (evaluation or {}).get("data_license") or summary.get("data_license") or \
@@ -92,25 +79,26 @@ def write_model_card(
         license="cc-by-nc-4.0" if data_license.lower().startswith("cc-by-nc") else None,
         datasets=[config.get("dataset")] if config.get("dataset") and "/" in str(config.get("dataset")) and not
         Path(str(config.get("dataset"))).exists() else None,
-        tags=["semflow", "rectified-flow", "semantic-segmentation", "semantic-image-synthesis", labels.name],
+        tags=["semflow", "rectified-flow", "semantic-segmentation", "semantic-image-synthesis",
+              description["label_set"]] + (["symmflow"] if description["formulation"] == "symmetric" else []),
         pipeline_tag="image-segmentation",
     )
+    embedded = next((name for name, path in EMBEDDED_MODELS.items() if path.resolve() == folder.resolve()), None)
+    model_argument = embedded or repo_id or _display_path(folder)
+    if embedded:
+        usage = f'from semflow import load_pipeline\n\npipe = load_pipeline("{embedded}")  # embedded in the package'
+    else:
+        usage = f'from semflow import SemFlowPipeline\n\npipe = SemFlowPipeline.from_pretrained("{model_argument}")'
+    init = config.get("init_from")
     text = TEMPLATE.format(
         card_data=card_data.to_yaml(),
-        formulation_text=FORMULATION_TEXT[index.get("formulation", "semflow")],
-        labels_name=labels.name,
-        num_classes=labels.num_classes,
-        ignore="" if labels.ignore_id is None else f", id {labels.ignore_id} = {labels.ignore_name} (ignored)",
-        unet_class=index["unet"][1],
-        parameters=_parameters(folder / "unet"),
-        codec="SD VAE latents" if index.get("vae", [None])[0] else f"exact pixel codec (space-to-depth "
-                                                                   f"{index.get('pixel_factor', 1)})",
-        height=index["resolution"][0], width=index["resolution"][1],
-        anchor_k=index["anchor_k"], anchor_s=index["anchor_s"], perturbation=index["perturbation"],
-        segmentation_steps=index["segmentation_steps"], synthesis_steps=index["synthesis_steps"],
+        labels_name=description["label_set"], formulation=description["formulation"],
+        paper=PAPERS[description["formulation"]],
+        description="\n".join(f"- {line}." for line in describe_lines(description)),
         dataset=config.get("dataset"), train_split=config.get("train_split"), train_rows=summary.get("train_rows"),
         data_license=data_license,
-        repo_or_path=repo_id or _display_path(folder),
+        init=f"\n- **Initialised from**: `{init}` (its net's weights; see Training)." if init else "",
+        usage=usage, model_argument=model_argument,
         steps=summary.get("steps"), hours=summary.get("wall_clock_s", 0) / 3600, device=summary.get("device"),
         num_processes=summary.get("num_processes", 1), command=_commands(summary),
         config_json=json.dumps(config, indent=2),
@@ -165,12 +153,3 @@ def _metrics_section(summary: dict[str, Any], evaluation: dict[str, Any] | None,
     return "\n\n".join(lines)
 
 
-def _parameters(unet_folder: Path) -> float:
-    """Millions of parameters stored in the velocity net's safetensors files."""
-    from safetensors import safe_open
-
-    total = 0
-    for path in unet_folder.glob("*.safetensors"):
-        with safe_open(path, "pt") as f:
-            total += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
-    return total / 1e6
