@@ -348,7 +348,8 @@ def describe_lines(description: dict[str, Any]) -> list[str]:
     ignore = "" if d["ignore"] is None else f" (+ id {d['ignore']['id']} = {d['ignore']['name']}, ignored)"
     defaults = d["defaults"]
     return [
-        f"**Formulation**: {d['formulation_summary']}; the net predicts the {d['prediction']}",
+        f"**Formulation**: {d['formulation_summary']}; the net predicts "
+        + ("the velocity" if d["prediction"] == "velocity" else "the clean ends (data prediction)"),
         f"**Label set**: `{d['label_set']}`, {d['classes']} classes{ignore}",
         f"**Model resolution**: {d['resolution']['width']}x{d['resolution']['height']} (inputs are resized to it and "
         f"results back to their size)",

@@ -159,7 +159,7 @@ def test_symmetric_training_and_widening_a_paper_model(trained, dataset, config_
                       "--perturbation", "0"])
     pipe = SemFlowPipeline.from_pretrained(out)
     assert (pipe.config.formulation, pipe.config.prediction) == ("symmetric", "data")
-    assert "SymmFlow" in (out / "README.md").read_text() and "predicts the data" in (out / "README.md").read_text()
+    assert "SymmFlow" in (out / "README.md").read_text() and "data prediction" in (out / "README.md").read_text()
     assert pipe.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
     widened = train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "widened"), "--config",
                           str(config_file), "--max-steps", "1", "--init-from", str(trained), "--formulation",
