@@ -11,6 +11,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,9 +23,10 @@ from filelock import FileLock
 
 from semflow.filenames import safe_stem
 
-from .annotations import _write_atomic, default_root
-from .errors import InputError, UserError
+from .annotations import _write_atomic, storage_error
+from .errors import InputError, StorageError, UserError
 from .inputs import open_image
+from .settings import get_settings
 
 TODO, PREANNOTATED, CORRECTED, REVIEWED = "to do", "pre-annotated", "corrected", "reviewed"
 STATUSES = (TODO, PREANNOTATED, CORRECTED, REVIEWED)
@@ -137,7 +139,7 @@ class FolderSource:
         self.title = self.folder.name
 
     def image(self, item: QueueItem) -> PIL.Image.Image:
-        return open_image(self.folder / item.id)
+        return open_image(self.folder / item.id, f"image {item.name}")
 
 
 class DatasetSource:
@@ -152,7 +154,7 @@ class DatasetSource:
         self.column = "image" if "image" in columns else columns[0]
         self.dataset = dataset.cast_column(self.column, datasets.Image(decode=False))
         if relative_to is not None:  # an imagefolder: each image is a file under its folder
-            files = [Path(path).resolve().relative_to(relative_to).as_posix() for path in self._paths()]
+            files = [_relative(path, relative_to) for path in self._paths()]
         elif "file_name" in dataset.column_names:
             files = [str(name) if name else None for name in dataset["file_name"]]
         else:
@@ -176,7 +178,7 @@ class DatasetSource:
 
     def image(self, item: QueueItem) -> PIL.Image.Image:
         cell = self.dataset[item.index][self.column]
-        return open_image(io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell["path"])
+        return open_image(io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell["path"], f"image {item.name}")
 
 
 def open_source(location: str | os.PathLike, split: str | None = None) -> Source:
@@ -192,9 +194,12 @@ def open_source(location: str | os.PathLike, split: str | None = None) -> Source
             return DatasetSource(dataset, f"imagefolder:{folder}:{split}", folder.name, split, relative_to=folder)
         try:
             return FolderSource(folder)
-        except InputError:
-            pass  # no image files: a dataset in Hub layout (parquet shards and a card)
-        return DatasetSource(_load_dataset(str(folder), split), f"dataset:{folder}:{split}", folder.name, split)
+        except InputError as no_images:  # perhaps a dataset in Hub layout (parquet shards and a card)
+            try:
+                dataset = _load_dataset(str(folder), split)
+            except InputError as error:
+                raise InputError(f"{no_images} {error}") from None
+        return DatasetSource(dataset, f"dataset:{folder}:{split}", folder.name, split)
     if path.exists():
         raise InputError(f"{location} is a file; open a folder of images, a dataset folder or a Hub dataset id.")
     if not _HUB_ID.fullmatch(str(location)):
@@ -221,11 +226,12 @@ def open_queue(location: str | os.PathLike, split: str | None = None, root: str 
 class WorkQueue:
     """A queue of images to annotate, its state kept in ``<root>/queues/<title>-<hash>/``.
 
-    Files there: ``state.json`` (status, confidence, who and when, per item), ``claims.json`` (who holds which item
-    until when), ``predictions/<name>.png`` and ``masks/<name>.png`` (class ids, mode "L"; a prediction carries its
-    mean confidence in a PNG text chunk). Every write goes to a temporary file renamed into place, under a file lock
-    shared by all processes, and the state is reconciled with the mask files on opening, so a killed process never
-    loses a saved mask and a restart resumes where it stopped. The queue knows nothing of how masks are predicted:
+    Files there: ``state.json`` (per item: status, confidence, who and when; and the name each item was given, kept
+    when images are added later), ``claims.json`` (who holds which item until when), ``predictions/<name>.png`` and
+    ``masks/<name>.png`` (class ids, mode "L"; a prediction carries its mean confidence in a PNG text chunk). Every
+    write goes to a temporary file renamed into place, under a file lock shared by all processes, and the state is
+    reconciled with the mask files on opening, so a killed process never loses a saved mask and a restart resumes
+    where it stopped. The queue knows nothing of how masks are predicted:
     callers pass the results (`set_prediction`) or a function (`preannotate`).
     """
 
@@ -235,13 +241,12 @@ class WorkQueue:
             raise ValueError(f"claim_seconds must be a positive number, got {claim_seconds!r}")
         self.source = source
         digest = hashlib.sha1(source.key.encode()).hexdigest()[:10]
-        self.folder = Path(root if root is not None else default_root()) / QUEUES_DIR / \
+        self.folder = Path(root if root is not None else get_settings().annotations_dir) / QUEUES_DIR / \
             f"{safe_stem(source.title, 'queue', 40)}-{digest}"
         self.claim_seconds = float(claim_seconds)
         self.clock = clock
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(self.folder / LOCK_FILE), timeout=LOCK_SECONDS)
-        with self.lock:
+        with self._locked("Opening the queue failed"):
             state = self._read(STATE_FILE)
             state["source"] = source.key
             names = state.setdefault("names", {})  # a name, once given, stays (its mask file is named after it)
@@ -335,7 +340,7 @@ class WorkQueue:
             ItemClaimed: another annotator holds it.
         """
         item, owner = self.item(item_id), _owner(owner)
-        with self.lock:
+        with self._locked(f"Claiming {item.name} failed"):
             claims = self._live_claims()
             self._check_free(item, owner, claims)
             return self._take(item, owner, claims)
@@ -345,7 +350,7 @@ class WorkQueue:
         """Claim the first item after (`step` 1) or before (-1) `current` that nobody else holds; see `next_id` for
         the order and `unfinished`. Returns None when every such item is finished or held by someone else."""
         owner = _owner(owner)
-        with self.lock:
+        with self._locked("Claiming the next item failed"):
             claims = self._live_claims()
             statuses = self.statuses()
             for item_id in self._candidates(current, step, sort, unfinished, statuses):
@@ -354,10 +359,12 @@ class WorkQueue:
             return None
 
     def resume(self, owner: str, sort: str = QUEUE_ORDER) -> Claim | None:
-        """Where `owner` stopped: the item they still hold, else the first unfinished item nobody holds."""
+        """Where `owner` stopped: the unfinished item they still hold, else the first unfinished item nobody holds."""
         owner = _owner(owner)
-        with self.lock:
-            held = [i for i, claim in self._live_claims().items() if claim["owner"] == owner and i in self._by_id]
+        with self._locked("Resuming the queue failed"):
+            statuses = self.statuses()
+            held = [i for i, claim in self._live_claims().items()
+                    if claim["owner"] == owner and statuses.get(i, CORRECTED) not in FINISHED]
             if held:
                 return self.claim(held[0], owner)
             return self.claim_next(owner, sort=sort)
@@ -370,7 +377,7 @@ class WorkQueue:
     def release(self, item_id: str, owner: str) -> None:
         """Give the item back (only its holder can)."""
         item, owner = self.item(item_id), _owner(owner)
-        with self.lock:
+        with self._locked(f"Releasing {item.name} failed"):
             claims = self._live_claims()
             if claims.get(item.id, {}).get("owner") == owner:
                 del claims[item.id]
@@ -439,7 +446,7 @@ class WorkQueue:
         """
         item, owner = self.item(item_id), _owner(owner)
         ids = _check_ids(ids, self.source.image(item).size, item)
-        with self.lock:
+        with self._locked(f"Saving the mask of {item.name} failed"):
             self._check_free(item, owner, self._live_claims())
             path = self.mask_path(item.id)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -450,7 +457,7 @@ class WorkQueue:
     def mark_reviewed(self, item_id: str, owner: str) -> None:
         """Mark a corrected item as reviewed."""
         item, owner = self.item(item_id), _owner(owner)
-        with self.lock:
+        with self._locked(f"Marking {item.name} reviewed failed"):
             self._check_free(item, owner, self._live_claims())
             if self.status(item.id) not in FINISHED:
                 raise InputError(f"{item.name} has no corrected mask yet; save one before marking it reviewed.")
@@ -479,10 +486,10 @@ class WorkQueue:
             confidence = float(confidence)
             if not math.isfinite(confidence):
                 raise ValueError(f"the confidence of {item.name} must be a finite number, got {confidence}")
-        path = self.prediction_path(item.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, _png(ids, confidence))
-        with self.lock:
+        with self._locked(f"Storing the pre-annotation of {item.name} failed"):
+            path = self.prediction_path(item.id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, _png(ids, confidence))
             state = self._read(STATE_FILE)
             record = state.setdefault("items", {}).setdefault(item.id, {"status": TODO})
             record["confidence"] = confidence
@@ -510,6 +517,19 @@ class WorkQueue:
                     record["confidence"] = _read_confidence(self.prediction_path(item.id))
             else:
                 record["status"] = TODO
+
+    @contextmanager
+    def _locked(self, what_failed: str) -> Iterator[None]:
+        """The queue's folder exists and its lock is held; an OSError on the way becomes a `StorageError` saying why
+        (a `UserError` raised inside passes unchanged)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self.lock:
+                yield
+        except StorageError:
+            raise
+        except OSError as error:
+            raise storage_error(error, what_failed) from error
 
     def _read(self, name: str) -> dict[str, Any]:
         path = self.folder / name
@@ -546,6 +566,15 @@ def _items(ids: Sequence[str], files: Sequence[str]) -> list[QueueItem]:
     if len(set(names)) != len(names):
         raise InputError("Some images could not be given distinct mask names; rename them.")
     return [QueueItem(item_id, name, index) for index, (item_id, name) in enumerate(zip(ids, names))]
+
+
+def _relative(path: str | None, folder: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).resolve().relative_to(folder).as_posix()
+    except ValueError:  # a metadata row naming a file outside the folder
+        return Path(path).name
 
 
 def _owner(owner: str) -> str:

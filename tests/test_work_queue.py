@@ -1,11 +1,8 @@
 """The work queue: sources, stable names, status and progress, navigation, claims under concurrent clients, resume."""
 
 import json
-import os
+import multiprocessing
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -28,7 +25,6 @@ from app.work_queue import (
 )
 from tests.datasets_helpers import write_annotation_folder, write_hub_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = (12, 10)  # width, height of the generated images
 
 
@@ -45,7 +41,7 @@ def ids_for(value: int) -> np.ndarray:
     return np.full((SIZE[1], SIZE[0]), value, np.uint8)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def datasets_cache(tmp_path, monkeypatch):
     """`datasets` caches what it loads: keep that cache in the test's folder."""
     import datasets
@@ -84,6 +80,7 @@ def test_folder_items_are_named_after_their_images_and_keep_their_names(tmp_path
     assert again.status("city/x.png") == CORRECTED and again.folder == queue.folder
 
 
+@pytest.mark.usefixtures("datasets_cache")
 def test_an_imagefolder_queues_its_images_not_its_masks(tmp_path):
     folder = write_annotation_folder(tmp_path / "set", count=3)
     queue = open_queue(folder, root=tmp_path / "ann")
@@ -91,6 +88,7 @@ def test_an_imagefolder_queues_its_images_not_its_masks(tmp_path):
     assert queue.open("train/images/a1.png").image.size == (40, 30)
 
 
+@pytest.mark.usefixtures("datasets_cache")
 def test_a_dataset_in_hub_layout_opens_by_split_offline(tmp_path):
     folder = write_hub_dataset(tmp_path / "hub", train=4, validation=3)
     queue = open_queue(folder, split="validation", root=tmp_path / "ann")
@@ -174,7 +172,8 @@ def drain(queue: WorkQueue, owner: str, taken: list[str]) -> None:
 
 def test_concurrent_threads_never_get_the_same_item(tmp_path):
     photos = write_images(tmp_path / "photos", [f"f{i:02d}.png" for i in range(24)])
-    queues = [open_queue(photos, root=tmp_path / "ann") for _ in range(6)]
+    shared = open_queue(photos, root=tmp_path / "ann")  # one object used by three threads, as a server's workers do
+    queues = [shared] * 3 + [open_queue(photos, root=tmp_path / "ann") for _ in range(3)]
     taken: dict[str, list[str]] = {f"t{n}": [] for n in range(6)}
     threads = [threading.Thread(target=drain, args=(q, owner, taken[owner])) for q, owner in zip(queues, taken)]
     for thread in threads:
@@ -186,52 +185,56 @@ def test_concurrent_threads_never_get_the_same_item(tmp_path):
     assert queues[0].counts()[CORRECTED] == 24
 
 
-WORKER = textwrap.dedent("""
-    import sys, time
-    from pathlib import Path
-    import numpy as np
-    from app.work_queue import open_queue
-    photos, root, owner, go, delay = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]), float(sys.argv[5])
+def work(photos: Path, root: Path, owner: str, go: Path, delay: float, log: Path) -> None:
+    """A separate annotator process: wait for `go`, then claim, log and save items until none is left."""
     queue = open_queue(photos, root=root)
     while not go.exists():
-        time.sleep(0.01)
-    while (claim := queue.claim_next(owner)) is not None:
-        print(claim.item.id, flush=True)
-        time.sleep(delay)
-        queue.save(claim.item.id, np.full((10, 12), 1, np.uint8), owner)
-""")
+        time.sleep(0.005)
+    with open(log, "w") as f:
+        while (claim := queue.claim_next(owner)) is not None:
+            f.write(claim.item.id + "\n")
+            f.flush()
+            time.sleep(delay)
+            queue.save(claim.item.id, ids_for(1), owner)
 
 
-def start_worker(tmp_path: Path, owner: str, delay: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "photos"), str(tmp_path / "ann"), owner,
-                             str(tmp_path / "go"), str(delay)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+def start_worker(tmp_path: Path, owner: str, delay: float) -> multiprocessing.Process:
+    """A forked process (real, separate file handles and locks; forking skips re-importing torch)."""
+    process = multiprocessing.get_context("fork").Process(
+        target=work, args=(tmp_path / "photos", tmp_path / "ann", owner, tmp_path / "go", delay,
+                           tmp_path / f"{owner}.log"))
+    process.start()
+    return process
 
 
 @pytest.mark.slow
 def test_concurrent_processes_never_get_the_same_item(tmp_path):
-    write_images(tmp_path / "photos", [f"f{i:02d}.png" for i in range(30)])
+    write_images(tmp_path / "photos", [f"f{i:02d}.png" for i in range(40)])
     workers = [start_worker(tmp_path, f"p{n}", 0.0) for n in range(4)]
-    time.sleep(1.0)
+    time.sleep(0.5)
     (tmp_path / "go").touch()
-    outputs = [worker.communicate(timeout=300)[0].split() for worker in workers]
-    assert all(worker.returncode == 0 for worker in workers)
-    everything = [item for output in outputs for item in output]
-    assert sorted(everything) == [f"f{i:02d}.png" for i in range(30)], "each item taken exactly once"
-    assert sum(1 for output in outputs if output) > 1, "the work was shared"
-    assert open_queue(tmp_path / "photos", root=tmp_path / "ann").counts()[CORRECTED] == 30
+    for worker in workers:
+        worker.join(timeout=300)
+    assert all(worker.exitcode == 0 for worker in workers)
+    logs = [(tmp_path / f"p{n}.log").read_text().split() for n in range(4)]
+    assert sorted(item for log in logs for item in log) == [f"f{i:02d}.png" for i in range(40)], \
+        "each item taken exactly once"
+    assert sum(1 for log in logs if log) > 1, "the work was shared"
+    assert open_queue(tmp_path / "photos", root=tmp_path / "ann").counts()[CORRECTED] == 40
 
 
 @pytest.mark.slow
 def test_a_killed_annotator_loses_no_saved_mask_and_resumes(tmp_path):
     write_images(tmp_path / "photos", [f"f{i:02d}.png" for i in range(40)])
     (tmp_path / "go").touch()
-    worker = start_worker(tmp_path, "kim", 0.02)
     queue = open_queue(tmp_path / "photos", root=tmp_path / "ann")
+    worker = start_worker(tmp_path, "kim", 0.01)
     deadline = time.monotonic() + 120
     while len(list((queue.folder / "masks").glob("*.png"))) < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
+        time.sleep(0.005)
+    worker.kill()
+    worker.join(timeout=30)
+    assert worker.exitcode == -signal.SIGKILL
     reopened = open_queue(tmp_path / "photos", root=tmp_path / "ann")
     saved = sorted(path.name for path in (reopened.folder / "masks").glob("*.png"))
     assert 5 <= len(saved) < 40
@@ -276,9 +279,11 @@ def test_preannotate_stores_predictions_once_and_reports_progress(queue):
         queue.preannotate(lambda image: np.zeros((3, 3), np.uint8), overwrite=True)
 
 
+@pytest.mark.usefixtures("datasets_cache")
 def test_bad_requests_get_a_sentence(queue, tmp_path):
-    with pytest.raises(InputError, match="no images"):
-        open_queue(write_images(tmp_path / "empty", []) if (tmp_path / "empty").mkdir() is None else None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no images"):
+        open_queue(tmp_path / "empty", root=tmp_path / "ann")
     with pytest.raises(InputError, match="There is no folder"):
         open_source(str(tmp_path / "missing" / "deeper" / "x"))
     with pytest.raises(InputError, match="no item"):
