@@ -1,35 +1,56 @@
-"""The annotation folder: atomic saves of image + class-id mask + metadata row (imagefolder layout), and Hub pushes."""
+"""The annotation folder: atomic saves of image + class-id mask + metadata row (imagefolder layout), recovery after a
+crash, clear words when the disk cannot be written, and Hub pushes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import io
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 import PIL.Image
-from filelock import FileLock
+import PIL.PngImagePlugin
 
 from semflow.filenames import safe_stem
 from semflow.hub import push_folder
 
+from .errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+IMAGES = "images"
+MASKS = "masks"
 METADATA = "metadata.jsonl"
 PUSHED = ".pushed.json"
 LOCK = ".annotations.lock"
+QUARANTINE = ".quarantine"  # hidden, so `load_dataset("imagefolder")` never reads what is moved there
+ROW_CHUNK = "semflow-annotation"  # a PNG text chunk of every mask: its metadata row, for re-indexing after a crash
+FILE_KEYS = ("file_name", "mask_file_name")  # the columns of a row that name its files (imagefolder's convention)
+TEMP_SUFFIX = ".tmp"  # temporary files are ".<final name>.<random>.tmp" beside their final name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def default_root() -> Path:
-    """`$SEMFLOW_ANNOTATIONS_DIR`, else ./annotations under the working directory."""
-    return Path(os.environ.get("SEMFLOW_ANNOTATIONS_DIR") or Path.cwd() / "annotations")
+_SAFE = "Earlier annotations are safe."
+_REASONS = {  # errno → what is wrong, in words a person can act on
+    errno.ENOSPC: "there is no space left on the disk that holds the annotation folder",
+    errno.EDQUOT: "the disk quota of the annotation folder is used up",
+    errno.EROFS: "the annotation folder is on a read-only disk",
+    errno.EACCES: "the server is not allowed to write to the annotation folder (permission denied)",
+    errno.EPERM: "the server is not allowed to write to the annotation folder (permission denied)",
+    errno.ENOTDIR: "the annotation folder's path (or a part of it) is a file, not a folder",
+    errno.EEXIST: "the annotation folder's path (or a part of it) is a file, not a folder",
+}
 
 
 @dataclass(frozen=True)
@@ -42,18 +63,59 @@ class SavedAnnotation:
     row: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """What `AnnotationStore.recover` found after an interrupted save, and what it did.
+
+    Attributes:
+        temp_files_removed: Partial temporary files removed (paths relative to the folder).
+        reindexed: Names of complete image + mask pairs that had no metadata row and now have one.
+        quarantined: Files of incomplete pairs moved under ``.quarantine/`` (paths relative to the folder).
+        missing: ``file_name`` of rows whose image or mask is gone (reported, left as they are).
+    """
+
+    temp_files_removed: tuple[str, ...] = ()
+    reindexed: tuple[str, ...] = ()
+    quarantined: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.temp_files_removed or self.reindexed or self.quarantined)
+
+    def summary(self) -> str | None:
+        """One sentence for the log or the page; None when there was nothing to recover."""
+        done = []
+        if self.temp_files_removed:
+            done.append(f"removed {_count(self.temp_files_removed, 'partial temporary file')}")
+        if self.reindexed:
+            done.append(f"re-indexed {_count(self.reindexed, 'complete annotation')} that had no metadata row")
+        if self.quarantined:
+            done.append(f"moved {_count(self.quarantined, 'file')} of incomplete annotations to {QUARANTINE}/")
+        if self.missing:
+            done.append(f"found {_count(self.missing, 'metadata row')} whose files are missing")
+        if not done:
+            return None
+        return "Annotation folder recovered after an interrupted save: " + "; ".join(done) + "."
+
+
 class AnnotationStore:
     """An imagefolder dataset that only grows: ``images/<name>.png``, ``masks/<name>.png`` (class ids, mode "L")
     and ``metadata.jsonl`` rows with ``file_name`` and ``mask_file_name``.
 
-    Every file is written to a temporary name and renamed into place, and the metadata file is rewritten whole
-    under a lock, so concurrent savers and a crash mid-save never lose or corrupt a row already acknowledged.
-    ``datasets.load_dataset("imagefolder", data_dir=root)`` loads it with `image` and `mask` columns.
+    A save encodes both PNGs, then under the folder's file lock writes each file to a temporary name, flushes it to
+    disk and renames it into place: image, mask, then the metadata file rewritten whole with the new row. A save
+    that returned is durable; a crash leaves at most temporary files and an image/mask without a row, which
+    `recover` (called once when the app starts) cleans up. ``datasets.load_dataset("imagefolder", data_dir=root)``
+    loads the folder with `image` and `mask` columns. Files get the mode the umask gives (0o666 & ~umask).
+
+    A save or recovery that cannot write raises `StorageError` saying why (no space, read-only, not a folder,
+    permission denied) and that earlier annotations are safe.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
-        self.root = Path(root) if root is not None else default_root()
-        self.lock = FileLock(str(self.root / LOCK), timeout=60)
+    def __init__(self, root: str | os.PathLike, lock_timeout: float = 60.0) -> None:
+        self.root = Path(root)
+        self.lock = filelock.FileLock(str(self.root / LOCK), timeout=lock_timeout)
 
     def save(self, image: PIL.Image.Image, ids: np.ndarray, metadata: dict[str, Any]) -> SavedAnnotation:
         """Write the image, its mask and one metadata row; returns once all three are durable.
@@ -63,27 +125,32 @@ class AnnotationStore:
             ids: (H, W) class ids at the image's size (saved as an "L" PNG).
             metadata: Free-form fields (annotator, model, steps, source file...); strings are cleaned of control
                 characters and capped in length; they never become paths.
+        Raises:
+            StorageError: the folder cannot be written; nothing of this save is left behind.
         """
         ids = np.asarray(ids)
         if ids.ndim != 2 or ids.shape != (image.height, image.width):
             raise ValueError(f"mask {ids.shape[::-1]} and image {image.size} must have the same size")
         if ids.min() < 0 or ids.max() > 255:
             raise ValueError("mask ids must be in 0..255")
-        for folder in (self.root / "images", self.root / "masks"):
-            folder.mkdir(parents=True, exist_ok=True)
-        name = (f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-"
-                f"{safe_stem(metadata.get('source_file'), 'image', 40)}-{secrets.token_hex(4)}")
-        image_path, mask_path = self.root / "images" / f"{name}.png", self.root / "masks" / f"{name}.png"
-        _write_atomic(image_path, _png(image.convert("RGB")))
-        _write_atomic(mask_path, _png(PIL.Image.fromarray(ids.astype(np.uint8))))
-        row = {"file_name": f"images/{name}.png", "mask_file_name": f"masks/{name}.png",
-               **{key: _clean(value) for key, value in metadata.items() if key not in ("file_name", "mask_file_name")}}
-        with self.lock:
-            existing = (self.root / METADATA).read_bytes() if (self.root / METADATA).is_file() else b""
-            if existing and not existing.endswith(b"\n"):
-                existing += b"\n"
-            _write_atomic(self.root / METADATA, existing + (json.dumps(row, ensure_ascii=False) + "\n").encode())
-        return SavedAnnotation(name, image_path, mask_path, row)
+        name = f"{_timestamp()}-{safe_stem(metadata.get('source_file'), 'image', 40)}-{secrets.token_hex(4)}"
+        row = {"file_name": f"{IMAGES}/{name}.png", "mask_file_name": f"{MASKS}/{name}.png",
+               **{key: _clean(value) for key, value in metadata.items() if key not in FILE_KEYS}}
+        files = {self.root / row["file_name"]: _png(image.convert("RGB")),
+                 self.root / row["mask_file_name"]: _png(PIL.Image.fromarray(ids.astype(np.uint8)), row)}
+        with self._writing("This annotation was not saved"):
+            written: list[Path] = []
+            try:
+                for path, data in files.items():
+                    _write_atomic(path, data)
+                    written.append(path)
+                self._write_rows([*self.rows(), row])
+            except BaseException:
+                for path in written:  # no orphan pair: the row was not written, so neither are its files
+                    _unlink_quietly(path)
+                raise
+        paths = list(files)
+        return SavedAnnotation(name, paths[0], paths[1], row)
 
     def rows(self) -> list[dict[str, Any]]:
         """All metadata rows, oldest first."""
@@ -91,6 +158,21 @@ class AnnotationStore:
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def recover(self) -> Recovery:
+        """Clean up after saves that were interrupted (a killed process, a power cut); call once at start-up.
+
+        Removes partial temporary files; gives each complete image + mask pair that has no metadata row its row
+        (the row stored in the mask, else what its file names tell); moves incomplete or unreadable leftovers to
+        ``.quarantine/``. Safe while other processes save (it holds the folder's lock).
+
+        Raises:
+            StorageError: the folder exists but cannot be written.
+        """
+        if not self.root.is_dir():
+            return Recovery()
+        with self._writing("The annotation folder could not be checked for leftovers of interrupted saves"):
+            return self._recover()
 
     def push(self, repo_id: str, token: str | None = None, private: bool | None = None) -> str | None:
         """Upload the rows not pushed before to a Hub dataset repo, in a new folder ``data/<push id>/`` with its own
@@ -104,12 +186,12 @@ class AnnotationStore:
             new = [row for row in self.rows() if row["file_name"] not in pushed]
             if not new:
                 return None
-            push_id = f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+            push_id = f"{_timestamp()}-{secrets.token_hex(4)}"
             with tempfile.TemporaryDirectory() as staging:
-                for sub in ("images", "masks"):
+                for sub in (IMAGES, MASKS):
                     os.makedirs(os.path.join(staging, sub))
                 for row in new:
-                    for key in ("file_name", "mask_file_name"):
+                    for key in FILE_KEYS:
                         shutil.copyfile(self.root / row[key], os.path.join(staging, row[key]))
                 with open(os.path.join(staging, METADATA), "w", encoding="utf-8") as f:
                     f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in new)
@@ -117,6 +199,91 @@ class AnnotationStore:
                                   private=private, commit_message=f"Add {len(new)} annotations ({push_id})")
             _write_atomic(self.root / PUSHED, json.dumps(sorted(pushed | {r["file_name"] for r in new})).encode())
         return url
+
+    # --- internals ------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, what_failed: str) -> Iterator[None]:
+        """The folders exist and the lock is held; an OSError on the way becomes a `StorageError` saying why."""
+        try:
+            for folder in (self.root / IMAGES, self.root / MASKS):
+                folder.mkdir(parents=True, exist_ok=True)
+            with self.lock:
+                yield
+        except StorageError:
+            raise
+        except OSError as error:
+            logger.warning("annotation folder %s: %s: %r", self.root, what_failed, error)
+            raise storage_error(error, what_failed) from error
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        _write_atomic(self.root / METADATA, "".join(json.dumps(row, ensure_ascii=False) + "\n"
+                                                    for row in rows).encode())
+
+    def _recover(self) -> Recovery:
+        removed = []
+        for folder in (self.root, self.root / IMAGES, self.root / MASKS):
+            for path in sorted(folder.glob(f".*{TEMP_SUFFIX}")):
+                if path.is_file():
+                    path.unlink()
+                    removed.append(path.relative_to(self.root).as_posix())
+        rows = self.rows()
+        indexed = {row.get(key) for row in rows for key in FILE_KEYS}
+        missing = tuple(row.get("file_name") for row in rows
+                        if not all((self.root / str(row.get(key))).is_file() for key in FILE_KEYS))
+        stems = sorted({path.stem for sub in (IMAGES, MASKS) for path in (self.root / sub).glob("*.png")
+                        if f"{sub}/{path.name}" not in indexed})
+        reindexed, quarantined, new_rows = [], [], []
+        for stem in stems:
+            row = self._complete_row(stem)
+            if row is not None:
+                new_rows.append(row)
+                reindexed.append(stem)
+                continue
+            for sub in (IMAGES, MASKS):
+                source = self.root / sub / f"{stem}.png"
+                if source.is_file():
+                    quarantined.append(_move_to_quarantine(self.root, source).relative_to(self.root).as_posix())
+        if new_rows:
+            self._write_rows([*rows, *new_rows])
+        recovery = Recovery(tuple(removed), tuple(reindexed), tuple(quarantined), missing)
+        if recovery.summary():
+            logger.warning("%s (%s)", recovery.summary(), self.root)
+        return recovery
+
+    def _complete_row(self, stem: str) -> dict[str, Any] | None:
+        """The metadata row of a complete pair (both files decode, the mask is an "L" PNG of the image's size), from
+        the row the mask carries when it has one; None when the pair is incomplete."""
+        row = {"file_name": f"{IMAGES}/{stem}.png", "mask_file_name": f"{MASKS}/{stem}.png"}
+        try:
+            with PIL.Image.open(self.root / row["file_name"]) as image, \
+                    PIL.Image.open(self.root / row["mask_file_name"]) as mask:
+                image.load()
+                mask.load()
+                if mask.mode != "L" or mask.size != image.size:
+                    return None
+                stored = mask.info.get(ROW_CHUNK)
+        except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError):
+            return None
+        try:
+            stored = json.loads(stored) if stored else {}
+        except ValueError:
+            stored = {}
+        if not isinstance(stored, dict) or {k: stored.get(k) for k in row} != row:
+            return row
+        return stored
+
+
+def storage_error(error: OSError, what_failed: str) -> StorageError:
+    """`error` in words a person can act on: what failed, why, and that earlier annotations are safe."""
+    if isinstance(error, filelock.Timeout):
+        return StorageError(f"{what_failed}: the annotation folder is busy with other saves. {_SAFE} Please try "
+                            f"again in a moment.")
+    reason = _REASONS.get(error.errno)
+    if reason is None:
+        reason = f"the annotation folder could not be written ({error.strerror or type(error).__name__})"
+    return StorageError(f"{what_failed}: {reason}. {_SAFE} Please ask whoever runs this server to fix it, then try "
+                        f"again.")
 
 
 def _clean(value: Any, limit: int = 200) -> Any:
@@ -127,26 +294,71 @@ def _clean(value: Any, limit: int = 200) -> Any:
     return _clean(str(value), limit)
 
 
-def _png(image: PIL.Image.Image) -> bytes:
+def _count(items: tuple[str, ...], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _timestamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+def _png(image: PIL.Image.Image, row: dict[str, Any] | None = None) -> bytes:
+    info = None
+    if row is not None:
+        info = PIL.PngImagePlugin.PngInfo()
+        info.add_itxt(ROW_CHUNK, json.dumps(row, ensure_ascii=False))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 
+def _file_mode() -> int:
+    """0o666 less the process's umask: the mode `open()` would give a new file."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: read it by setting it (not thread-safe, rarely used)
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file beside `path` with the umask's mode, flush it to disk, then rename it over `path`."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(descriptor, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        _unlink_quietly(Path(temporary))
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    try:  # the rename is done; make it durable too (a failure here loses nothing already written)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        logger.warning("could not flush the folder %s to disk: %r", path.parent, error)
+
+
+def _unlink_quietly(path: Path) -> None:
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        path.unlink(missing_ok=True)
+    except OSError as error:  # recovery at the next start removes or quarantines what is left
+        logger.warning("could not remove %s: %r", path, error)
+
+
+def _move_to_quarantine(root: Path, source: Path) -> Path:
+    """Move `source` to ``root/.quarantine/<images|masks>/`` under a name not taken there; returns its new path."""
+    folder = root / QUARANTINE / source.parent.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    while target.exists():
+        target = folder / f"{source.stem}-{secrets.token_hex(2)}{source.suffix}"
+    os.replace(source, target)
+    return target

@@ -95,13 +95,24 @@ def ids_at_working_size(ids: np.ndarray, max_side: int = limits.WORKING_SIDE) ->
     return ids[rows][:, cols]
 
 
+def input_size(image: Any) -> tuple[int, int]:
+    """(height, width) of an image input as `to_image_tensor` reads it, before any resizing: upright for a PIL image
+    with an EXIF orientation, (H, W) of an (H, W[, C]) array or a (C, H, W) / (H, W) tensor."""
+    if isinstance(image, PIL.Image.Image):
+        width, height = image.size
+        rotated = image.getexif().get(PIL.ExifTags.Base.Orientation, 1) in _ROTATED
+        return (width, height) if rotated else (height, width)
+    shape = tuple(image.shape)
+    return shape[-2:] if isinstance(image, torch.Tensor) else shape[:2]
+
+
 def to_image_tensor(image: Any, name: str = "images") -> torch.Tensor:
     """One image → (3, H, W) float32 in [0, 1], at the working size.
 
     Accepts a PIL image of any mode; a numpy array (H, W), (H, W, 1|3|4) of uint8/uint16 or float in [0, 1];
     a torch tensor (3, H, W) / (1, H, W) / (H, W), uint8 or float in [0, 1]. An image whose longer side exceeds
-    `limits.WORKING_SIDE` is brought to it first, before any full-size float conversion (the pipeline's outputs then
-    have that size); smaller images are converted as they are.
+    `limits.WORKING_SIDE` is brought to it first, before any full-size float conversion (`input_size` gives the size
+    it had); smaller images are converted as they are.
     """
     if isinstance(image, PIL.Image.Image):
         _check_size(image.height, image.width, name)
@@ -173,11 +184,11 @@ def _shrink_array(array: np.ndarray) -> np.ndarray:
 
 
 def to_label_array(labels: Any, name: str = "labels") -> np.ndarray:
-    """One label map → (H, W) int64 array of ids, at the working size.
+    """One label map → (H, W) int64 array of ids, at its own size (training pairs it with its image; the app and
+    the command line bring big mask files to the working size with `read_mask` first).
 
     Accepts a PIL image of mode L, P (palette index = id), I, I;16; a 2-D integer numpy array or torch tensor.
-    Colour images are refused: class ids are not colours. A map whose longer side exceeds `limits.WORKING_SIDE` is
-    brought to it by nearest-exact sampling.
+    Colour images are refused: class ids are not colours.
     """
     if isinstance(labels, PIL.Image.Image):
         _check_size(labels.height, labels.width, name)
@@ -204,7 +215,7 @@ def to_label_array(labels: Any, name: str = "labels") -> np.ndarray:
             array = array.astype(np.int64)
         else:
             raise ValueError(f"{name} must hold integer class ids, got dtype {array.dtype}")
-    return ids_at_working_size(array).astype(np.int64)
+    return array.astype(np.int64)
 
 
 def resize_images(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from .anchors import AnchorSpec, encode_anchors, nearest_anchors
 from .codec import Codec, PixelCodec, VAECodec
 from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
-from .images import as_list, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
+from .images import as_list, input_size, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
 from .labels import LabelSet, get_label_set
 from .limits import check_images_per_mask, check_seed, check_steps
 from .noise import Generators
@@ -229,7 +229,9 @@ class SemFlowPipeline(DiffusionPipeline):
             `SegmentationOutput` with one (H, W) uint8 id map per image at that image's size.
         """
         steps, solver = self._steps_and_solver(num_inference_steps, solver, self.config.segmentation_steps)
-        pixels = [to_image_tensor(image, "images") for image in as_list(images, "images")]
+        inputs = as_list(images, "images")
+        pixels = [to_image_tensor(image, "images") for image in inputs]  # big images at the working size
+        sizes = [input_size(image) for image in inputs]
         batch_size = _check_batch_size(batch_size)
         seed = check_seed(seed)
         ignore_id = self.labels.ignore_id if include_ignore else None
@@ -245,12 +247,13 @@ class SemFlowPipeline(DiffusionPipeline):
             x_mask = self.codec.decode(self.formulation.mask_part(result.x)).float()
             nfe = result.nfe
             for i, p in enumerate(batch):
-                size = tuple(p.shape[-2:])
+                size = tuple(p.shape[-2:])  # decoded here; ids and confidence then go to the input's own size
                 ids, margin = nearest_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
                                               self.anchor_spec, ignore_id)
-                labels.append(ids[0].to(torch.uint8).cpu().numpy())
+                full_size = sizes[start + i]
+                labels.append(resize_labels(ids.to(torch.uint8), full_size)[0].cpu().numpy())
                 if confidence is not None:
-                    confidence.append(margin[0].cpu().numpy())
+                    confidence.append(resize_labels(margin, full_size)[0].cpu().numpy())
                 if trajectory is not None:
                     trajectory.append(self._frames(result, i, size, self.formulation.mask_part))
         return SegmentationOutput(labels=labels, trajectory=trajectory, nfe=nfe, confidence=confidence)

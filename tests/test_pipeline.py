@@ -176,3 +176,11 @@ def test_bad_construction_raises():
         SemFlowPipeline(tiny_unet(12), pixel_factor=2, resolution=(18, 24))
     with pytest.raises(ValueError, match="perturbation"):
         SemFlowPipeline(tiny_unet(12), pixel_factor=2, perturbation=64.0)
+
+
+def test_a_big_image_is_segmented_at_the_working_size_and_answered_at_its_own(pipe):
+    from semflow.limits import WORKING_SIDE
+
+    big = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (1500, 2 * WORKING_SIDE, 3), dtype=np.uint8))
+    out = pipe.segment(big, return_confidence=True)
+    assert out.labels[0].shape == (1500, 2 * WORKING_SIDE) and out.confidence[0].shape == (1500, 2 * WORKING_SIDE)

@@ -15,7 +15,7 @@ from diffusers import UNet2DModel
 from semflow.anchors import AnchorSpec, encode_anchors
 from semflow.codec import PixelCodec
 from semflow.flow import flow_loss
-from semflow.images import as_list, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
+from semflow.images import as_list, input_size, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
 from semflow.labels import LabelSet
 from semflow.noise import draw
 from semflow.outputs import SegmentationOutput, SynthesisOutput
@@ -119,7 +119,7 @@ class Baseline:
             z = self.codec.encode(resize_images(pixels[None], self.resolution) * 2.0 - 1.0)
             logits = F.pixel_shuffle(predict_velocity(self.unet, z, 0.0), self.codec.factor)
             logits = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear", align_corners=False)
-            labels.append(logits.argmax(1)[0].to(torch.uint8).numpy())
+            labels.append(resize_labels(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
         return SegmentationOutput(labels=labels, nfe=1)
 
     @torch.inference_mode()
