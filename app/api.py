@@ -3,6 +3,7 @@ every other event (the page's own, `ui_*`) off Gradio's named API routes."""
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ def segment(image: str | None, steps: Any = None, solver: Any = None, opacity: A
     opacity = studio.check_opacity(opacity)
     studio.check_steps_and_solver(steps, solver, studio.pipe.config.segmentation_steps)
     picture = studio.open_photo(image)
-    ids, _ = studio.segment(picture, steps, solver)
+    ids, _, _ = studio.segment(picture, steps, solver)
     ids_path, _ = save_mask_files(ids, studio.labels, Path(image).stem if image else "mask")
     overlay_path = str(Path(ids_path).with_name("overlay.png"))
     overlay(picture, ids, studio.labels, opacity).save(overlay_path)
@@ -103,25 +104,52 @@ def add_endpoints(studio: Studio, model_slot: dict[str, Any]) -> None:
 
 
 # Gradio answers every event on its named API routes, whatever its api_visibility (6.31): refuse all but the public.
-API_ROUTE = re.compile(r"/gradio_api/(?:call/v2|call|run|api)/(?P<name>[^/]+)/?$")
+API_ROUTE = re.compile(r"/gradio_api/(?:(?P<by_name>call/v2|call)|run|api)/(?P<name>[^/]+)/?$")
 
 
 class PublicEndpointsOnly:
-    """ASGI middleware: a POST to a named API route (``/gradio_api/call/<name>`` and its variants) is answered 404
-    unless <name> is a public endpoint of `blocks`. The page's own events reach the queue by index, as before."""
+    """ASGI middleware: a call by name (``POST /gradio_api/call/<name>``, ``/call/v2/<name>``, ``/run/<name>``,
+    ``/api/<name>``) is answered 404 unless <name> is a public endpoint of `blocks`.
+
+    The page calls its own events by index, not by name: on the queue (``/queue/join``) and, for unqueued events such
+    as loading an example, ``/run/predict`` with ``fn_index`` in the body; those pass as before."""
 
     def __init__(self, app, blocks: gr.Blocks) -> None:
         self.app, self.blocks = app, blocks
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = API_ROUTE.search(scope["path"])
-            if match and match["name"] not in public_endpoints(self.blocks):
-                response = JSONResponse({"detail": f"There is no API endpoint named '{match['name']}'."},
-                                        status_code=404)
-                await response(scope, receive, send)
+        match = API_ROUTE.search(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if match is None or match["name"] in public_endpoints(self.blocks):
+            await self.app(scope, receive, send)
+            return
+        if not match["by_name"]:  # /run and /api take an fn_index in the body, which wins over the name
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            if _fn_index(body) is not None:
+                replayed = False
+
+                async def replay():
+                    nonlocal replayed
+                    if replayed:
+                        return await receive()
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                await self.app(scope, replay, send)
                 return
-        await self.app(scope, receive, send)
+        response = JSONResponse({"detail": f"There is no API endpoint named '{match['name']}'."}, status_code=404)
+        await response(scope, receive, send)
+
+
+def _fn_index(body: bytes) -> int | None:
+    try:
+        index = json.loads(body).get("fn_index")
+    except (ValueError, AttributeError):
+        return None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
 def public_endpoints(blocks: gr.Blocks) -> set[str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,72 +11,102 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 
+from semflow import limits
+
 from .editor import blank_background, blank_layer, editor_value, labels_to_layer, mask_from_editor
 from .errors import InputError
-from .exports import save_gif, save_mask_files
+from .exports import save_cvat_zip, save_gif, save_mask_files
 from .failures import user_errors
+from .fill_tools import flood_fill, superpixel_fill
+from .info import model_info_markdown
+from .inputs import fit_for_editing
 from .model import gpu
-from .overlays import legend_html, overlay
+from .overlays import DEFAULT_OPACITY, legend_html, overlay, unsure_overlay
 from .service import Synthesis, get_studio
 from .session import BLANK_LAYOUT, Session
 
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
 
 
+def cleared(labels) -> tuple:
+    """What new work (a photo, a layout) blanks: overlay, legend, gallery, round trip, trajectory, save status and the
+    two mask files (in `ui.FRESH_OUTPUTS` order), so nothing of the previous work stays on screen."""
+    return None, legend_html(None, labels), [], "", None, "", None, None
+
+
 @user_errors
-def load_image(path: str | None, session: Session) -> tuple[Session, dict[str, Any] | None, str]:
-    """A new photo (downscaled for editing when very large) into the editor, with an empty mask layer."""
-    if path is None:  # the image was cleared
-        return Session(), None, ""
-    image, notice = get_studio().open_for_editing(path)
+def load_image(upload: dict[str, Any] | None, session: Session) -> tuple[Session, dict[str, Any] | None, str]:
+    """A new photo (downscaled for editing when very large) into the editor, with an empty mask layer.
+
+    Wired with ``preprocess=False``: `upload` is the image field's raw value (the uploaded file, which Gradio has
+    checked is its own upload, unopened) so that the app's checks, not Gradio's decoder, word what is wrong with it.
+    """
+    session = session or Session()
+    studio = get_studio(session.model)
+    if not upload:  # the image was cleared
+        return session.restart(), None, "", *cleared(studio.labels)
+    if not upload.get("path"):
+        raise InputError("Please upload the image as a file (PNG or JPEG).")
+    image, notice = studio.open_for_editing(upload["path"])
     if notice:
         gr.Warning(notice)
-    return (Session(image=image, source=Path(path).name), editor_value(image),
-            notice or f"Loaded a {image.width}x{image.height} image. Press **Segment**.")
+    return (session.restart(image=image, source=upload.get("orig_name") or Path(upload["path"]).name),
+            editor_value(image), notice or f"Loaded a {image.width}x{image.height} image. Press **Segment**.",
+            *cleared(studio.labels))
 
 
 @user_errors
 @gpu
-def segment(session: Session, steps: Any, solver: Any, opacity: Any,
+def segment(session: Session, steps: Any, solver: Any, opacity: Any, unsure: bool = False,
             progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
-    """Image → mask: the overlay, the legend, and the prediction as the editor's mask layer."""
+    """Image → mask: the overlay (or where the model is unsure), the legend, and the prediction as the editor's mask
+    layer."""
     if session is None or session.image is None:
         raise InputError("Please upload an image (or pick an example) first.")
-    studio = get_studio()
-    opacity = studio.check_opacity(opacity)
-    ids, steps = studio.segment(session.image, steps, solver)
+    studio = get_studio(session.model)
+    studio.check_opacity(opacity)
+    ids, steps, confidence = studio.segment(session.image, steps, solver)
+    session = session.replace(ids=ids, steps=steps, confidence=confidence)
     labels = studio.labels
-    return (session.replace(ids=ids, steps=steps), overlay(session.image, ids, labels, opacity),
-            legend_html(ids, labels), editor_value(session.image, labels_to_layer(ids, labels)))
+    return (session, update_overlay(session, opacity, unsure), legend_html(ids, labels),
+            editor_value(session.image, labels_to_layer(ids, labels)),
+            f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the editor, "
+            f"then **Synthesize** or **Save**.")
 
 
 @user_errors
-def update_overlay(session: Session, opacity: Any) -> PIL.Image.Image | None:
+def update_overlay(session: Session, opacity: Any, unsure: bool = False) -> PIL.Image.Image | None:
+    """The prediction over the photo, or with `unsure` the heat-map of where the model is unsure."""
     if session is None or session.image is None or session.ids is None:
         return None
-    studio = get_studio()
-    return overlay(session.image, session.ids, studio.labels, studio.check_opacity(opacity))
+    studio = get_studio(session.model)
+    opacity = studio.check_opacity(opacity)
+    if unsure and session.confidence is not None:
+        return unsure_overlay(session.image, session.confidence, opacity)
+    return overlay(session.image, session.ids, studio.labels, opacity)
 
 
 @user_errors
 def blank_layout(width: Any, height: Any, fill: str | None, session: Session) -> tuple:
     """A blank canvas to paint a layout from scratch, filled with one class (or empty)."""
-    studio = get_studio()
+    session = session or Session()
+    studio = get_studio(session.model)
     width, height = studio.check_blank_size(width, height)
     layer = blank_layer(height, width, studio.class_id(fill), studio.labels)
-    return (Session(source=BLANK_LAYOUT), editor_value(blank_background(width, height), layer),
-            f"Blank {width}x{height} layout. Paint classes, then **Synthesize**.")
+    return (session.restart(source=BLANK_LAYOUT), editor_value(blank_background(width, height), layer),
+            f"Blank {width}x{height} layout. Paint classes, then **Synthesize**.", *cleared(studio.labels))
 
 
 @user_errors
-def load_layout(mask_path: str | None) -> tuple:
+def load_layout(mask_path: str | None, session: Session) -> tuple:
     """An example layout (a class-id PNG) into the editor, on a blank canvas."""
-    studio = get_studio()
+    session = session or Session()
+    studio = get_studio(session.model)
     ids = studio.open_mask(mask_path)
     background = blank_background(ids.shape[1], ids.shape[0])
-    return (Session(source=Path(mask_path).name if mask_path else "layout"),
+    return (session.restart(source=Path(mask_path).name if mask_path else "layout"),
             editor_value(background, labels_to_layer(ids, studio.labels)),
-            "Layout loaded into the editor. Paint over it, then **Synthesize**.")
+            "Layout loaded into the editor. Paint over it, then **Synthesize**.", *cleared(studio.labels))
 
 
 @user_errors
@@ -84,8 +115,8 @@ def synthesize(editor: dict[str, Any] | None, session: Session, variants: Any, s
                solver: Any, show_trajectory: bool, direction: str,
                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Mask → 1-4 images with a round-trip check each; optionally the trajectory as an animation."""
-    studio = get_studio()
     session = session or Session()
+    studio = get_studio(session.model)
     ids = mask_from_editor(editor, studio.labels)
     result = studio.synthesize(ids, variants, seed, beta, steps, solver,
                                trajectory=show_trajectory and direction == MASK_TO_IMAGE)
@@ -111,9 +142,9 @@ def round_trip_report(result: Synthesis) -> str:
 @user_errors
 def save_annotation(editor: dict[str, Any] | None, session: Session, annotator: str | None) -> tuple:
     """Save the photo (or, for a painted layout, the first synthesized image) with the corrected mask."""
-    studio = get_studio()
-    ids = mask_from_editor(editor, studio.labels)
     session = session or Session()
+    studio = get_studio(session.model)
+    ids = mask_from_editor(editor, studio.labels)
     image, image_source = session.image_to_save()
     saved = studio.save(image, ids, annotator, session.source, session.steps, image_source)
     ids_path, color_path = save_mask_files(ids, studio.labels, saved.name)
@@ -122,7 +153,7 @@ def save_annotation(editor: dict[str, Any] | None, session: Session, annotator: 
 
 @user_errors
 def export_mask(editor: dict[str, Any] | None, session: Session) -> tuple[str, str]:
-    studio = get_studio()
+    studio = get_studio(session.model if session else None)
     ids: np.ndarray = mask_from_editor(editor, studio.labels)
     return save_mask_files(ids, studio.labels, (session.source if session else None) or "mask")
 
@@ -132,3 +163,137 @@ def push_annotations(oauth_token: gr.OAuthToken | None) -> str:
     """Push new annotations with the signed-in visitor's own token (Gradio fills `oauth_token` from the visitor's
     Hugging Face sign-in; None when nobody signed in), or the server's where the operator allowed it."""
     return get_studio().push(oauth_token.token if oauth_token is not None else None)
+
+
+@user_errors
+def choose_model(name: str, session: Session) -> tuple:
+    """The tab works with another model from now on (its mask stays): its info, its defaults and whether β applies."""
+    studio = get_studio(name)
+    session = (session or Session()).replace(model=name)
+    pipe = studio.pipe
+    return (session, model_info_markdown(studio.model), gr.update(visible=studio.shows_beta),
+            gr.update(value=pipe.config.segmentation_steps), gr.update(value=pipe.config.synthesis_steps))
+
+
+# --- the work queue ----------------------------------------------------------------------------------------------
+
+
+def _queue_of(session: Session):
+    if session is None or session.queue is None:
+        raise InputError("Open a queue first (a folder of images or a Hub dataset id).")
+    return get_studio(session.model).queue(*session.queue)
+
+
+def _queue_line(queue, note: str = "") -> str:
+    counts = queue.counts()
+    by_status = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    return f"{note}**{queue.progress().line}** ({by_status})."
+
+
+def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
+    """The claimed item in the editor (its corrected mask, else its pre-annotation), or the queue's end."""
+    studio = get_studio(session.model)
+    if claim is None:
+        return (session, gr.update(), _queue_line(queue, "Nothing left to open here (finished, or held by another "
+                                                         "annotator). "), "", *cleared(studio.labels))
+    opened = queue.open(claim.item.id)
+    image, notice = fit_for_editing(opened.image.convert("RGB"), studio.settings.max_edit_side)
+    ids = opened.mask
+    if ids is not None and ids.shape != (image.height, image.width):
+        ids = np.asarray(PIL.Image.fromarray(ids).resize(image.size, PIL.Image.Resampling.NEAREST))
+    session = session.restart(image=image, source=claim.item.name, item=claim.item.id, ids=ids)
+    layer = labels_to_layer(ids, studio.labels) if ids is not None else None
+    line = _queue_line(queue, f"{note}Item {claim.item.index + 1} of {len(queue)}: **{claim.item.name}** "
+                              f"({opened.status}). ")
+    # The item's mask over its photo (the photo alone before pre-annotation), where the fill tools are clicked.
+    view = overlay(image, ids, studio.labels, DEFAULT_OPACITY) if ids is not None else image
+    return (session, editor_value(image, layer), line, notice or "Correct the mask, then **Save mask to queue**.",
+            view, *cleared(studio.labels)[1:])
+
+
+@user_errors
+def open_queue(location: str | None, split: str | None, sort: str, session: Session) -> tuple:
+    """Open a folder or dataset as a queue and resume where this tab's annotator stopped (or the first unfinished)."""
+    session = session or Session()
+    queue = get_studio(session.model).queue(location, split)
+    session = session.replace(queue=(location.strip(), (split or "").strip()), owner=session.owner or uuid.uuid4().hex)
+    return _show_item(session, queue, queue.resume(session.owner, sort=sort), "Opened the queue. ")
+
+
+def queue_move(step: int, unfinished: bool):
+    """A callback that opens the next (`step` 1) or previous (-1) item, only unfinished ones with `unfinished`."""
+
+    @user_errors
+    def move(sort: str, session: Session) -> tuple:
+        queue = _queue_of(session)
+        return _show_item(session, queue, queue.claim_next(session.owner, session.item, step, unfinished, sort))
+
+    return move
+
+
+@user_errors
+@gpu
+def preannotate_queue(session: Session, progress: gr.Progress = gr.Progress()) -> str:
+    """Pre-annotate every item of the open queue that has no prediction yet, with a progress bar."""
+    queue = _queue_of(session)
+    done = get_studio(session.model).preannotate(
+        queue, progress=lambda k, total, item: progress((k, total), desc=f"pre-annotating {item.name}"))
+    return _queue_line(queue, f"Pre-annotated {done} item(s). ")
+
+
+@user_errors
+def save_to_queue(editor: dict[str, Any] | None, session: Session) -> str:
+    """The editor's mask as the corrected mask of the open item (at the item's own size)."""
+    queue = _queue_of(session)
+    if session.item is None:
+        raise InputError("The editor does not hold a queue item: open one with Next or Previous.")
+    studio = get_studio(session.model)
+    ids = mask_from_editor(editor, studio.labels)
+    size = queue.source.image(queue.item(session.item)).size
+    if (ids.shape[1], ids.shape[0]) != size:
+        ids = np.asarray(PIL.Image.fromarray(ids).resize(size, PIL.Image.Resampling.NEAREST))
+    queue.save(session.item, ids, session.owner)
+    return _queue_line(queue, f"Saved the mask of **{queue.item(session.item).name}**. ")
+
+
+@user_errors
+def export_queue(session: Session) -> str:
+    """Every corrected mask of the open queue as a CVAT "Segmentation mask 1.1" zip."""
+    queue = _queue_of(session)
+    masks = [(item.name, ids) for item, ids in queue.corrected_masks()]
+    if not masks:
+        raise InputError("No item of this queue is corrected yet: save a mask to the queue first.")
+    return save_cvat_zip(masks, get_studio(session.model).labels, f"{queue.source.title}-cvat")
+
+
+# --- fill tools --------------------------------------------------------------------------------------------------
+
+FLOOD, SUPERPIXEL = "flood fill (similar colour)", "superpixel"
+FILL_TOOLS = ("off", FLOOD, SUPERPIXEL)
+
+
+@user_errors
+def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_name: str, tolerance: Any,
+            opacity: Any, unsure: bool, event: gr.SelectData) -> tuple:
+    """A click on the segmentation view fills the clicked region of the photo with a class in the editor's mask."""
+    if tool not in FILL_TOOLS[1:]:
+        return session, gr.update(), gr.update()
+    if session is None or session.image is None:
+        raise InputError("Fill tools work on a photo: upload one or open a queue item first.")
+    studio = get_studio(session.model)
+    class_id = studio.class_id(class_name)
+    if class_id is None:
+        raise InputError("Choose the class to fill with.")
+    ids = mask_from_editor(editor, studio.labels)
+    photo = np.asarray(session.image.convert("RGB"))
+    if ids.shape != photo.shape[:2]:
+        raise InputError("The editor's mask and the photo differ in size; segment the photo again.")
+    point = tuple(event.index)
+    if tool == FLOOD:
+        tolerance = limits.whole_number(tolerance, "Tolerance")
+        ids = flood_fill(ids, photo, point, class_id, tolerance)
+    else:
+        ids = superpixel_fill(ids, photo, point, class_id)
+    session = session.replace(ids=ids)
+    return (session, editor_value(session.image, labels_to_layer(ids, studio.labels)),
+            update_overlay(session, opacity, unsure))

@@ -1,5 +1,6 @@
-"""Examples made by the project: street layouts it draws, images its model synthesizes from them, and (at run time
-only) frames from a dataset the app is given (`SEMFLOW_EXAMPLES`)."""
+"""The page's examples: four real street photos shipped with the app (CamVid validation frames, see the NOTICE beside
+them), street layouts the project draws (masks to paint over and synthesize from), and (at run time only) frames from
+a dataset the app is given (`SEMFLOW_EXAMPLES`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
-from semflow import SemFlowPipeline
 from semflow.labels import LabelSet
 
 logger = logging.getLogger(__name__)
+
+PHOTOS, PHOTOS_LABEL_SET = Path(__file__).resolve().parent / "example_photos", "camvid"
+LAYOUT_PREFIX = "layout"  # drawn layouts' mask files
 
 # Names a layout needs, with the alternatives other label sets use.
 ROLES = {
@@ -90,24 +93,43 @@ def draw_layouts(labels: LabelSet, width: int = 480, height: int = 360) -> list[
     return layouts
 
 
-def build_examples(pipe: SemFlowPipeline, model_key: str, cache: Path, dataset: str | None = None,
+def photo_examples(labels: LabelSet) -> list[dict[str, str]]:
+    """The shipped photos, each {"title", "image", "mask": ""}, for models of their label set (CamVid's)."""
+    if labels.name != PHOTOS_LABEL_SET:
+        return []
+    return [{"title": f"CamVid {path.stem.removeprefix('camvid_')} (validation frame, CC BY-NC 4.0)",
+             "image": str(path), "mask": ""} for path in sorted(PHOTOS.glob("*.png"))]
+
+
+def build_examples(labels: LabelSet, cache: Path, dataset: str | None = None,
                    max_dataset_frames: int = 4) -> list[dict[str, str]]:
-    """Example files, each {"title", "image", "mask"}: drawn layouts with an image synthesized from each (cached under
-    `cache` per model), then frames of `dataset` (`SEMFLOW_EXAMPLES`) when that dataset is present."""
-    folder = cache / "examples" / hashlib.sha1(model_key.encode()).hexdigest()[:16]
+    """Example files, each {"title", "image", "mask"}: the shipped photos, the drawn layouts (mask only, written
+    under `cache` per label set; nothing is synthesized, so the page starts at once), then frames of `dataset`
+    (`SEMFLOW_EXAMPLES`) when that dataset is present."""
+    folder = cache / "examples" / hashlib.sha1(json.dumps(labels.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
-    index = folder / "index.json"
-    if index.is_file():
-        examples = json.loads(index.read_text())
-    else:
-        examples = []
-        for k, (title, ids) in enumerate(draw_layouts(pipe.labels)):
-            mask_path, image_path = folder / f"layout{k}_mask.png", folder / f"layout{k}_image.png"
+    layouts = []
+    for k, (title, ids) in enumerate(draw_layouts(labels)):
+        mask_path = folder / f"{LAYOUT_PREFIX}{k}.png"
+        if not mask_path.is_file():
             PIL.Image.fromarray(ids).save(mask_path)
-            pipe.synthesize(ids, seed=k).images[0].save(image_path)
-            examples.append({"title": title, "image": str(image_path), "mask": str(mask_path)})
-        index.write_text(json.dumps(examples))
-    return examples + dataset_examples(dataset, pipe.labels, folder, max_dataset_frames)
+        layouts.append({"title": title, "image": "", "mask": str(mask_path)})
+    return photo_examples(labels) + layouts + dataset_examples(dataset, labels, folder, max_dataset_frames)
+
+
+def canvas_size(examples: list[dict[str, str]], resolution: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of a new canvas: the example photos' frame size (CamVid's 480x360), else the model's
+    resolution (height, width)."""
+    photos = [e["image"] for e in examples if e["image"]]
+    if photos:
+        with PIL.Image.open(photos[0]) as photo:
+            return photo.size
+    return resolution[1], resolution[0]
+
+
+def layout_examples(examples: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The drawn layouts among `examples`."""
+    return [e for e in examples if Path(e["mask"]).name.startswith(LAYOUT_PREFIX)]
 
 
 def dataset_examples(source: str | None, labels: LabelSet, folder: Path, count: int) -> list[dict[str, str]]:

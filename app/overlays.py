@@ -1,4 +1,5 @@
-"""Views of a mask: colour overlay on the photo, the legend with each class's share, agreement between two masks."""
+"""Views of a mask: colour overlay on the photo, where the model is unsure, the legend with each class's share,
+agreement between two masks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import PIL.Image
 
 from semflow.labels import LabelSet
 from semflow.metrics import confusion_matrix, mean_iou, pixel_accuracy
+
+UNSURE_RGB = (255, 0, 0)  # the heat-map's colour for "not sure at all"
+DEFAULT_OPACITY = 0.55  # of the mask over the photo, until the person moves the slider
 
 
 def overlay(image: PIL.Image.Image, ids: np.ndarray, labels: LabelSet, opacity: float = 0.5) -> PIL.Image.Image:
@@ -25,6 +29,24 @@ def overlay(image: PIL.Image.Image, ids: np.ndarray, labels: LabelSet, opacity: 
     colours = labels.colorize(ids).astype(np.float32)
     labelled = ((ids >= 0) & (ids < labels.num_classes))[..., None]
     blended = np.where(labelled, (1.0 - opacity) * photo + opacity * colours, photo)
+    return PIL.Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
+
+
+def unsure_overlay(image: PIL.Image.Image, confidence: np.ndarray, opacity: float = 0.5) -> PIL.Image.Image:
+    """Where the model is unsure, as a heat-map over the photo: red in proportion to 1 − confidence (the decoding
+    margin, `semflow.anchors.nearest_anchors`), so confident pixels show the photo and doubtful ones turn red.
+
+    Args:
+        opacity: 0 (photo only) .. 1 (full red where the confidence is 0).
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    photo = np.asarray(image.convert("RGB"), np.float32)
+    if photo.shape[:2] != confidence.shape:
+        raise ValueError(f"image {photo.shape[1]}x{photo.shape[0]} and confidence {confidence.shape[1]}x"
+                         f"{confidence.shape[0]} differ")
+    alpha = opacity * (1.0 - np.clip(confidence, 0.0, 1.0))[..., None]
+    blended = (1.0 - alpha) * photo + alpha * np.array(UNSURE_RGB, np.float32)
     return PIL.Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
 
 

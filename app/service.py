@@ -19,9 +19,11 @@ from semflow.samplers import SOLVERS
 from .annotations import AnnotationStore, SavedAnnotation
 from .errors import InputError, UserError
 from .inputs import fit_for_editing, open_image, open_mask
-from .model import get_model
+from .model import get_model, model_choices
 from .overlays import agreement
+from .preannotate import predictor
 from .settings import Settings, get_settings
+from .work_queue import WorkQueue, open_queue
 
 MAX_VARIANTS = 4  # images one request may synthesize in the app (the pipeline allows more)
 BLANK_SIDES = (64, 2048)  # smallest and largest side of a blank layout, in pixels
@@ -52,6 +54,7 @@ class Studio:
         self.model = model
         self.settings = settings
         self.store = store if store is not None else AnnotationStore(settings.annotations_dir)
+        self._queues: dict[tuple[str, str | None], WorkQueue] = {}
 
     @property
     def pipe(self):
@@ -116,23 +119,28 @@ class Studio:
     # --- reading files ----------------------------------------------------------------------------------------------
 
     def open_photo(self, path: Any) -> PIL.Image.Image:
-        return open_image(path)
+        """An uploaded photo, within `SEMFLOW_MAX_PIXELS` before it is decoded."""
+        return open_image(path, max_pixels=self.settings.max_pixels)
 
     def open_for_editing(self, path: Any) -> tuple[PIL.Image.Image, str | None]:
         """The photo at its editing size, and what the person should know about it (downscaled, first frame only)."""
         notices: list[str] = []
-        image, notice = fit_for_editing(open_image(path, notices=notices), max_side=self.settings.max_edit_side)
+        image = open_image(path, notices=notices, max_pixels=self.settings.max_pixels)
+        image, notice = fit_for_editing(image, max_side=self.settings.max_edit_side)
         return image, " ".join([*notices, *([notice] if notice else [])]) or None
 
     def open_mask(self, path: Any, size: tuple[int, int] | None = None) -> np.ndarray:
-        return open_mask(path, self.labels, size=size)
+        """An uploaded mask as class ids of the model's label set (of `size` (width, height) when given)."""
+        return open_mask(path, self.labels, size=size, max_pixels=self.settings.max_pixels)
 
     # --- the model --------------------------------------------------------------------------------------------------
 
-    def segment(self, image: PIL.Image.Image, steps: Any = None, solver: Any = None) -> tuple[np.ndarray, int]:
-        """Image → (class ids at the image's size, the steps taken)."""
+    def segment(self, image: PIL.Image.Image, steps: Any = None,
+                solver: Any = None) -> tuple[np.ndarray, int, np.ndarray]:
+        """Image → (class ids at the image's size, the steps taken, each pixel's confidence in [0, 1])."""
         steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.segmentation_steps)
-        return self.pipe.segment(image, num_inference_steps=steps, solver=solver).labels[0], steps
+        out = self.pipe.segment(image, num_inference_steps=steps, solver=solver, return_confidence=True)
+        return out.ids[0], steps, out.confidence[0]
 
     def segmentation_frames(self, image: PIL.Image.Image, steps: Any = None,
                             solver: Any = None) -> list[PIL.Image.Image]:
@@ -148,7 +156,7 @@ class Studio:
         variants, seed, beta = self.check_synthesis(variants, seed, beta)
         out = self.pipe.synthesize(ids, num_inference_steps=steps, solver=solver, perturbation=beta, seed=seed,
                                    num_images_per_mask=variants, return_trajectory=trajectory)
-        checks = [agreement(self.pipe.segment(image).labels[0], ids, self.labels) for image in out.images] \
+        checks = [agreement(self.pipe.segment(image).ids[0], ids, self.labels) for image in out.images] \
             if round_trip else []
         return Synthesis(out.images, list(out.seeds), checks, out.trajectory[0] if trajectory else None)
 
@@ -187,6 +195,23 @@ class Studio:
             "image_source": image_source,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+
+    # --- work queues ------------------------------------------------------------------------------------------------
+
+    def queue(self, location: Any, split: Any = None) -> WorkQueue:
+        """The work queue over `location` (a folder of images, an imagefolder, a dataset folder or a Hub dataset id),
+        its state in the annotation folder; opened once per process."""
+        if not isinstance(location, str) or not location.strip():
+            raise InputError("Type a folder of images or a Hub dataset id to open as a queue.")
+        key = (location.strip(), (split or "").strip() or None)
+        with _lock:
+            if key not in self._queues:
+                self._queues[key] = open_queue(key[0], key[1], self.store.root)
+            return self._queues[key]
+
+    def preannotate(self, queue: WorkQueue, progress: Any = None) -> int:
+        """Pre-annotate every queue item without a prediction (`preannotate.predictor`); returns how many."""
+        return queue.preannotate(predictor(self.pipe), progress=progress)
 
     def count(self) -> int:
         """Annotations in the folder."""
@@ -237,13 +262,19 @@ def number(value: Any, name: str) -> float:
 
 
 _lock = threading.Lock()
-_studio: Studio | None = None
+_studios: dict[str, Studio] = {}
 
 
-def get_studio() -> Studio:
-    """The process's studio: the process-wide model with the settings read from the environment."""
-    global _studio
+def get_studio(model: str | None = None) -> Studio:
+    """The studio of `model` (one of `model.model_choices`; None: the configured model), with the settings read from
+    the environment; all studios share one annotation folder."""
+    choices = model_choices()
+    if model is not None and model not in choices:
+        raise InputError(f"Unknown model '{model}'; choose one of {', '.join(choices)}.")
+    choice = choices[0] if model is None else model
+    loaded = get_model(choice)
     with _lock:
-        if _studio is None:
-            _studio = Studio(get_model(), get_settings())
-        return _studio
+        if choice not in _studios:
+            first = next(iter(_studios.values()), None)
+            _studios[choice] = Studio(loaded, get_settings(), first.store if first else None)
+        return _studios[choice]

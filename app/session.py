@@ -12,7 +12,7 @@ import PIL.Image
 BLANK_LAYOUT = "blank-layout"  # the source of a layout painted from scratch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: sessions hold arrays, which have no single truth value
 class Session:
     """One tab's work; events return a new `Session` (`replace`) rather than changing this one.
 
@@ -21,17 +21,32 @@ class Session:
         source: Where the work came from: the uploaded file's name, a layout file's name, or `BLANK_LAYOUT`.
         ids: The last predicted mask of `image`, (H, W) class ids.
         steps: The steps that prediction took.
+        confidence: Each pixel's confidence in that prediction, (H, W) in [0, 1].
         synthesized: The images last synthesized from the editor's mask.
+        model: The model the tab works with (a name from `model.model_choices`; None: the configured model).
+        queue: The work queue the tab has open, as (location, split); None when none is.
+        item: The id of the queue item in the editor (None for work from elsewhere).
+        owner: The tab's name in the queue's claims (made when a queue is first opened).
     """
 
     image: PIL.Image.Image | None = None
     source: str | None = None
     ids: np.ndarray | None = None
     steps: int | None = None
+    confidence: np.ndarray | None = None
     synthesized: tuple[PIL.Image.Image, ...] = ()
+    model: str | None = None
+    queue: tuple[str, str] | None = None
+    item: str | None = None
+    owner: str | None = None
 
     def replace(self, **changes: Any) -> Session:
         return dataclasses.replace(self, **changes)
+
+    def restart(self, **work: Any) -> Session:
+        """New work (a new photo, layout or queue item) in this tab: all but the tab's model, queue and name start
+        afresh."""
+        return Session(model=self.model, queue=self.queue, owner=self.owner, **work)
 
     def image_to_save(self) -> tuple[PIL.Image.Image | None, str]:
         """The image a saved annotation pairs with the mask, and where it came from: the photo, else (for a painted

@@ -19,7 +19,7 @@ VARIABLES = {
                "embedded default)",
     "SEMFLOW_ANNOTATIONS_DIR": "annotation folder (default `./annotations`)",
     "SEMFLOW_ANNOTATIONS_REPO": "Hub dataset repo `org/name` that saved annotations can be pushed to (never "
-                                "overwriting earlier pushes); a push needs an identity, see below",
+                                "overwriting earlier pushes); a push needs an identity (next row)",
     "SEMFLOW_PUSH_WITH_SERVER_TOKEN": "`1` lets anyone who can open the page push with the server's own `HF_TOKEN` "
                                       "(default `0`: on a Space with `hf_oauth: true` each visitor signs in and "
                                       "pushes with their own Hugging Face account; elsewhere pushing is off)",

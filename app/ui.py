@@ -10,18 +10,23 @@ from semflow.samplers import SOLVERS
 
 from . import api
 from . import callbacks as cb
-from .examples import build_examples
+from .examples import build_examples, canvas_size, layout_examples
+from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
-from .overlays import legend_html
+from .model import model_choices
+from .overlays import DEFAULT_OPACITY, legend_html
 from .service import MAX_VARIANTS, Studio, get_studio
 from .session import Session
 from .settings import Settings, get_settings
-from .upload import ImageUpload
+from .shortcuts import page_script, shortcut_help
+from .work_queue import SORTS
 
 CSS = """
 .semflow-legend {font-size: 0.9em; max-height: 320px; overflow-y: auto}
 #mask-editor {min-height: 420px}
 """
+
+ADAPTIVE = "rk45 is adaptive: it picks its own steps and ignores the Steps slider"
 
 HEADER = """# SemFlow Studio
 Segment an image, correct the mask with the brushes (one colour per class, the eraser for *unlabelled*),
@@ -34,28 +39,63 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
     settings, model, pipe, labels = studio.settings, studio.model, studio.pipe, studio.labels
     palette = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in labels.colors]
     beta_max = studio.beta_limit - 0.01
-    examples = build_examples(pipe, f"{model.name}@{model.revision}", settings.cache_dir, settings.examples)
+    examples = build_examples(labels, settings.cache_dir, settings.examples)
+    photos, layouts = [e for e in examples if e["image"]], layout_examples(examples)
+    canvas_width, canvas_height = canvas_size(examples, pipe.resolution)
 
     with gr.Blocks(title="SemFlow Studio") as demo:
         state = gr.State(Session())
-        gr.Markdown(HEADER)
+        with gr.Row():
+            gr.Markdown(HEADER)
+            choices = model_choices()
+            model_choice = gr.Dropdown(choices, value=choices[0], label="Model", scale=0, min_width=220,
+                                       info="The paper's SemFlow or the symmetric formulation (SymmFlow); details "
+                                            "under Model info")
         if model.notice:
             gr.Markdown(f"⚠️ **{model.notice}**")
 
+        with gr.Accordion("Work queue: annotate a whole folder or dataset", open=False):
+            with gr.Row():
+                queue_location = gr.Textbox(label="Folder of images, imagefolder, or Hub dataset id", scale=3,
+                                            placeholder="e.g. ./frames or org/street-frames")
+                queue_split = gr.Textbox(label="Split (datasets)", value="train", scale=1)
+                queue_sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Order", scale=1,
+                                         info="worst first: lowest mean confidence first (after pre-annotation)")
+                open_queue_button = gr.Button("Open queue", variant="primary", scale=1)
+            with gr.Row():
+                previous_button = gr.Button("◀ Previous (p)", elem_id="queue-previous")
+                next_button = gr.Button("Next ▶ (n)", elem_id="queue-next")
+                unfinished_button = gr.Button("Next unfinished")
+                preannotate_button = gr.Button("Pre-annotate all")
+                save_queue_button = gr.Button("Save mask to queue (s)", variant="primary", elem_id="queue-save")
+                export_queue_button = gr.Button("Export corrected masks (CVAT zip)")
+            queue_status = gr.Markdown("Open a queue to work through its images; progress is kept in the annotation "
+                                       "folder, so a restart resumes where you stopped.")
+            queue_export = gr.File(label="CVAT export", interactive=False, visible=True)
+
         with gr.Row():
             with gr.Column(scale=1):
-                image = ImageUpload(label="Image", sources=["upload", "clipboard"], height=320)
-                if examples:
-                    gr.Examples([[e["image"]] for e in examples], inputs=[image],
-                                example_labels=[e["title"] for e in examples], label="Example images")
+                image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 format="png", height=320)
+                if photos:
+                    gr.Examples([[e["image"]] for e in photos], inputs=[image],
+                                example_labels=[e["title"] for e in photos], label="Example photos")
                 with gr.Row():
                     seg_steps = gr.Slider(1, MAX_STEPS, value=pipe.config.segmentation_steps, step=1, label="Steps")
-                    seg_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver")
+                    seg_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver", info=ADAPTIVE)
                 segment_button = gr.Button("Segment", variant="primary")
                 status = gr.Markdown()
             with gr.Column(scale=1):
                 overlay_view = gr.Image(label="Segmentation", format="png", interactive=False, height=320)
-                opacity = gr.Slider(0.0, 1.0, value=0.55, step=0.05, label="Mask opacity")
+                with gr.Row():
+                    opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
+                    unsure = gr.Checkbox(label="Show where the model is unsure (red: low confidence)", value=False)
+                with gr.Row():
+                    fill_tool = gr.Radio(list(cb.FILL_TOOLS), value=cb.FILL_TOOLS[0],
+                                         label="Click on the segmentation to fill (into the editor's mask)")
+                    fill_class = gr.Dropdown(list(labels.class_names), value=labels.class_names[0],
+                                             label="Fill with class")
+                    tolerance = gr.Slider(0, 128, value=DEFAULT_TOLERANCE, step=1, label="Flood fill tolerance")
                 legend = gr.HTML(legend_html(None, labels), label="Legend")
 
         gr.Markdown("## Correct the mask")
@@ -65,20 +105,20 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             brush=gr.Brush(colors=palette, default_color=palette[0], color_mode="fixed", default_size=12),
             eraser=gr.Eraser(default_size=12), layers=gr.LayerOptions(allow_additional_layers=False,
                                                                        layers=["mask"]),
-            canvas_size=(pipe.resolution[1], pipe.resolution[0]), height=480,
+            canvas_size=(canvas_width, canvas_height), height=480,
         )
+        gr.Markdown(shortcut_help(labels.class_names))
         with gr.Accordion("Blank canvas: paint a layout from scratch", open=False):
             with gr.Row():
-                blank_width = gr.Number(value=pipe.resolution[1], label="Width", precision=0)
-                blank_height = gr.Number(value=pipe.resolution[0], label="Height", precision=0)
+                blank_width = gr.Number(value=canvas_width, label="Width", precision=0)
+                blank_height = gr.Number(value=canvas_height, label="Height", precision=0)
                 blank_fill = gr.Dropdown([labels.ignore_name, *labels.class_names], value=labels.class_names[0],
                                          label="Fill with class")
                 blank_button = gr.Button("New blank layout")
 
-        layouts = [e for e in examples if e.get("mask") and e["title"] and "layout" in e["mask"]]
         if layouts:
             layout_file = gr.Image(type="filepath", visible=False, format="png", image_mode=None)
-            layout_examples = gr.Examples([[e["mask"]] for e in layouts], inputs=[layout_file],
+            layout_picker = gr.Examples([[e["mask"]] for e in layouts], inputs=[layout_file],
                                           example_labels=[e["title"] for e in layouts],
                                           label="Example layouts (drawn by the project)", cache_examples=False)
 
@@ -90,15 +130,17 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                              label=f"Perturbation β (0 to {studio.beta_limit:g}, in 0..255 units)",
                              visible=studio.shows_beta)
             syn_steps = gr.Slider(1, MAX_STEPS, value=pipe.config.synthesis_steps, step=1, label="Steps")
-            syn_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver")
+            syn_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver", info=ADAPTIVE)
         with gr.Row():
             show_trajectory = gr.Checkbox(label="Show the trajectory as an animation", value=False)
             direction = gr.Radio([cb.MASK_TO_IMAGE, cb.IMAGE_TO_MASK], value=cb.MASK_TO_IMAGE, label="Direction")
         synthesize_button = gr.Button("Synthesize", variant="primary")
         with gr.Row():
-            gallery = gr.Gallery(label="Synthesized", columns=2, height=360, format="png")
+            gallery = gr.Gallery(label="Synthesized", columns=2, height="auto", object_fit="contain", format="png")
             with gr.Column():
-                trajectory = gr.Image(label="Trajectory", type="filepath", interactive=False, height=280)
+                trajectory = gr.Image(label="Trajectory (the mask end is drawn in anchor colours: each class as the "
+                                            "colour the flow starts or ends at)", type="filepath", interactive=False,
+                                      height=280)
                 round_trip = gr.Markdown()
 
         gr.Markdown("## Save the annotation")
@@ -115,7 +157,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             mask_color_file = gr.File(label="Mask (colour preview)", interactive=False)
 
         with gr.Accordion("Model info", open=False):
-            gr.Markdown(model_info_markdown(model))
+            model_info = gr.Markdown(model_info_markdown(model))
             gr.HTML(legend_html(None, labels))
 
         # Events. Everything that runs the model shares one queue slot ("model"). The page's events are not API
@@ -127,34 +169,54 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
 
         # The editor never carries a progress overlay: under load, Gradio 6 sometimes left its spinner over the canvas
         # for good when a segmentation followed an upload closely (about 1 in 5 tries), and nothing could be painted.
-        image.change(cb.load_image, [image, state], [state, editor, status], show_progress_on=[status],
-                     **ui("load_image"))
-        segment_button.click(cb.segment, [state, seg_steps, seg_solver, opacity],
-                             [state, overlay_view, legend, editor], show_progress_on=[overlay_view],
+        # Unpreprocessed: Gradio would open the upload itself and fail with a bare "Error" on an empty file, a text
+        # file or a decompression bomb, before the app could say what is wrong.
+        fresh = [overlay_view, legend, gallery, round_trip, trajectory, save_status, mask_ids_file, mask_color_file]
+        image.change(cb.load_image, [image, state], [state, editor, status, *fresh], show_progress_on=[status],
+                     preprocess=False, **ui("load_image"))
+        segment_button.click(cb.segment, [state, seg_steps, seg_solver, opacity, unsure],
+                             [state, overlay_view, legend, editor, status], show_progress_on=[overlay_view],
                              **ui("segment"), **model_slot)
-        opacity.release(cb.update_overlay, [state, opacity], overlay_view, **ui("overlay"))
-        blank_button.click(cb.blank_layout, [blank_width, blank_height, blank_fill, state], [state, editor, status],
-                           show_progress_on=[status], **ui("blank_layout"))
+        opacity.release(cb.update_overlay, [state, opacity, unsure], overlay_view, **ui("overlay"))
+        unsure.change(cb.update_overlay, [state, opacity, unsure], overlay_view, **ui("unsure"))
+        blank_button.click(cb.blank_layout, [blank_width, blank_height, blank_fill, state],
+                           [state, editor, status, *fresh], show_progress_on=[status], **ui("blank_layout"))
         if layouts:
-            layout_examples.load_input_event.then(cb.load_layout, layout_file, [state, editor, status],
+            layout_picker.load_input_event.then(cb.load_layout, [layout_file, state], [state, editor, status, *fresh],
                                                   show_progress_on=[status], **ui("load_layout"))
         synthesize_button.click(cb.synthesize, [editor, state, variants, seed, beta, syn_steps, syn_solver,
                                                 show_trajectory, direction],
-                                [state, gallery, round_trip, trajectory], **ui("synthesize"), **model_slot)
+                                [state, gallery, round_trip, trajectory], show_progress_on=[round_trip],
+                                **ui("synthesize"), **model_slot)
         save_button.click(cb.save_annotation, [editor, state, annotator], [save_status, mask_ids_file,
                                                                             mask_color_file],
                           **ui("save_annotation"))
         export_button.click(cb.export_mask, [editor, state], [mask_ids_file, mask_color_file], **ui("export_mask"))
         push_button.click(cb.push_annotations, None, save_status, **ui("push_annotations"))
+        item_outputs = [state, editor, queue_status, status, *fresh]
+        open_queue_button.click(cb.open_queue, [queue_location, queue_split, queue_sort, state], item_outputs,
+                                show_progress_on=[queue_status], **ui("open_queue"))
+        for button, (step, unfinished), name in ((previous_button, (-1, False), "previous"),
+                                                 (next_button, (1, False), "next"),
+                                                 (unfinished_button, (1, True), "next_unfinished")):
+            button.click(cb.queue_move(step, unfinished), [queue_sort, state], item_outputs,
+                         show_progress_on=[queue_status], **ui(f"queue_{name}"))
+        preannotate_button.click(cb.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
+        save_queue_button.click(cb.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
+        export_queue_button.click(cb.export_queue, state, queue_export, **ui("export_queue"))
+        overlay_view.select(cb.fill_at, [editor, state, fill_tool, fill_class, tolerance, opacity, unsure],
+                            [state, editor, overlay_view], show_progress_on=[overlay_view], **ui("fill"))
+        model_choice.change(cb.choose_model, [model_choice, state], [state, model_info, beta, seg_steps, syn_steps],
+                            **ui("choose_model"), **model_slot)
 
         api.add_endpoints(studio, model_slot)
     return demo
 
 
-def launch(demo: gr.Blocks, settings: Settings | None = None, **kwargs) -> tuple:
-    """Queue and launch with the settings' queue, concurrency and upload limits, the app's CSS, and the guard that
-    keeps the page's events off the API routes."""
-    settings = settings or get_settings()
+def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | None = None, **kwargs) -> tuple:
+    """Queue and launch with the settings' queue, concurrency and upload limits, the app's CSS and script (swatch
+    names, class keys), and the guard that keeps the page's events off the API routes."""
+    settings, studio = settings or get_settings(), studio or get_studio()
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
-    return demo.launch(css=CSS, max_file_size=f"{settings.max_upload_mb}mb",
+    return demo.launch(css=CSS, js=page_script(studio.labels.class_names), max_file_size=f"{settings.max_upload_mb}mb",
                        app_kwargs={"middleware": [api.guard(demo)]}, **kwargs)

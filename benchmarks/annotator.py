@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = split[index]
         photo = np.asarray(row["image"].convert("RGB"))
         truth = np.asarray(row["mask"])
-        predicted = pipe.segment(row["image"]).labels[0]
+        predicted = pipe.segment(row["image"]).ids[0]
         for fill_tools in (False, True):
             annotator = Annotator(photo, truth, pipe.labels.ignore_id, fill_tools, timer, args.max_seconds)
             result = annotator.run(predicted.copy(), args.target, index)

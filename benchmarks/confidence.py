@@ -23,16 +23,16 @@ from semflow.metrics import auroc
 
 
 def signals(pipe, image) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The 1-step labels and every confidence signal (H, W) in [0, 1] for one image."""
+    """The 1-step class ids and every confidence signal (H, W) in [0, 1] for one image."""
     first = pipe.segment(image, num_inference_steps=1, return_confidence=True)
-    labels, margin = first.labels[0], first.confidence[0]
-    steps_agree = (pipe.segment(image, num_inference_steps=2).labels[0] == labels).astype(np.float32)
+    ids, margin = first.ids[0], first.confidence[0]
+    steps_agree = (pipe.segment(image, num_inference_steps=2).ids[0] == ids).astype(np.float32)
     found = {"margin": margin, "1 vs 2 steps agree": steps_agree, "margin × steps agree": margin * steps_agree}
     if pipe.formulation.uses_noise:
-        seeds_agree = np.mean([pipe.segment(image, seed=seed).labels[0] == labels for seed in (1, 2, 3, 4)], axis=0)
+        seeds_agree = np.mean([pipe.segment(image, seed=seed).ids[0] == ids for seed in (1, 2, 3, 4)], axis=0)
         found["seeds agree"] = seeds_agree.astype(np.float32)
         found["margin × seeds agree"] = margin * seeds_agree
-    return labels, found
+    return ids, found
 
 
 def main(argv: list[str] | None = None) -> dict:

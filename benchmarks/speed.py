@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     segment = timed(lambda: pipe.segment(image), args.repeats)
     synthesize = timed(lambda: pipe.synthesize(labels, seed=0), max(3, args.repeats // 3))
-    z = pipe.codec.encode(torch.zeros(1, 3, *pipe.resolution))
+    latent = pipe.codec.encode(torch.zeros(1, 3, *pipe.resolution))
+    z = torch.zeros(1, pipe.unet.config.in_channels, *latent.shape[-2:])  # the state: image (and mask) channels
     with torch.inference_mode():
         forward = timed(lambda: predict_velocity(pipe.unet, z, 0.0, pipe.prompt_embedding), args.repeats)
     result = {

@@ -93,8 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     paths = args.images if args.command == "segment" else args.masks
     for index, (path, stem) in enumerate(zip(paths, _unique_stems(paths)), start=1):
-        pipe.set_progress_bar_config(disable=False, delay=PROGRESS_DELAY_S, leave=False,
-                                     desc=f"[{index}/{len(paths)}] {path.name}")
+        pipe.set_progress_bar_config(disable=False, delay=PROGRESS_DELAY_S, mininterval=PROGRESS_DELAY_S / 10,
+                                     leave=False, desc=f"[{index}/{len(paths)}] {path.name}")
         if args.command == "segment":
             _segment(pipe, args, path, stem)
         else:
@@ -106,12 +106,12 @@ def _segment(pipe, args: argparse.Namespace, path: Path, stem: str) -> None:
     """One image → its class-id PNG and colour preview, at the image's size."""
     read = read_image(path, str(path))
     _note(read.notices)
-    labels = pipe.segment(read.image, num_inference_steps=args.steps, solver=args.solver).labels[0]
-    ids = PIL.Image.fromarray(labels)
-    if ids.size != read.original_size:  # segmented at the working size: nearest back to the image's size
-        ids = ids.resize(read.original_size, PIL.Image.Resampling.NEAREST)
-    ids.save(args.out / f"{stem}.png")
-    PIL.Image.fromarray(pipe.labels.colorize(np.asarray(ids))).save(args.out / f"{stem}_color.png")
+    ids = pipe.segment(read.image, num_inference_steps=args.steps, solver=args.solver).ids[0]
+    mask = PIL.Image.fromarray(ids)
+    if mask.size != read.original_size:  # segmented at the working size: nearest back to the image's size
+        mask = mask.resize(read.original_size, PIL.Image.Resampling.NEAREST)
+    mask.save(args.out / f"{stem}.png")
+    PIL.Image.fromarray(pipe.labels.colorize(np.asarray(mask))).save(args.out / f"{stem}_color.png")
     print(args.out / f"{stem}.png")
 
 

@@ -97,8 +97,8 @@ perturbation ±{beta:g} (0..255 units); Euler {steps} steps; resolution {res}x{r
 ```python
 from semflow import SemFlowPipeline
 pipe = SemFlowPipeline.from_pretrained("{out}")
-labels = pipe.segment(image).labels[0]
-images = pipe.synthesize(labels, seed=0).images
+ids = pipe.segment(image).ids[0]
+images = pipe.synthesize(ids, seed=0).images
 ```
 """
 

@@ -14,7 +14,8 @@ class SegmentationOutput(BaseOutput):
     """Result of `SemFlowPipeline.segment`.
 
     Attributes:
-        labels: One (H, W) uint8 array of class ids per input image, at that image's own (upright) size.
+        ids: One (H, W) uint8 array of class ids per input image, at that image's own (upright) size (`labels`, the
+            pipeline's `LabelSet`, names them).
         trajectory: Per input, the states image → mask as RGB frames at the input's size (the first is the
             input as the model saw it, the last the predicted anchor image); ``None`` unless asked for.
         nfe: Velocity-net evaluations per batch.
@@ -22,10 +23,15 @@ class SegmentationOutput(BaseOutput):
             anchor (`semflow.anchors.nearest_anchors`' margin); ``None`` unless asked for.
     """
 
-    labels: list[np.ndarray]
+    ids: list[np.ndarray]
     trajectory: list[list[PIL.Image.Image]] | None = None
     nfe: int = 0
     confidence: list[np.ndarray] | None = None
+
+    @property
+    def labels(self) -> list[np.ndarray]:
+        """`ids` under its former name (kept for code written against it)."""
+        return self.ids
 
 
 @dataclass

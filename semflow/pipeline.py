@@ -235,7 +235,7 @@ class SemFlowPipeline(DiffusionPipeline):
         batch_size = _check_batch_size(batch_size)
         seed = check_seed(seed)
         ignore_id = self.labels.ignore_id if include_ignore else None
-        labels, trajectory, nfe = [], [] if return_trajectory else None, 0
+        ids_out, trajectory, nfe = [], [] if return_trajectory else None, 0
         confidence = [] if return_confidence else None
         for start in range(0, len(pixels), batch_size):
             batch = pixels[start : start + batch_size]
@@ -251,12 +251,12 @@ class SemFlowPipeline(DiffusionPipeline):
                 ids, margin = nearest_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
                                               self.anchor_spec, ignore_id)
                 full_size = sizes[start + i]
-                labels.append(resize_labels(ids.to(torch.uint8), full_size)[0].cpu().numpy())
+                ids_out.append(resize_labels(ids.to(torch.uint8), full_size)[0].cpu().numpy())
                 if confidence is not None:
                     confidence.append(resize_labels(margin, full_size)[0].cpu().numpy())
                 if trajectory is not None:
                     trajectory.append(self._frames(result, i, size, self.formulation.mask_part))
-        return SegmentationOutput(labels=labels, trajectory=trajectory, nfe=nfe, confidence=confidence)
+        return SegmentationOutput(ids=ids_out, trajectory=trajectory, nfe=nfe, confidence=confidence)
 
     @torch.inference_mode()
     def synthesize(

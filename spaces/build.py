@@ -16,16 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = Path(__file__).resolve().parent
-DEFAULT_MODEL = "semflow-studio/semflow-camvid-small"
+DEFAULT_HUB_MODEL = "semflow-studio/semflow-camvid-small"
 COPIED = ["app.py", "app", "semflow"]
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-SPACE_CONFIG = "semflow_space.json"  # read by app.model when SEMFLOW_MODEL is unset
 
 
 def build(model: str, out: Path) -> Path:
     """Write the Space folder for `model` (``org/name`` or ``org/name@revision``) into `out` (replaced)."""
     sys.path.insert(0, str(ROOT))
     from semflow.hub import parse_model_ref
+    from semflow.loading import SPACE_FILE  # read by semflow.loading when SEMFLOW_MODEL is unset
 
     ref = parse_model_ref(model)
     if ref.is_local:
@@ -40,14 +40,17 @@ def build(model: str, out: Path) -> Path:
         else:
             shutil.copy2(source, out / name)
     shutil.copy2(SPACE / "requirements.txt", out / "requirements.txt")
-    card = (SPACE / "README.md").read_text(encoding="utf-8").replace(DEFAULT_MODEL, ref.repo_id_or_path)
+    card = (SPACE / "README.md").read_text(encoding="utf-8").replace(DEFAULT_HUB_MODEL, ref.repo_id_or_path)
     (out / "README.md").write_text(card, encoding="utf-8")
-    (out / SPACE_CONFIG).write_text(json.dumps({"model": str(ref)}, indent=2) + "\n")
+    (out / SPACE_FILE).write_text(json.dumps({"model": str(ref)}, indent=2) + "\n")
     return out
 
 
 def push(folder: Path, space_id: str, private: bool | None = None, token: str | None = None) -> str:
-    """Create the Space (Gradio SDK) if needed and upload the folder."""
+    """Create the Space (Gradio SDK) if needed and upload the folder.
+
+    Not `semflow.hub.push_folder` yet: the Hub creates a Space only with its SDK (`space_sdk`), which push_folder
+    does not pass on to `create_repo`."""
     from huggingface_hub import HfApi
 
     if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", space_id):
@@ -61,7 +64,7 @@ def push(folder: Path, space_id: str, private: bool | None = None, token: str | 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python spaces/build.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub model the Space serves (org/name[@revision])")
+    parser.add_argument("--model", default=DEFAULT_HUB_MODEL, help="Hub model the Space serves (org/name[@revision])")
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
     parser.add_argument("--push", default=None, metavar="ORG/SPACE", help="upload the folder to this Space")
     parser.add_argument("--private", action="store_true")

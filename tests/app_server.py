@@ -1,14 +1,19 @@
-"""Launch `python app.py` in a subprocess for client and browser tests, and stop it afterwards."""
+"""Launch `python app.py` in a subprocess for client and browser tests, talk to it over plain HTTP (the named API
+routes, and the page's own queue route), and stop it afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,13 +25,18 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`python app.py` with the given environment, on a free local port."""
+    """`python app.py` on a free local port, with the given environment over this one.
 
-    def __init__(self, env: dict[str, str], log: Path, timeout: float = 240, cwd: Path = ROOT) -> None:
+    The app's own variables (``SEMFLOW_*``) are not inherited from the shell: a test says every setting its server
+    has. The port is the server's own even when ``GRADIO_SERVER_PORT`` is set in the shell or in `env`.
+    """
+
+    def __init__(self, env: dict[str, str], log: Path, timeout: float = 1800, cwd: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        full_env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-                    "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **env}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SEMFLOW_")}
+        full_env = {**inherited, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **env,
+                    "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port)}
         self.log = open(log, "w")
         self.process = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=full_env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
@@ -55,3 +65,59 @@ class AppServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path.lstrip("/"), timeout=30) as response:
+            return response.read().decode()
+
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.get("config"))
+
+    def post(self, path: str, body: str) -> tuple[int, str]:
+        """POST a raw JSON `body`: (HTTP status, response text)."""
+        request = urllib.request.Request(self.url + path.lstrip("/"), data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def call_api(self, name: str, body: str) -> tuple[int, str]:
+        """POST a raw JSON `body` to ``/gradio_api/call/<name>`` and read the result stream: (HTTP status, the stream's
+        text, or the refusal's body)."""
+        status, text = self.post(f"gradio_api/call/{name}", body)
+        if status != 200:
+            return status, text
+        return status, self.get(f"gradio_api/call/{name}/{json.loads(text)['event_id']}")
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        """Upload a file the way clients do; returns the file reference to put into a call's data."""
+        boundary = secrets.token_hex(8)
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path.name}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + \
+            f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(f"{self.url}gradio_api/upload", data=body,
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            (uploaded,) = json.load(response)
+        return {"path": uploaded, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+    def page_event(self, api_name: str, data: list[Any], timeout: float = 120) -> dict[str, Any]:
+        """Trigger one of the page's own events the way the page does (the queue, by the event's index) and return
+        its completion message."""
+        (fn_index,) = [d["id"] for d in self.config()["dependencies"] if d["api_name"] == api_name]
+        session = secrets.token_hex(6)
+        body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
+                           "trigger_id": None}).encode()
+        request = urllib.request.Request(f"{self.url}gradio_api/queue/join", data=body,
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+        with urllib.request.urlopen(f"{self.url}gradio_api/queue/data?session_hash={session}",
+                                    timeout=timeout) as stream:
+            for line in stream:
+                if line.startswith(b"data:"):
+                    message = json.loads(line[5:])
+                    if message.get("msg") == "process_completed":
+                        return message
+        raise AssertionError(f"the event {api_name} did not complete")

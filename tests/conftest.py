@@ -46,3 +46,36 @@ def tiny_pipeline(label_set: str = "camvid", pixel_factor: int = 2, perturbation
 @pytest.fixture
 def pipe() -> SemFlowPipeline:
     return tiny_pipeline()
+
+
+@pytest.fixture(scope="session")
+def decompression_bomb(tmp_path_factory):
+    """A 40000x40000 1-bit PNG: about 200 kB on disk, 1.6 gigapixels once decoded."""
+    from image_files import bomb_png
+
+    return bomb_png(tmp_path_factory.mktemp("bomb") / "bomb.png", 40000, 40000)
+
+
+# The one app server of the client and browser tests: the embedded default model, pushing configured with a server
+# token that no anonymous caller may use.
+SERVER_TOKEN = "hf_server_token_never_to_be_used_anonymously"
+ANNOTATIONS_REPO = "acme/street-annotations"
+
+
+@pytest.fixture(scope="session")
+def example_cache(tmp_path_factory):
+    """One SEMFLOW_CACHE for every app server of the session: the examples of a model are made once."""
+    return tmp_path_factory.mktemp("example_cache")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, example_cache):
+    from app_server import AppServer
+
+    root = tmp_path_factory.mktemp("app")
+    server = AppServer({"SEMFLOW_CACHE": str(example_cache), "SEMFLOW_ANNOTATIONS_DIR": str(root / "annotations"),
+                        "SEMFLOW_CONCURRENCY": "2", "SEMFLOW_ANNOTATIONS_REPO": ANNOTATIONS_REPO,
+                        "HF_TOKEN": SERVER_TOKEN}, log=root / "app.log")
+    server.root = root
+    yield server
+    server.stop()

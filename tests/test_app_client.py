@@ -1,32 +1,26 @@
-"""The launched app through gradio_client: /segment, /synthesize, /save_annotation, bad inputs, concurrent saves;
-no event that fills the mask editor puts its progress overlay on it."""
+"""The launched app (the shared server, embedded default model) through gradio_client and plain HTTP: /segment,
+/synthesize, /save_annotation, bad inputs and bad numbers, concurrent saves; the page's events are not API and
+pushing needs an identity; the model is recorded by its identity, never a path; no event that fills the mask editor
+puts its progress overlay on it."""
 
 import json
 import threading
-import urllib.request
 
 import numpy as np
 import PIL.Image
 import pytest
-from app_server import AppServer
-from conftest import tiny_unet
+from app_server import ROOT
+from conftest import ANNOTATIONS_REPO, SERVER_TOKEN
 from gradio_client import Client, handle_file
 
-from semflow import SemFlowPipeline
+from semflow.loading import MODELS_DIR
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("app")
-    pipe = SemFlowPipeline(tiny_unet(48, sample_size=(22, 30)), label_set="camvid", pixel_factor=4,
-                           perturbation=40.0, resolution=(88, 120), synthesis_steps=3)
-    pipe.save_pretrained(root / "model")
-    app = AppServer({"SEMFLOW_MODEL": str(root / "model"), "SEMFLOW_CACHE": str(root / "cache"),
-                     "SEMFLOW_ANNOTATIONS_DIR": str(root / "annotations"), "SEMFLOW_CONCURRENCY": "2"},
-                    log=root / "app.log")
-    app.root = root
-    yield app
-    app.stop()
+def server(app_server):
+    return app_server
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +29,13 @@ def client(server):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, decompression_bomb):
     folder = tmp_path_factory.mktemp("files")
     rng = np.random.default_rng(0)
     rgb = PIL.Image.fromarray(rng.integers(0, 256, (61, 83, 3), dtype=np.uint8))
     paths = {"rgb": folder / "street.png", "rgba": folder / "rgba.png", "gray": folder / "gray.png",
              "cmyk": folder / "cmyk.jpg", "text": folder / "notes.txt", "dot": folder / "dot.png",
-             "huge": folder / "huge.png", "mask": folder / "mask.png", "off": folder / "off_palette.png",
+             "huge": decompression_bomb, "mask": folder / "mask.png", "off": folder / "off_palette.png",
              "small_mask": folder / "small_mask.png"}
     rgb.save(paths["rgb"])
     rgb.convert("RGBA").save(paths["rgba"])
@@ -49,7 +43,6 @@ def files(tmp_path_factory):
     rgb.convert("CMYK").save(paths["cmyk"])
     paths["text"].write_text("this is not an image")
     PIL.Image.new("RGB", (1, 1)).save(paths["dot"])
-    PIL.Image.new("L", (20000, 20000)).save(paths["huge"])
     PIL.Image.fromarray(rng.integers(0, 12, (61, 83)).astype(np.uint8)).save(paths["mask"])
     PIL.Image.new("RGB", (83, 61), (1, 2, 3)).save(paths["off"])
     PIL.Image.fromarray(np.zeros((30, 40), np.uint8)).save(paths["small_mask"])
@@ -86,7 +79,7 @@ def test_synthesize_and_save(client, files, server):
     ("/segment", ("dot",), "at least 8 pixels"),
     ("/segment", ("huge",), "too large|megapixels"),
     ("/synthesize", ("off",), "outside the 'camvid' palette"),
-    ("/synthesize", ("text",), "not a readable mask"),
+    ("/synthesize", ("text",), "mask is not a readable image"),
     ("/save_annotation", ("rgb", "small_mask"), "same size"),
     ("/save_annotation", ("rgb", None), "provide a mask"),
     ("/save_annotation", (None, "mask"), "upload an image"),
@@ -106,6 +99,59 @@ def test_bad_settings(client, server, files):
     with pytest.raises(Exception, match="between 1 and 4 variants"):
         client.predict(handle_file(str(files["mask"])), 0, 9, api_name="/synthesize")
     _still_answers(server, client, files)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", '"abc"', "2.5", "-1"])
+def test_bad_numbers_through_the_api_get_a_sentence(server, files, value):
+    # gradio_client cannot send NaN or infinity (strict JSON): the raw HTTP route can, and Gradio's own number
+    # handling used to fail on them with a bare "Error".
+    image, mask = json.dumps(server.upload(files["rgb"])), json.dumps(server.upload(files["mask"]))
+    status, stream = server.call_api("segment", f'{{"data": [{image}, {value}, "euler", 0.5]}}')
+    assert status == 200 and "event: error" in stream and "Steps must be" in stream, stream
+    status, stream = server.call_api("synthesize", f'{{"data": [{mask}, {value}, 1, 20.0, 2, "euler"]}}')
+    assert status == 200 and "event: error" in stream and "Seed must be" in stream, stream
+    assert '"error": null' not in stream
+
+
+def test_the_pages_events_are_not_api_endpoints(server, files):
+    info = json.loads(server.get("gradio_api/info"))
+    assert set(info["named_endpoints"]) == {"/segment", "/synthesize", "/save_annotation", "/model_info"}
+    page_events = [d["api_name"] for d in server.config()["dependencies"] if d["api_name"].startswith("ui_")]
+    assert {"ui_segment", "ui_synthesize", "ui_save_annotation", "ui_push_annotations"} <= set(page_events)
+    for name in page_events:
+        for route in ("call", "call/v2", "run", "api"):
+            status, body = server.post(f"gradio_api/{route}/{name}", '{"data": []}')
+            assert status == 404 and "no API endpoint" in body, (route, name, status, body)
+    status, stream = server.call_api("model_info", '{"data": []}')  # the public ones still answer
+    assert status == 200 and "event: complete" in stream
+
+
+def test_pushing_needs_an_identity(server):
+    # The server has SEMFLOW_ANNOTATIONS_REPO and HF_TOKEN but no sign-in and no operator permission to push with its
+    # own token: the push button's event, triggered the way the page triggers it, must refuse with a sentence.
+    status, body = server.call_api("ui_push_annotations", '{"data": []}')
+    assert status == 404
+    message = server.page_event("ui_push_annotations", [])
+    assert message["success"] is False and "identity" in message["output"]["error"], message
+    assert "SEMFLOW_PUSH_WITH_SERVER_TOKEN" in message["output"]["error"]
+    assert not (server.root / "annotations" / ".pushed.json").exists()
+    for page in ("config", "gradio_api/info", ""):
+        assert SERVER_TOKEN not in server.get(page)
+    assert ANNOTATIONS_REPO not in json.dumps(message)
+
+
+def test_the_model_is_recorded_by_its_identity_never_a_path(client, server, files):
+    info = client.predict(api_name="/model_info")
+    assert info["model"] == "semflow-camvid (embedded)" and info["revision"].startswith("sha256:")
+    assert info["notice"] is None and info["formulation"] == "semflow"
+    for text in (json.dumps(info), server.get("config"), server.get("")):
+        assert str(ROOT) not in text and str(MODELS_DIR) not in text
+    saved = client.predict(handle_file(str(files["rgb"])), handle_file(str(files["mask"])), "tester", "street.png",
+                           api_name="/save_annotation")
+    rows = [json.loads(line) for line in (server.root / "annotations" / "metadata.jsonl").read_text().splitlines()]
+    (row,) = [r for r in rows if r["file_name"] == f"images/{saved['saved']}.png"]
+    assert row["model"] == info["model"] and row["model_revision"] == info["revision"]
+    assert str(ROOT) not in json.dumps(row)
 
 
 def test_concurrent_saves_are_all_kept(server, files):
@@ -138,8 +184,7 @@ def test_concurrent_saves_are_all_kept(server, files):
 
 def test_events_that_fill_the_editor_keep_its_canvas_free_of_progress_overlays(server):
     # Under load Gradio left the segmentation spinner over the editor's canvas for good (nothing could be painted).
-    with urllib.request.urlopen(f"{server.url.rstrip('/')}/config", timeout=30) as response:
-        config = json.load(response)
+    config = server.config()
     editor = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "mask-editor")
     filling = {d["api_name"]: d["show_progress_on"] for d in config["dependencies"] if editor in d["outputs"]}
     assert {"ui_load_image", "ui_segment", "ui_blank_layout", "ui_load_layout"} <= set(filling)

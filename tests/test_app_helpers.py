@@ -1,8 +1,10 @@
-"""App helpers without Gradio: editor layers ↔ ids, snapping, overlays, exports, inputs, annotations, examples."""
+"""App helpers: editor layers ↔ ids, snapping, overlays, exports, inputs, annotations, examples; the settings, the
+service on a tiny model, the error policy and the page's callbacks, without a server."""
 
 import json
 import os
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -120,11 +122,9 @@ def test_inputs_reject_clearly(tmp_path):
     assert fit_for_editing(PIL.Image.new("RGB", (300, 100)))[1] is None
 
 
-def test_huge_images_are_refused_before_decoding(tmp_path):
-    path = tmp_path / "huge.png"
-    PIL.Image.new("L", (20000, 20000)).save(path, optimize=False)
+def test_huge_images_are_refused_before_decoding(decompression_bomb):
     with pytest.raises(InputError, match="too large|megapixels"):
-        open_image(path)
+        open_image(decompression_bomb)
 
 
 def test_annotations_are_saved_atomically_and_load_with_datasets(tmp_path):
@@ -178,3 +178,345 @@ def test_layouts_use_street_classes():
         assert {0, 1, 3} <= set(np.unique(ids).tolist()), title
     (title, bands), = draw_layouts(CELEBAMASK_HQ)
     assert set(np.unique(bands)) == {0, 1, 2, 3}
+
+
+# --- settings, service, error policy, callbacks (a tiny seeded model; no server) -------------------------------------
+
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+from conftest import tiny_pipeline  # noqa: E402
+
+from app.errors import UserError  # noqa: E402
+from app.service import MAX_VARIANTS, Studio  # noqa: E402
+from app.settings import VARIABLES, Settings, SettingsError  # noqa: E402
+from semflow.limits import MAX_PIXELS, MAX_STEPS, InvalidInput  # noqa: E402
+from semflow.loading import LoadedModel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_settings_from_the_environment():
+    defaults = Settings.from_env({})
+    assert defaults.concurrency == 1 and defaults.queue_size == 64 and defaults.max_upload_mb == 25
+    assert defaults.max_pixels == MAX_PIXELS and defaults.annotations_repo is None and not defaults.can_push
+    settings = Settings.from_env({"SEMFLOW_ANNOTATIONS_DIR": "/data/ann", "SEMFLOW_CONCURRENCY": " 3 ",
+                                  "SEMFLOW_ANNOTATIONS_REPO": "acme/streets", "HF_TOKEN": "hf_secret",
+                                  "SEMFLOW_PUSH_WITH_SERVER_TOKEN": "yes", "SEMFLOW_CACHE": "/tmp/c",
+                                  "SEMFLOW_MAX_EDIT_SIDE": "512", "SEMFLOW_EXAMPLES": "org/frames"})
+    assert settings.annotations_dir == Path("/data/ann") and settings.concurrency == 3
+    assert settings.annotations_repo == "acme/streets" and settings.push_with_server_token and settings.can_push
+    assert settings.max_edit_side == 512 and settings.examples == "org/frames" and settings.cache_dir == Path("/tmp/c")
+    assert "hf_secret" not in repr(settings)
+    assert not Settings.from_env({"SEMFLOW_ANNOTATIONS_REPO": "acme/streets"}).can_push  # no identity to push with
+    assert Settings.from_env({"SEMFLOW_ANNOTATIONS_REPO": "acme/streets", "OAUTH_CLIENT_ID": "x"}).can_push
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("SEMFLOW_CONCURRENCY", "abc", "SEMFLOW_CONCURRENCY must be a whole number"),
+    ("SEMFLOW_CONCURRENCY", "0", "SEMFLOW_CONCURRENCY must be at least 1"),
+    ("SEMFLOW_QUEUE_SIZE", "2.5", "SEMFLOW_QUEUE_SIZE must be a whole number"),
+    ("SEMFLOW_MAX_UPLOAD_MB", "nan", "SEMFLOW_MAX_UPLOAD_MB must be a whole number"),
+    ("SEMFLOW_MAX_PIXELS", str(MAX_PIXELS + 1), "SEMFLOW_MAX_PIXELS must be between"),
+    ("SEMFLOW_MAX_EDIT_SIDE", "4", "SEMFLOW_MAX_EDIT_SIDE must be at least 8"),
+    ("SEMFLOW_ANNOTATIONS_REPO", "not a repo", "must be a Hub dataset id"),
+    ("SEMFLOW_ANNOTATIONS_REPO", "acme/streets@main", "must be a Hub dataset id"),
+    ("SEMFLOW_PUSH_WITH_SERVER_TOKEN", "maybe", "must be 1 or 0"),
+])
+def test_malformed_settings_are_refused_by_name(name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_the_readme_documents_every_variable_in_one_table():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name in VARIABLES:
+        assert sum(line.startswith(f"| `{name}` |") for line in table) == 1, name
+
+
+@pytest.fixture
+def studio(tmp_path):
+    settings = Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache",
+                        annotations_repo="acme/streets")
+    return Studio(LoadedModel(tiny_pipeline(), "tiny-model", "sha256:0123456789abcdef"), settings)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "abc", "", True, 2.5])
+def test_the_service_words_every_bad_number(studio, value):
+    with pytest.raises(InvalidInput, match="Steps must be a whole number"):
+        studio.check_steps_and_solver(value, "euler", 1)
+    with pytest.raises(InvalidInput, match="Seed must be a whole number"):
+        studio.check_synthesis(1, value, None)
+    with pytest.raises(InputError, match="Opacity must be"):
+        studio.check_opacity(value)
+    if value != 2.5:
+        with pytest.raises(InputError, match="β must be"):
+            studio.check_synthesis(1, 0, value)
+
+
+def test_the_service_checks_ranges_with_the_shared_limits(studio):
+    assert studio.check_steps_and_solver(None, None, 3) == (3, studio.pipe.config.solver)
+    with pytest.raises(InvalidInput, match=f"between 1 and {MAX_STEPS}"):
+        studio.check_steps_and_solver(MAX_STEPS + 1, "euler", 1)
+    with pytest.raises(InputError, match="Unknown solver 'ddim'"):
+        studio.check_steps_and_solver(1, "ddim", 1)
+    with pytest.raises(InputError, match=f"between 1 and {MAX_VARIANTS} variants"):
+        studio.check_synthesis(MAX_VARIANTS + 1, 0, None)
+    with pytest.raises(InvalidInput, match="Seed must be between 0 and"):
+        studio.check_synthesis(1, -1, None)
+    with pytest.raises(InvalidInput, match="Seed must be between 0 and"):
+        studio.check_synthesis(2, 2**32 - 1, None)
+    assert studio.check_synthesis("2", 7.0, "2.5") == (2, 7, 2.5)
+    with pytest.raises(InputError, match="β must be at least 0 and below"):
+        studio.check_synthesis(1, 0, studio.beta_limit)
+
+
+def test_synthesis_round_trip_and_saved_provenance(studio):
+    ids = RNG.integers(0, 11, (20, 28)).astype(np.uint8)
+    result = studio.synthesize(ids, variants=2, seed=3, steps=2, solver="euler", trajectory=True)
+    assert result.seeds == [3, 4] and len(result.images) == 2 and result.images[0].size == (28, 20)
+    assert [set(check) for check in result.round_trip] == [{"pixel_agreement", "miou"}] * 2
+    assert len(result.trajectory) >= 2 and studio.synthesize(ids, round_trip=False).round_trip == []
+    image = PIL.Image.new("RGB", (28, 20))
+    saved = studio.save(image, ids, " ann ", "street.png", 1)
+    (row,) = studio.store.rows()
+    assert row["file_name"] == f"images/{saved.name}.png" and studio.count() == 1
+    assert row["model"] == "tiny-model" and row["model_revision"] == "sha256:0123456789abcdef"
+    assert row["annotator"] == "ann" and row["segmentation_steps"] == 1 and row["image_source"] == "upload"
+    with pytest.raises(InputError, match="no image to save"):
+        studio.save(None, ids)
+    with pytest.raises(InputError, match="The mask is 28x20 but the image is 10x10"):
+        studio.save(PIL.Image.new("RGB", (10, 10)), ids)
+
+
+def test_pushing_needs_an_identity(studio, monkeypatch):
+    pushed = []
+    monkeypatch.setattr(studio.store, "push", lambda repo, token=None: pushed.append((repo, token)) or "url")
+    with pytest.raises(InputError, match="SEMFLOW_PUSH_WITH_SERVER_TOKEN"):
+        studio.push(None)
+    signed_in = Studio(studio.model, Settings(annotations_repo="acme/streets", oauth=True, hf_token="hf_server"),
+                       studio.store)
+    with pytest.raises(InputError, match="Sign in with Hugging Face"):
+        signed_in.push(None)
+    assert signed_in.push("hf_visitor").startswith("Pushed") and pushed == [("acme/streets", "hf_visitor")]
+    operator = Studio(studio.model, Settings(annotations_repo="acme/streets", push_with_server_token=True,
+                                             hf_token="hf_server"), studio.store)
+    operator.push(None)
+    assert pushed[-1] == ("acme/streets", "hf_server")
+    with pytest.raises(InputError, match="not set up"):
+        Studio(studio.model, Settings(push_with_server_token=True), studio.store).push("hf_visitor")
+
+
+def test_only_a_persons_mistakes_reach_the_browser_as_they_are(caplog):
+    from app.failures import GENERIC, user_errors
+
+    @user_errors
+    def fails(error):
+        raise error
+
+    for error, shown in [(InputError("The file is empty."), "The file is empty."),
+                         (InvalidInput("steps must be between 1 and 100, got 0"),
+                          "Steps must be between 1 and 100, got 0."),
+                         (UserError("No space left."), "No space left.")]:
+        with pytest.raises(gr.Error) as caught:
+            fails(error)
+        assert caught.value.message == shown
+    with caplog.at_level(logging.ERROR), pytest.raises(gr.Error) as caught:
+        fails(ValueError("internal detail /srv/secret/path"))
+    assert caught.value.message == GENERIC and "/srv/secret" not in caught.value.message
+    assert "internal detail" in caplog.text and "Traceback" in caplog.text
+
+
+@pytest.fixture
+def page(studio, monkeypatch):
+    """The page's callbacks on the tiny studio."""
+    import app.callbacks as callbacks
+
+    monkeypatch.setattr(callbacks, "get_studio", lambda model=None: studio)
+    return callbacks
+
+
+def test_the_pages_callbacks_word_unusable_uploads(page, tmp_path, decompression_bomb):
+    from app.session import Session
+
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for path, sentence in [(tmp_path / "notes.txt", "not a readable image"),
+                           (tmp_path / "empty.png", "not a readable image"),
+                           (decompression_bomb, "too large")]:
+        with pytest.raises(gr.Error, match=sentence):
+            page.load_image({"path": str(path), "orig_name": path.name}, Session())
+    with pytest.raises(gr.Error, match="upload an image"):
+        page.segment(Session(), 1, "euler", 0.5)
+    with pytest.raises(gr.Error, match="identity"):
+        page.push_annotations(None)
+
+
+def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path):
+    from app.editor import layer_to_labels
+    from app.session import Session
+
+    PIL.Image.fromarray(RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "street.png")
+    session, editor, status, *fresh = page.load_image({"path": str(tmp_path / "street.png"),
+                                                       "orig_name": "street.png"}, Session())
+    assert session.source == "street.png" and "40x30" in status and not editor["layers"][0].any()
+    assert fresh == list(page.cleared(studio.labels))
+    session, overlay_image, legend, editor, status = page.segment(session, 1, "euler", 0.5)
+    assert session.ids.shape == (30, 40) and session.steps == 1 and overlay_image.size == (40, 30)
+    assert status.startswith("Segmented in 1 step(s); mean confidence ")
+    assert session.confidence.shape == (30, 40) and 0 <= session.confidence.min() <= session.confidence.max() <= 1
+    heat = page.update_overlay(session, 1.0, True)
+    assert heat.size == (40, 30) and np.asarray(heat).tobytes() != np.asarray(overlay_image).tobytes()
+    assert np.array_equal(layer_to_labels(editor["layers"][0], studio.labels), session.ids)
+    session, gallery, report, gif = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, page.MASK_TO_IMAGE)
+    assert len(session.synthesized) == 2 and report.count("| 0 |") + report.count("| 1 |") == 2 and gif
+    message, ids_path, _ = page.save_annotation(editor, session, "me")
+    assert message.startswith("Saved") and np.array_equal(np.asarray(PIL.Image.open(ids_path)), session.ids)
+    session, editor, _, *fresh = page.blank_layout(64, 80, "Road", session)
+    overlay_view, _, gallery, report, gif, save_status, ids_file, color_file = fresh
+    assert (overlay_view, gallery, report, gif, save_status, ids_file, color_file) == (None, [], "", None, "", None,
+                                                                                        None)
+    assert session.image is None and (layer_to_labels(editor["layers"][0], studio.labels) == 3).all()
+    with pytest.raises(gr.Error, match="no image to save"):
+        page.save_annotation(editor, session, "me")
+    with pytest.raises(gr.Error, match="between 64 and 2048"):
+        page.blank_layout(10, 80, "Road", session)
+
+
+def test_the_guard_refuses_the_pages_events_by_name_and_lets_the_page_call_them_by_index():
+    from starlette.testclient import TestClient
+
+    from app.api import guard
+
+    with gr.Blocks() as demo:
+        text, out = gr.Textbox(), gr.Textbox()
+        gr.Button().click(lambda x: "page:" + x, text, out, api_name="ui_echo", api_visibility="private", queue=False)
+        gr.Button().click(lambda x: "api:" + x, text, out, api_name="echo", queue=False)
+    app = gr.routes.App.create_app(demo, app_kwargs={"middleware": [guard(demo)]})
+    page_index = next(fn._id for fn in demo.fns.values() if fn.api_name == "ui_echo")
+    with TestClient(app) as client:
+        for route in ("call", "call/v2", "run", "api"):
+            response = client.post(f"/gradio_api/{route}/ui_echo", json={"data": ["x"]})
+            assert response.status_code == 404 and "no API endpoint" in response.text, route
+        assert client.post("/gradio_api/run/echo", json={"data": ["x"]}).json()["data"] == ["api:x"]
+        by_index = client.post("/gradio_api/run/predict", json={"data": ["x"], "fn_index": page_index})
+        assert by_index.json()["data"] == ["page:x"]
+
+
+def test_the_pixel_limit_setting_applies_to_uploads(studio, tmp_path):
+    PIL.Image.new("RGB", (100, 100)).save(tmp_path / "photo.png")
+    PIL.Image.new("L", (100, 100)).save(tmp_path / "mask.png")
+    small = Studio(studio.model, Settings(max_pixels=5000), studio.store)
+    assert studio.open_photo(tmp_path / "photo.png").size == (100, 100)
+    with pytest.raises(InputError, match="megapixels"):
+        small.open_photo(tmp_path / "photo.png")
+    with pytest.raises(InputError, match="megapixels"):
+        small.open_for_editing(tmp_path / "photo.png")
+    with pytest.raises(InputError, match="megapixels"):
+        small.open_mask(tmp_path / "mask.png")
+
+
+@pytest.fixture
+def embedded_models(monkeypatch):
+    """The app's model registry, empty, on the embedded models (no SEMFLOW_MODEL)."""
+    import app.model as model
+    import app.service as service
+
+    monkeypatch.delenv("SEMFLOW_MODEL", raising=False)
+    monkeypatch.setattr(model, "_loaded", {})
+    monkeypatch.setattr(service, "_studios", {})
+    return model
+
+
+def test_a_tab_picks_the_symmetric_model_and_keeps_it(embedded_models, tmp_path, monkeypatch):
+    import app.callbacks as callbacks
+    from app.session import Session
+
+    monkeypatch.setenv("SEMFLOW_ANNOTATIONS_DIR", str(tmp_path / "annotations"))
+    assert embedded_models.model_choices() == ["semflow", "symmetric"]
+    session, info, beta, seg_steps, syn_steps = callbacks.choose_model("symmetric", Session())
+    assert session.model == "symmetric" and "symmetric formulation" in info
+    assert beta["visible"] is False and seg_steps["value"] == 1
+    PIL.Image.fromarray(RNG.integers(0, 255, (36, 48, 3), dtype=np.uint8)).save(tmp_path / "street.png")
+    session, *_ = callbacks.load_image({"path": str(tmp_path / "street.png")}, session)
+    assert session.model == "symmetric" and session.image is not None
+    session, *_ = callbacks.segment(session, 1, "euler", 0.5)
+    assert session.ids.shape == (36, 48)
+    import app.service as service
+    from app.editor import editor_value, labels_to_layer
+
+    labels = service.get_studio("symmetric").labels
+    callbacks.save_annotation(editor_value(session.image, labels_to_layer(session.ids, labels)), session, "me")
+    (row,) = service.get_studio().store.rows()
+    assert row["model"] == "symmetric" and row["model_revision"].startswith("sha256:") or row["model_revision"]
+    with pytest.raises(gr.Error, match="Unknown model 'nope'; choose one of semflow, symmetric"):
+        callbacks.choose_model("nope", Session())
+
+
+def test_examples_are_real_photos_and_drawn_layouts_made_without_the_model(tmp_path):
+    from app.examples import PHOTOS, build_examples, canvas_size, layout_examples
+    from semflow.labels import get_label_set
+
+    examples = build_examples(get_label_set("camvid"), tmp_path)
+    photos = [e for e in examples if e["image"]]
+    assert len(photos) == 4 and all("CamVid" in e["title"] and not e["mask"] for e in photos)
+    assert (PHOTOS / "NOTICE.md").is_file() and "CC BY-NC 4.0" in (PHOTOS / "NOTICE.md").read_text()
+    layouts = layout_examples(examples)
+    assert len(layouts) == 3 and all(not e["image"] for e in layouts)
+    assert np.asarray(PIL.Image.open(layouts[0]["mask"])).max() < 11
+    assert canvas_size(examples, (352, 480)) == (480, 360)
+    other = build_examples(get_label_set("celebamask-hq"), tmp_path)
+    assert not [e for e in other if e["image"]] and canvas_size(other, (32, 48)) == (48, 32)
+
+
+def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page, studio, tmp_path):
+    import zipfile
+
+    from app.editor import editor_value, labels_to_layer
+    from app.session import Session
+    from app.work_queue import CORRECTED, PREANNOTATED
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ["a.png", "b.png", "c.png"]:
+        PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(frames / name)
+    session, editor, line, status, *fresh = page.open_queue(str(frames), "", "queue order", Session())
+    assert session.item == "a.png" and session.owner and "Item 1 of 3: **a**" in line and "0 / 3 corrected" in line
+    assert fresh[0].size == (30, 20) and fresh[1:] == list(page.cleared(studio.labels))[1:]
+    seen = []
+    line = page.preannotate_queue(session, progress=lambda done, desc: seen.append(done))
+    assert "Pre-annotated 3 item(s)" in line and seen[-1] == (3, 3) and "3 pre-annotated" in line
+    session, editor, line, *_ = page.queue_move(1, False)("queue order", session)
+    assert session.item == "b.png" and f"({PREANNOTATED})" in line and editor["layers"][0][..., 3].any()
+    ids = np.full((20, 30), 3, np.uint8)
+    line = page.save_to_queue(editor_value(session.image, labels_to_layer(ids, studio.labels)), session)
+    assert "Saved the mask of **b**" in line and "1 / 3 corrected" in line
+    with zipfile.ZipFile(page.export_queue(session)) as archive:
+        assert "SegmentationClass/b.png" in archive.namelist()
+    # a new tab (a restart): the same folder's queue, its progress kept; "Next unfinished" skips the corrected item
+    other, _, line, *_ = page.open_queue(str(frames), "", "queue order", Session())
+    assert other.owner != session.owner and "1 / 3 corrected" in line
+    other, _, line, *_ = page.queue_move(1, True)("queue order", other.replace(item="a.png"))
+    assert other.item == "c.png" and f"({CORRECTED})" not in line
+    with pytest.raises(gr.Error, match="Open a queue first"):
+        page.save_to_queue(editor, Session())
+
+
+def test_a_click_on_the_segmentation_flood_fills_the_editors_mask(page, studio):
+    from app.editor import editor_value, labels_to_layer, layer_to_labels
+    from app.session import Session
+
+    photo = np.zeros((20, 30, 3), np.uint8)
+    photo[:, 15:] = 200  # two flat halves
+    session = Session(image=PIL.Image.fromarray(photo), ids=np.zeros((20, 30), np.uint8))
+    editor = editor_value(session.image, labels_to_layer(session.ids, studio.labels))
+    click = SimpleNamespace(index=[20, 5])
+    session, editor, view = page.fill_at(editor, session, page.FLOOD, "Road", 10, 0.5, False, click)
+    filled = layer_to_labels(editor["layers"][0], studio.labels)
+    assert (filled[:, 15:] == 3).all() and (filled[:, :15] == 0).all() and view.size == (30, 20)
+    unchanged = page.fill_at(editor, session, "off", "Road", 10, 0.5, False, click)
+    assert unchanged[0] is session
+    with pytest.raises(gr.Error, match="Choose the class"):
+        page.fill_at(editor, session, page.SUPERPIXEL, None, 10, 0.5, False, click)

@@ -1,6 +1,9 @@
-"""A real browser (Debian's Chromium, headless, via Playwright) drives the app: upload, segment, paint a stroke,
-synthesize, save; the saved mask must hold the stroke's class at the stroke's pixels (saves docs/screenshot.png);
-an example layout must show on the editor's canvas."""
+"""A real browser (Debian's Chromium, headless, via Playwright) drives the shared app server: upload, segment, paint a
+stroke, synthesize, save; the saved mask must hold the stroke's class at the stroke's pixels; an example layout must
+show on the editor's canvas; files that are not usable images get a sentence, not a bare "Error".
+
+The screenshot of the first test goes to a temporary folder; `UPDATE_SCREENSHOT=1` makes it refresh the README's
+docs/screenshot.png instead (`UPDATE_SCREENSHOT=1 python -m pytest -q tests/test_browser.py -k paint`)."""
 
 import io
 import json
@@ -11,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-from app_server import ROOT, AppServer
+from app_server import ROOT
+
+from app.callbacks import FLOOD
+from app.shortcuts import CLASS_KEYS
+
+pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -22,15 +30,15 @@ STROKE_HALF_WIDTH = 110  # CSS pixels either side of the canvas centre
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(app_server):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's 'chromium' package (.ci/run does)")
-    root = tmp_path_factory.mktemp("browser")
-    env = {"SEMFLOW_CACHE": str(root / "cache"), "SEMFLOW_ANNOTATIONS_DIR": str(root / "annotations")}
-    app = AppServer(env, log=root / "app.log")
-    app.root = root
-    yield app
-    app.stop()
+    return app_server
+
+
+def _rows(server) -> list[dict]:
+    path = server.root / "annotations" / "metadata.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def _street_photo(path: Path) -> None:
@@ -98,11 +106,13 @@ def test_segment_paint_synthesize_save(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from semflow import load_pipeline
+    from semflow.loading import DEFAULT_MODEL
 
     photo = tmp_path / "street.png"
     _street_photo(photo)
-    pipe = load_pipeline(os.environ.get("SEMFLOW_MODEL"))
-    predicted = pipe.segment(PIL.Image.open(photo)).labels[0]
+    pipe = load_pipeline(DEFAULT_MODEL)  # the shared server's model
+    before = len(_rows(server))
+    predicted = pipe.segment(PIL.Image.open(photo)).ids[0]
     stroke_class = pipe.labels.class_names.index(STROKE_CLASS)
 
     with sync_playwright() as playwright:
@@ -120,9 +130,8 @@ def test_segment_paint_synthesize_save(server, tmp_path):
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         colour = pipe.labels.colors[stroke_class]
         assert _stroke_share(page, cx, cy, colour) < 0.5, "the prediction already shows the stroke's class there"
-        editor.get_by_role("button", name="Brush", exact=True).click()
-        editor.get_by_role("button", name="Color", exact=True).click()
-        editor.locator("menu.swatch button.color").nth(stroke_class).click()
+        page.get_by_role("heading", name="Correct the mask").click()  # focus on the page, not a text field
+        page.keyboard.press(CLASS_KEYS[stroke_class])  # the class's key picks its brush
         _paint_stroke(page, cx, cy)
         assert _stroke_share(page, cx, cy, colour) > 0.9, "the painted stroke does not show on the canvas"
 
@@ -131,11 +140,12 @@ def test_segment_paint_synthesize_save(server, tmp_path):
         page.get_by_role("button", name="Save image + corrected mask").click()
         page.get_by_text("Saved", exact=False).first.wait_for(timeout=60_000)
         page.wait_for_timeout(500)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
+        page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
+    assert PIL.Image.open(screenshot).width >= 1400
 
-    rows = [json.loads(line) for line in (server.root / "annotations" / "metadata.jsonl").read_text().splitlines()]
+    rows = _rows(server)[before:]
     assert len(rows) == 1 and rows[0]["source_file"] == "street.png"
     saved = np.asarray(PIL.Image.open(server.root / "annotations" / rows[0]["mask_file_name"]))
     assert saved.shape == predicted.shape == (360, 480)
@@ -163,3 +173,107 @@ def test_example_layout_fills_the_editor(server):
         shown = _shown(page, box)
         browser.close()
     assert (shown.min(-1) < 200).mean() > 0.3, "the layout does not show on the editor's canvas"
+
+
+def test_unusable_uploads_get_a_sentence(server, tmp_path, decompression_bomb):
+    # Gradio's Image component used to open the file itself and fail with a bare "Error" before the app could say what
+    # was wrong.
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("this is not an image")
+    cases = [(tmp_path / "empty.png", "not a readable image"), (tmp_path / "notes.png", "not a readable image"),
+             (decompression_bomb, "too large to open safely")]
+    with sync_playwright() as playwright:
+        browser, page = _open_app(playwright, server.url)
+        for path, sentence in cases:
+            page.set_input_files("input[type=file] >> nth=0", str(path))
+            page.get_by_text(sentence, exact=False).first.wait_for(timeout=60_000)
+            page.reload()
+            page.wait_for_selector("#mask-editor", timeout=60_000)
+        browser.close()
+
+
+def test_swatches_have_names_and_new_work_clears_the_previous_outputs(server):
+    from playwright.sync_api import sync_playwright
+
+    from semflow.labels import CAMVID
+
+    with sync_playwright() as playwright:
+        browser, page = _open_app(playwright, server.url)
+        editor = page.locator("#mask-editor")
+        editor.get_by_role("button", name="Brush", exact=True).click()
+        editor.get_by_role("button", name="Color", exact=True).click()
+        swatches = editor.locator("menu.swatch button.color")
+        swatches.first.wait_for(timeout=30_000)
+        names = [swatches.nth(i).get_attribute("aria-label") for i in range(swatches.count())]
+        titles = [swatches.nth(i).get_attribute("title") for i in range(swatches.count())]
+        assert names == list(CAMVID.class_names) and titles[0] == f"{CAMVID.class_names[0]} (key 1)"
+
+        photos = page.locator(".block", has=page.get_by_text("Example photos", exact=False)).last
+        photos.get_by_role("button").first.click()
+        page.get_by_text("Loaded a 480x360 image").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Segment", exact=True).click()
+        page.get_by_text("Segmented in 1 step(s)").wait_for(timeout=60_000)
+        overlay = page.locator(".block", has=page.get_by_text("Segmentation", exact=True)).first
+        assert overlay.locator("img").count() == 1 and page.locator(".semflow-legend >> text=%").count() > 0
+        page.get_by_text("Blank canvas: paint a layout from scratch").click()  # new work: a blank layout
+        page.get_by_role("button", name="New blank layout").click()
+        page.get_by_text("Blank 480x360 layout").wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+        assert overlay.locator("img").count() == 0, "the previous segmentation stayed on screen"
+        assert page.locator(".semflow-legend >> text=%").count() == 0, "the previous legend stayed on screen"
+        browser.close()
+
+
+def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart(tmp_path, example_cache):
+    from app_server import AppServer
+    from playwright.sync_api import sync_playwright
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name, shade in (("f1.png", 40), ("f2.png", 90), ("f3.png", 140)):
+        picture = np.full((360, 480, 3), shade, np.uint8)
+        picture[:, 240:] = (230, 230, 120)  # a flat right half: one flood-fill region
+        PIL.Image.fromarray(picture).save(frames / name)
+    env = {"SEMFLOW_CACHE": str(example_cache), "SEMFLOW_ANNOTATIONS_DIR": str(tmp_path / "annotations")}
+
+    def open_queue(page) -> None:
+        page.get_by_text("Work queue: annotate a whole folder or dataset").click()
+        page.get_by_label("Folder of images, imagefolder, or Hub dataset id").fill(str(frames))
+        page.get_by_role("button", name="Open queue").click()
+
+    server = AppServer(env, log=tmp_path / "app1.log")
+    try:
+        with sync_playwright() as playwright:
+            browser, page = _open_app(playwright, server.url)
+            open_queue(page)
+            page.get_by_text("Item 1 of 3: f1").wait_for(timeout=60_000)
+            page.get_by_role("button", name="Pre-annotate all").click()
+            page.get_by_text("Pre-annotated 3 item(s)").wait_for(timeout=120_000)
+            page.get_by_label(FLOOD).check()  # fill with the first class (the default), Sky
+            view = page.locator(".block", has=page.get_by_text("Segmentation", exact=True)).first.locator("img")
+            box = view.bounding_box()
+            page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + 0.5 * box["height"])
+            page.wait_for_timeout(3000)  # the fill goes to the server and back into the editor
+            page.get_by_role("heading", name="Correct the mask").click()  # focus on the page for the shortcut
+            page.keyboard.press("s")
+            page.get_by_text("Saved the mask of f1").wait_for(timeout=60_000)
+            browser.close()
+    finally:
+        server.stop()
+    (saved,) = (tmp_path / "annotations" / "queues").glob("*/masks/f1.png")
+    mask = np.asarray(PIL.Image.open(saved))
+    assert (mask[:, 250:] == 0).all(), "the flood fill did not reach the saved mask"
+
+    server = AppServer(env, log=tmp_path / "app2.log")  # a restart: the queue resumes with its counts
+    try:
+        with sync_playwright() as playwright:
+            browser, page = _open_app(playwright, server.url)
+            open_queue(page)
+            page.get_by_text("1 / 3 corrected").wait_for(timeout=60_000)
+            assert page.get_by_text("2 pre-annotated").count() > 0
+            page.get_by_text("Item 2 of 3: f2").wait_for(timeout=10_000)  # the first unfinished item
+            browser.close()
+    finally:
+        server.stop()

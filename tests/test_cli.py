@@ -55,6 +55,7 @@ def test_errors_are_one_line(model_dir, tmp_path, capsys):
     assert "outside the 'camvid' palette" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # subprocesses
 @pytest.mark.parametrize("module", ["semflow", "semflow.convert_official"])
 def test_help(module):
     result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)

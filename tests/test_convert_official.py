@@ -71,7 +71,7 @@ def test_import_runs_end_to_end(sd_base, tmp_path, wrap):
         assert torch.allclose(pipe.prompt_embedding.embedding, text_encoder(ids)[0])
 
     image = np.random.default_rng(0).integers(0, 256, (37, 29, 3), dtype=np.uint8)
-    labels = pipe.segment(image, num_inference_steps=2).labels[0]
+    labels = pipe.segment(image, num_inference_steps=2).ids[0]
     assert labels.shape == (37, 29) and labels.max() < 19
     synthesized = pipe.synthesize(labels, num_inference_steps=2, seed=0).images[0]
     assert synthesized.size == (29, 37)

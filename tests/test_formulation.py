@@ -60,13 +60,13 @@ def test_one_step_segmentation_and_multi_step_synthesis_in_both_formulations(mak
     pipe = make()
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     out = pipe.segment(image)
-    assert out.nfe == 1 and out.labels[0].shape == (30, 40) and out.labels[0].max() < 11
-    assert np.array_equal(out.labels[0], pipe.segment(image).labels[0])  # the symmetric noise is seeded
-    synthesized = pipe.synthesize(out.labels[0], seed=4, num_images_per_mask=2, return_trajectory=True)
+    assert out.nfe == 1 and out.ids[0].shape == (30, 40) and out.ids[0].max() < 11
+    assert np.array_equal(out.ids[0], pipe.segment(image).ids[0])  # the symmetric noise is seeded
+    synthesized = pipe.synthesize(out.ids[0], seed=4, num_images_per_mask=2, return_trajectory=True)
     assert synthesized.nfe == 3 and [im.size for im in synthesized.images] == [(40, 30)] * 2
     assert len(synthesized.trajectory[0]) == 4
     assert not np.array_equal(np.asarray(synthesized.images[0]), np.asarray(synthesized.images[1]))
-    again = pipe.synthesize(out.labels[0], seed=5).images[0]
+    again = pipe.synthesize(out.ids[0], seed=5).images[0]
     assert np.array_equal(np.asarray(again), np.asarray(synthesized.images[1]))
 
 
@@ -78,7 +78,7 @@ def test_symmetric_segmentation_is_one_euler_step_from_the_image_end():
     state = torch.cat([z_image, xi_y], 1)
     y_0 = xi_y - predict_velocity(pipe.unet, state, 1.0)[:, z_image.shape[1]:]  # y_0 = y_1 + (0 − 1)·v_y
     ids = decode_anchors(pipe.codec.decode(y_0), pipe.labels.num_classes, pipe.anchor_spec)[0].numpy()
-    assert np.array_equal(pipe.segment(image, seed=7).labels[0], ids)
+    assert np.array_equal(pipe.segment(image, seed=7).ids[0], ids)
 
 
 def test_save_then_load_keeps_the_formulation(tmp_path):
@@ -115,7 +115,7 @@ def test_a_paper_model_widens_into_the_symmetric_formulation():
     assert torch.equal(new["conv_in.weight"][:, :12], old["conv_in.weight"])
     assert not new["conv_in.weight"][:, 12:].any() and not new["conv_out.weight"].any()
     assert all(torch.equal(new[k], old[k]) for k in old if not k.startswith(("conv_in.weight", "conv_out.")))
-    assert widened.segment(np.zeros((16, 24, 3), np.uint8)).labels[0].shape == (16, 24)
+    assert widened.segment(np.zeros((16, 24, 3), np.uint8)).ids[0].shape == (16, 24)
     assert reformulate(widened, "symmetric", "velocity", 0.0) is widened
     with pytest.raises(ValueError, match="can only be fine-tuned as it is"):
         reformulate(widened, "semflow", "velocity", 0.0)
@@ -145,4 +145,4 @@ def test_one_step_segmentation_with_data_prediction_is_the_predicted_mask():
     xi_y = torch.randn(z_image.shape, generator=torch.Generator().manual_seed(3))
     y_hat = predict_velocity(pipe.unet, torch.cat([z_image, xi_y], 1), 1.0)[:, z_image.shape[1]:]
     ids = decode_anchors(pipe.codec.decode(y_hat), pipe.labels.num_classes, pipe.anchor_spec)[0].numpy()
-    assert np.array_equal(pipe.segment(image, seed=3).labels[0], ids)
+    assert np.array_equal(pipe.segment(image, seed=3).ids[0], ids)

@@ -1,5 +1,6 @@
-"""Offline Hub paths: a pre-filled HF cache serves the CLI, `hf download`, the app and a built Space; pushes are
-checked with the Hub API mocked; an unreachable Hub falls back to the embedded default."""
+"""Offline Hub paths: a pre-filled HF cache serves the CLI, `hf download` (the same snapshot as this project resolves),
+the app and a built Space; pushes are checked with the Hub API mocked; an unreachable Hub falls back to the embedded
+default."""
 
 import json
 import os
@@ -16,7 +17,7 @@ from app_server import ROOT, AppServer
 from gradio_client import Client, handle_file
 from hub_mock import RecordingHub
 
-from semflow.loading import EMBEDDED_MODEL
+from semflow.loading import EMBEDDED_MODEL, load_model
 
 REPO_ID = "acme/semflow-camvid"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -38,11 +39,20 @@ def hf_home(tmp_path_factory):
     return home
 
 
+@pytest.fixture(scope="module")
+def cache(example_cache):
+    """The session's example cache (examples are made once per model, here and for the shared app server)."""
+    return str(example_cache)
+
+
 def _env(hf_home, **extra):
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", **extra}
-    env.pop("SEMFLOW_MODEL", None)
-    env.update({k: v for k, v in extra.items() if v is not None})
-    return env
+    """The variables a test sets, over an offline Hub in `hf_home` (an `AppServer` adds them to this environment)."""
+    return {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", **extra}
+
+
+def _process_env(hf_home, **extra):
+    """This environment without its SEMFLOW_* variables, with `_env` over it: for CLI subprocesses."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SEMFLOW_")}, **_env(hf_home, **extra)}
 
 
 @pytest.fixture(scope="module")
@@ -52,36 +62,44 @@ def photo(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_loads_the_cached_hub_model(hf_home, photo, tmp_path):
-    env = _env(hf_home, SEMFLOW_MODEL=REPO_ID)
+    env = _process_env(hf_home, SEMFLOW_MODEL=REPO_ID)
     info = subprocess.run([sys.executable, "-m", "semflow", "info"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert info.returncode == 0, info.stderr
     assert CACHED_NAME in info.stdout and COMMIT in info.stdout
     pinned = subprocess.run([sys.executable, "-m", "semflow", "segment", str(photo), "--out", str(tmp_path),
-                             "--model", f"{REPO_ID}@{COMMIT}"], cwd=ROOT, env=_env(hf_home), capture_output=True,
-                            text=True, timeout=300)
+                             "--model", f"{REPO_ID}@{COMMIT}"], cwd=ROOT, env=_process_env(hf_home),
+                            capture_output=True, text=True, timeout=300)
     assert pinned.returncode == 0, pinned.stderr
     assert PIL.Image.open(tmp_path / "street.png").size == (120, 90)
 
 
-def test_hf_download_resolves_the_cached_repo(hf_home):
+@pytest.mark.slow
+def test_hf_download_resolves_the_cached_repo_as_this_project_does(hf_home):
     hf = Path(sys.executable).with_name("hf")
-    result = subprocess.run([str(hf), "download", REPO_ID], env=_env(hf_home), capture_output=True, text=True,
+    result = subprocess.run([str(hf), "download", REPO_ID], env=_process_env(hf_home), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
     match = re.search(r"(/\S+/snapshots/\w+)", result.stdout)
     assert match, result.stdout
     folder = Path(match.group(1))
     assert folder.name == COMMIT and CACHED_NAME in (folder / "model_index.json").read_text()
+    ours = subprocess.run([sys.executable, "-c", "from semflow.loading import model_folder; "
+                           f"print(model_folder('{REPO_ID}'))"], cwd=ROOT, env=_process_env(hf_home),
+                          capture_output=True, text=True, timeout=300)
+    assert ours.returncode == 0, ours.stderr
+    assert Path(ours.stdout.strip()) == folder
 
 
 def _model_info(url):
     return Client(url, verbose=False).predict(api_name="/model_info")
 
 
-def test_app_serves_the_cached_hub_model(hf_home, photo, tmp_path):
-    server = AppServer(_env(hf_home, SEMFLOW_MODEL=REPO_ID, SEMFLOW_CACHE=str(tmp_path / "cache"),
+@pytest.mark.slow
+def test_app_serves_the_cached_hub_model(hf_home, photo, tmp_path, cache):
+    server = AppServer(_env(hf_home, SEMFLOW_MODEL=REPO_ID, SEMFLOW_CACHE=cache,
                             SEMFLOW_ANNOTATIONS_DIR=str(tmp_path / "annotations")), log=tmp_path / "app.log")
     try:
         info = _model_info(server.url)
@@ -93,7 +111,8 @@ def test_app_serves_the_cached_hub_model(hf_home, photo, tmp_path):
         server.stop()
 
 
-def test_built_space_starts_on_its_own_with_only_the_cache(hf_home, photo, tmp_path):
+@pytest.mark.slow
+def test_built_space_starts_on_its_own_with_only_the_cache(hf_home, photo, tmp_path, cache):
     build = subprocess.run([sys.executable, "spaces/build.py", "--model", REPO_ID, "--out", str(tmp_path / "space")],
                            cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr
@@ -102,8 +121,8 @@ def test_built_space_starts_on_its_own_with_only_the_cache(hf_home, photo, tmp_p
     card = (space / "README.md").read_text()
     assert f"preload_from_hub:\n  - {REPO_ID}" in card and "sdk: gradio" in card and "sdk_version: 6.31.0" in card
     assert not (space / "tests").exists() and not (space / "training").exists()
-    server = AppServer(_env(hf_home, SEMFLOW_CACHE=str(tmp_path / "cache"),
-                            SEMFLOW_ANNOTATIONS_DIR=str(tmp_path / "annotations"), PYTHONPATH=""),
+    server = AppServer(_env(hf_home, SEMFLOW_CACHE=cache, SEMFLOW_ANNOTATIONS_DIR=str(tmp_path / "annotations"),
+                            PYTHONPATH=""),
                        log=tmp_path / "space.log", cwd=space)
     try:
         info = _model_info(server.url)
@@ -115,16 +134,16 @@ def test_built_space_starts_on_its_own_with_only_the_cache(hf_home, photo, tmp_p
         server.stop()
 
 
-def test_unreachable_hub_falls_back_to_the_embedded_default(hf_home, photo, tmp_path, monkeypatch):
-    from app.model import load_model
-
+@pytest.mark.slow
+def test_unreachable_hub_falls_back_to_the_embedded_default(hf_home, photo, tmp_path, monkeypatch, cache):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(hf_home))
-    loaded = load_model("acme/not-in-the-cache")
+    loaded = load_model("acme/not-in-the-cache", fallback=True)
     assert loaded.notice and "acme/not-in-the-cache" in loaded.notice and "embedded default" in loaded.notice
-    assert loaded.source == str(EMBEDDED_MODEL) and loaded.pipe.labels.class_names[0] != CACHED_NAME
+    assert loaded.name == f"{EMBEDDED_MODEL.name} (embedded)" and loaded.revision.startswith("sha256:")
+    assert loaded.pipe.labels.class_names[0] != CACHED_NAME
 
-    server = AppServer(_env(hf_home, SEMFLOW_MODEL="acme/not-in-the-cache", SEMFLOW_CACHE=str(tmp_path / "cache"),
+    server = AppServer(_env(hf_home, SEMFLOW_MODEL="acme/not-in-the-cache", SEMFLOW_CACHE=cache,
                             SEMFLOW_ANNOTATIONS_DIR=str(tmp_path / "annotations")), log=tmp_path / "app.log")
     try:
         info = _model_info(server.url)
@@ -153,7 +172,8 @@ def test_space_push_uploads_the_built_folder(tmp_path, monkeypatch):
     (upload,) = hub.uploads
     assert upload["repo_type"] == "space" and upload["repo_id"] == "acme/semflow-studio"
     assert {"app.py", "README.md", "requirements.txt", "semflow_space.json", "app/ui.py",
-            "semflow/pipeline.py", "semflow/default_model/model_index.json"} <= set(upload["files"])
+            "semflow/pipeline.py", f"{EMBEDDED_MODEL.relative_to(ROOT).as_posix()}/model_index.json"} \
+        <= set(upload["files"])
     assert json.loads(upload["contents"]["semflow_space.json"]) == {"model": f"{REPO_ID}@v1"}
     assert f"models:\n  - {REPO_ID}\n" in upload["contents"]["README.md"].decode()
     assert space_build.main(["--model", str(tmp_path), "--out", str(tmp_path / "x")]) == 2

@@ -38,3 +38,19 @@ def test_auroc_by_hand():
     assert auroc(np.array([1.0, 2.0]), np.array([False, True])) == 1.0
     assert auroc(np.array([0.5, 0.5, 0.5]), np.array([True, False, False])) == 0.5
     assert np.isnan(auroc(np.ones(3), np.zeros(3, bool)))
+
+
+def test_fid_and_kid_on_known_cases():
+    """FID of a set against itself shifted by c is exactly |c|² (same covariance); KID is about 0 for two samples of
+    one distribution and clearly positive for a shifted one."""
+    from training.fid import fid, kid
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
+    shift = np.array([1.0, -2.0, 0, 0, 0, 0, 0, 0])
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert fid(a, a + shift) == pytest.approx(5.0, rel=1e-6)
+    assert 0 < fid(a, b) < 0.5
+    same, _ = kid(a, b, subsets=20, subset_size=200)
+    shifted, _ = kid(a, b + shift, subsets=20, subset_size=200)
+    assert abs(same) < 0.05 and shifted > 1.0

@@ -54,7 +54,7 @@ def test_segment_accepts_a_batch_tensor_and_applies_exif_orientation(pipe):
     exif[0x0112] = 6  # rotated: the upright image is 20 wide, 30 high
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif.tobytes())
-    assert pipe.segment(PIL.Image.open(buffer)).labels[0].shape == (30, 20)
+    assert pipe.segment(PIL.Image.open(buffer)).ids[0].shape == (30, 20)
 
 
 @pytest.mark.parametrize("width,height", SIZES)
@@ -108,9 +108,9 @@ def test_save_then_load_gives_identical_outputs(pipe, tmp_path):
     assert loaded.config.label_set == pipe.config.label_set and loaded.resolution == pipe.resolution
     assert (loaded.anchor_spec, loaded.config.perturbation) == (pipe.anchor_spec, pipe.config.perturbation)
     image = _rgb(33, 17)
-    assert np.array_equal(pipe.segment(image, num_inference_steps=2).labels[0],
-                          loaded.segment(image, num_inference_steps=2).labels[0])
-    mask = pipe.segment(image).labels[0]
+    assert np.array_equal(pipe.segment(image, num_inference_steps=2).ids[0],
+                          loaded.segment(image, num_inference_steps=2).ids[0])
+    mask = pipe.segment(image).ids[0]
     assert np.array_equal(np.asarray(pipe.synthesize(mask, seed=5).images[0]),
                           np.asarray(loaded.synthesize(mask, seed=5).images[0]))
 
@@ -183,4 +183,9 @@ def test_a_big_image_is_segmented_at_the_working_size_and_answered_at_its_own(pi
 
     big = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (1500, 2 * WORKING_SIDE, 3), dtype=np.uint8))
     out = pipe.segment(big, return_confidence=True)
-    assert out.labels[0].shape == (1500, 2 * WORKING_SIDE) and out.confidence[0].shape == (1500, 2 * WORKING_SIDE)
+    assert out.ids[0].shape == (1500, 2 * WORKING_SIDE) and out.confidence[0].shape == (1500, 2 * WORKING_SIDE)
+
+
+def test_segmentation_output_names_its_ids_ids_and_keeps_the_old_name(pipe):
+    out = pipe.segment(PIL.Image.new("RGB", (24, 16), (90, 120, 40)))
+    assert out.ids[0].shape == (16, 24) and out.ids[0].dtype == np.uint8 and out.labels is out.ids

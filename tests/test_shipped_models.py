@@ -29,16 +29,17 @@ def frames():
 SHIPPED = [name for name, folder in EMBEDDED_MODELS.items() if (folder / "model_index.json").is_file()]
 
 
+@pytest.mark.slow  # real models on real frames: half a minute each on 2 CPU threads
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_segments_and_synthesizes_real_street_scenes(name, frames):
     pipe = load_pipeline(name, device="cpu")
     labels = pipe.labels
     real, cycle = (np.zeros((labels.num_classes, labels.num_classes + 1), np.int64) for _ in range(2))
     for image, ids in frames:
-        real += confusion_matrix(pipe.segment(image).labels[0], ids, labels.num_classes, labels.ignore_id)
+        real += confusion_matrix(pipe.segment(image).ids[0], ids, labels.num_classes, labels.ignore_id)
     for _, ids in frames[:2]:
         synthesized = pipe.synthesize(ids, seed=0).images[0]
-        cycle += confusion_matrix(pipe.segment(synthesized).labels[0], ids, labels.num_classes, labels.ignore_id)
+        cycle += confusion_matrix(pipe.segment(synthesized).ids[0], ids, labels.num_classes, labels.ignore_id)
     miou_floor, cycle_floor = FLOORS[name]
     assert 100 * mean_iou(real) > miou_floor
     assert 100 * pixel_accuracy(cycle) > cycle_floor

@@ -83,7 +83,7 @@ def test_fine_tune_on_an_annotation_folder_keeps_the_label_set(trained, config_f
     assert tuned.labels == base.labels and tuned.anchor_spec == base.anchor_spec
     with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
-    assert tuned.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
+    assert tuned.segment(np.zeros((30, 40, 3), np.uint8)).ids[0].shape == (30, 40)
 
 
 def test_fine_tune_to_a_label_set_that_does_not_fit_the_anchors_fails_clearly(trained, config_file, tmp_path):
@@ -107,12 +107,13 @@ def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
     pipe.save_pretrained(tmp_path / "copy")
     copy = SemFlowPipeline.from_pretrained(tmp_path / "copy")
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    assert np.array_equal(pipe.segment(image).labels[0], copy.segment(image).labels[0])
-    mask = pipe.segment(image).labels[0]
+    assert np.array_equal(pipe.segment(image).ids[0], copy.segment(image).ids[0])
+    mask = pipe.segment(image).ids[0]
     assert np.array_equal(np.asarray(pipe.synthesize(mask, seed=3).images[0]),
                           np.asarray(copy.synthesize(mask, seed=3).images[0]))
 
 
+@pytest.mark.slow  # the real Inception net on CPU
 def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, dataset, tmp_path):
     results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "2",
                              "--synthesis", "--seeds", "0", "1", "--synthesis-steps", "2", "--out",
@@ -123,6 +124,8 @@ def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, datas
         trained).labels.class_names)
     synthesis = results["synthesis"]
     assert {"fid", "kid", "real_vs_real", "diversity", "cycle"} <= set(synthesis)
+    assert np.isfinite(synthesis["fid"]) and synthesis["fid"] > 0 and np.isfinite(synthesis["kid"])
+    assert 0 <= synthesis["cycle"]["miou"] <= 100 and synthesis["diversity"]["pixel_l1_between_seeds"] > 0
     assert (tmp_path / "eval" / "iou_euler_1.png").is_file() and (tmp_path / "eval" / "evaluation.md").is_file()
     assert "synthesized vs real" in (trained / "README.md").read_text()
 
@@ -160,7 +163,7 @@ def test_symmetric_training_and_widening_a_paper_model(trained, dataset, config_
     pipe = SemFlowPipeline.from_pretrained(out)
     assert (pipe.config.formulation, pipe.config.prediction) == ("symmetric", "data")
     assert "SymmFlow" in (out / "README.md").read_text() and "data prediction" in (out / "README.md").read_text()
-    assert pipe.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
+    assert pipe.segment(np.zeros((30, 40, 3), np.uint8)).ids[0].shape == (30, 40)
     widened = train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "widened"), "--config",
                           str(config_file), "--max-steps", "1", "--init-from", str(trained), "--formulation",
                           "symmetric", "--validation-split", "none"])
@@ -179,7 +182,7 @@ def test_study_baselines_train_and_do_their_one_task(dataset, config_file, tmp_p
     assert summary["steps"] == 2 and summary["seconds_per_step"] > 0
     if task == "segment":
         assert "val_miou" in summary["last_validation"]
-        assert model.segment(np.zeros((30, 40, 3), np.uint8)).labels[0].shape == (30, 40)
+        assert model.segment(np.zeros((30, 40, 3), np.uint8)).ids[0].shape == (30, 40)
         with pytest.raises(ValueError, match="cannot synthesize"):
             model.synthesize(np.zeros((30, 40), np.uint8))
     else:

@@ -292,3 +292,22 @@ def test_bad_requests_get_a_sentence(queue, tmp_path):
         queue.claim(queue.items[0].id, "  ")
     with pytest.raises(InputError, match="12x10"):
         queue.save(queue.items[0].id, np.zeros((4, 4), np.uint8), "ann")
+
+
+def test_preannotate_cli_predicts_every_item_once_and_the_queue_sees_it(tmp_path, capsys):
+    from app import preannotate
+    from tests.conftest import tiny_pipeline
+
+    tiny_pipeline().save_pretrained(tmp_path / "model")
+    write_images(tmp_path / "frames", ["a.png", "b.png", "c.png"])
+    argv = [str(tmp_path / "frames"), "--model", str(tmp_path / "model"), "--annotations", str(tmp_path / "notes")]
+    assert preannotate.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[3/3]" in out and "pre-annotated 3 item(s)" in out and "0 / 3 corrected" in out
+    queue = open_queue(tmp_path / "frames", root=tmp_path / "notes")
+    assert set(queue.statuses().values()) == {PREANNOTATED}
+    assert all(0.0 <= queue.confidence(item.id) <= 1.0 for item in queue.items)
+    assert queue.open(queue.items[0].id).mask.shape == (SIZE[1], SIZE[0])
+    assert preannotate.main(argv) == 0 and "pre-annotated 0 item(s)" in capsys.readouterr().out
+    assert preannotate.main([str(tmp_path / "nowhere")]) == 2
+    assert "There is no folder" in capsys.readouterr().err

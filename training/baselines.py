@@ -113,14 +113,14 @@ class Baseline:
                 batch_size: int = 4, **_: Any) -> SegmentationOutput:
         """Image(s) → class ids at each image's size (the argmax of the logits, upsampled bilinearly)."""
         self._need("segment")
-        labels = []
+        ids = []
         for image in as_list(images, "images"):
             pixels = to_image_tensor(image, "images")
             z = self.codec.encode(resize_images(pixels[None], self.resolution) * 2.0 - 1.0)
             logits = F.pixel_shuffle(predict_velocity(self.unet, z, 0.0), self.codec.factor)
             logits = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear", align_corners=False)
-            labels.append(resize_labels(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
-        return SegmentationOutput(labels=labels, nfe=1)
+            ids.append(resize_labels(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
+        return SegmentationOutput(ids=ids, nfe=1)
 
     @torch.inference_mode()
     def synthesize(self, labels: Any, num_inference_steps: int | None = None, seed: int | None = 0,

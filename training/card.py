@@ -33,8 +33,8 @@ A {paper} model.
 
 ```python
 {usage}
-labels = pipe.segment(image).labels[0]                       # (H, W) uint8 class ids
-images = pipe.synthesize(labels, seed=0, num_images_per_mask=4).images
+ids = pipe.segment(image).ids[0]                       # (H, W) uint8 class ids
+images = pipe.synthesize(ids, seed=0, num_images_per_mask=4).images
 ```
 
 or `python -m semflow segment street.png --out masks/ --model {model_argument}`.

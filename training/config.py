@@ -66,6 +66,11 @@ RENAMED = {"t0_probability": "image_end_probability"}
 PRESETS["camvid-symmetric"] = {**PRESETS["camvid-small"], "formulation": "symmetric", "prediction": "data",
                                "perturbation": 0.0, "photometric": STREET_LIGHT}
 
+# Fine-tuning an existing model (--init-from) on a few corrected frames, e.g. the app's annotation folder: a gentle
+# learning rate, a short run, no validation split (an annotation folder has none).
+PRESETS["finetune"] = {**PRESETS["camvid-small"], "learning_rate": 1e-4, "warmup_steps": 20, "max_steps": 300,
+                       "validation_split": None, "checkpointing_steps": 100, "save_best": False}
+
 
 @dataclass
 class TrainConfig:

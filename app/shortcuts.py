@@ -1,0 +1,57 @@
+"""The page's own script: names on the mask editor's class swatches (a title and an aria-label each, so the colours
+can be told apart by name and by screen readers) and keyboard shortcuts for the classes and the work queue."""
+
+from __future__ import annotations
+
+import json
+
+# Keys that pick the classes, in class order (1 → the first class, ..., 0 → the tenth, - → the eleventh, = → the 12th).
+CLASS_KEYS = "1234567890-="
+# Keys that press the work queue's buttons (by their elem_id in `ui`).
+QUEUE_KEYS = {"n": "queue-next", "p": "queue-previous", "s": "queue-save"}
+
+SCRIPT = """
+() => {
+  const names = %(names)s, keys = %(keys)s, queueKeys = %(queue_keys)s;
+  const swatches = () => document.querySelectorAll("#mask-editor menu.swatch button.color");
+  const name = () => swatches().forEach((button, i) => {
+    if (i < names.length && button.title !== names[i]) {
+      button.title = names[i] + (i < keys.length ? " (key " + keys[i] + ")" : "");
+      button.setAttribute("aria-label", names[i]);
+    }
+  });
+  new MutationObserver(name).observe(document.body, {childList: true, subtree: true});
+  const button = (label) => document.querySelector('#mask-editor button[aria-label="' + label + '"]');
+  document.addEventListener("keydown", (event) => {
+    const target = event.target, index = keys.indexOf(event.key);
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (target.closest && target.closest("input, textarea, select, [contenteditable=true]")) return;
+    if (queueKeys[event.key]) {
+      document.getElementById(queueKeys[event.key])?.click();
+      event.preventDefault();
+      return;
+    }
+    if (index < 0 || index >= names.length) return;
+    button("Brush")?.click();
+    setTimeout(() => {
+      if (!swatches().length) button("Color")?.click();
+      setTimeout(() => { swatches()[index]?.click(); }, 50);
+    }, 50);
+    event.preventDefault();
+  });
+  name();
+}
+"""
+
+
+def page_script(class_names: list[str] | tuple[str, ...]) -> str:
+    """The script for a model with these classes (in palette order, the order of the editor's swatches)."""
+    return SCRIPT % {"names": json.dumps(list(class_names)), "keys": json.dumps(CLASS_KEYS),
+                     "queue_keys": json.dumps(QUEUE_KEYS)}
+
+
+def shortcut_help(class_names: list[str] | tuple[str, ...]) -> str:
+    """The shortcuts in words, for the page."""
+    pairs = ", ".join(f"`{key}` {name}" for key, name in zip(CLASS_KEYS, class_names))
+    return (f"Keys (outside text fields) pick a class brush: {pairs}; in a work queue `n` next, `p` previous, `s` "
+            f"save the mask to the queue. The editor's own undo and redo buttons step back.")
