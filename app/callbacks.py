@@ -15,7 +15,7 @@ from semflow import limits
 
 from .editor import blank_background, blank_layer, editor_value, labels_to_layer, mask_from_editor
 from .errors import InputError
-from .exports import save_cvat_zip, save_gif, save_mask_files
+from .exports import save_cvat_zip, save_gif, save_mask_files, save_voc_mask
 from .failures import user_errors
 from .fill_tools import flood_fill, superpixel_fill
 from .info import model_info_markdown
@@ -29,9 +29,9 @@ MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the traject
 
 
 def cleared(labels) -> tuple:
-    """What new work (a photo, a layout) blanks: overlay, legend, gallery, round trip, trajectory, save status and the
-    two mask files (in `ui.FRESH_OUTPUTS` order), so nothing of the previous work stays on screen."""
-    return None, legend_html(None, labels), [], "", None, "", None, None
+    """What new work (a photo, a layout, a queue item) blanks: overlay, legend, gallery, round trip, trajectory, save
+    status and the three mask downloads (the order of `fresh` in `ui`), so nothing of the previous work stays."""
+    return None, legend_html(None, labels), [], "", None, "", None, None, None
 
 
 @user_errors
@@ -147,15 +147,20 @@ def save_annotation(editor: dict[str, Any] | None, session: Session, annotator: 
     ids = mask_from_editor(editor, studio.labels)
     image, image_source = session.image_to_save()
     saved = studio.save(image, ids, annotator, session.source, session.steps, image_source)
-    ids_path, color_path = save_mask_files(ids, studio.labels, saved.name)
-    return f"Saved **{saved.name}** ({studio.count()} annotations in the folder).", ids_path, color_path
+    return (f"Saved **{saved.name}** ({studio.count()} annotations in the folder).",
+            *mask_downloads(ids, studio.labels, saved.name))
 
 
 @user_errors
-def export_mask(editor: dict[str, Any] | None, session: Session) -> tuple[str, str]:
+def export_mask(editor: dict[str, Any] | None, session: Session) -> tuple[str, str, str]:
     studio = get_studio(session.model if session else None)
     ids: np.ndarray = mask_from_editor(editor, studio.labels)
-    return save_mask_files(ids, studio.labels, (session.source if session else None) or "mask")
+    return mask_downloads(ids, studio.labels, (session.source if session else None) or "mask")
+
+
+def mask_downloads(ids: np.ndarray, labels, stem: str) -> tuple[str, str, str]:
+    """The mask's downloads: class ids (mode "L"), the colour preview, and a Pascal-VOC palette PNG."""
+    return (*save_mask_files(ids, labels, stem), save_voc_mask(ids, labels, stem))
 
 
 @user_errors

@@ -71,7 +71,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 export_queue_button = gr.Button("Export corrected masks (CVAT zip)")
             queue_status = gr.Markdown("Open a queue to work through its images; progress is kept in the annotation "
                                        "folder, so a restart resumes where you stopped.")
-            queue_export = gr.File(label="CVAT export", interactive=False, visible=True)
+            queue_export = gr.File(label="CVAT export", interactive=False, height=90)
 
         with gr.Row():
             with gr.Column(scale=1):
@@ -155,6 +155,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         with gr.Row():
             mask_ids_file = gr.File(label="Mask (class ids, PNG mode L)", interactive=False)
             mask_color_file = gr.File(label="Mask (colour preview)", interactive=False)
+            mask_voc_file = gr.File(label="Mask (Pascal-VOC palette PNG)", interactive=False)
 
         with gr.Accordion("Model info", open=False):
             model_info = gr.Markdown(model_info_markdown(model))
@@ -171,7 +172,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         # for good when a segmentation followed an upload closely (about 1 in 5 tries), and nothing could be painted.
         # Unpreprocessed: Gradio would open the upload itself and fail with a bare "Error" on an empty file, a text
         # file or a decompression bomb, before the app could say what is wrong.
-        fresh = [overlay_view, legend, gallery, round_trip, trajectory, save_status, mask_ids_file, mask_color_file]
+        downloads = [mask_ids_file, mask_color_file, mask_voc_file]
+        fresh = [overlay_view, legend, gallery, round_trip, trajectory, save_status, *downloads]
         image.change(cb.load_image, [image, state], [state, editor, status, *fresh], show_progress_on=[status],
                      preprocess=False, **ui("load_image"))
         segment_button.click(cb.segment, [state, seg_steps, seg_solver, opacity, unsure],
@@ -188,10 +190,9 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                                                 show_trajectory, direction],
                                 [state, gallery, round_trip, trajectory], show_progress_on=[round_trip],
                                 **ui("synthesize"), **model_slot)
-        save_button.click(cb.save_annotation, [editor, state, annotator], [save_status, mask_ids_file,
-                                                                            mask_color_file],
+        save_button.click(cb.save_annotation, [editor, state, annotator], [save_status, *downloads],
                           **ui("save_annotation"))
-        export_button.click(cb.export_mask, [editor, state], [mask_ids_file, mask_color_file], **ui("export_mask"))
+        export_button.click(cb.export_mask, [editor, state], downloads, **ui("export_mask"))
         push_button.click(cb.push_annotations, None, save_status, **ui("push_annotations"))
         item_outputs = [state, editor, queue_status, status, *fresh]
         open_queue_button.click(cb.open_queue, [queue_location, queue_split, queue_sort, state], item_outputs,

@@ -372,12 +372,12 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     assert np.array_equal(layer_to_labels(editor["layers"][0], studio.labels), session.ids)
     session, gallery, report, gif = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, page.MASK_TO_IMAGE)
     assert len(session.synthesized) == 2 and report.count("| 0 |") + report.count("| 1 |") == 2 and gif
-    message, ids_path, _ = page.save_annotation(editor, session, "me")
+    message, ids_path, _, voc_path = page.save_annotation(editor, session, "me")
+    assert PIL.Image.open(voc_path).mode == "P"
     assert message.startswith("Saved") and np.array_equal(np.asarray(PIL.Image.open(ids_path)), session.ids)
     session, editor, _, *fresh = page.blank_layout(64, 80, "Road", session)
-    overlay_view, _, gallery, report, gif, save_status, ids_file, color_file = fresh
-    assert (overlay_view, gallery, report, gif, save_status, ids_file, color_file) == (None, [], "", None, "", None,
-                                                                                        None)
+    overlay_view, _, gallery, report, gif, save_status, *downloads = fresh
+    assert (overlay_view, gallery, report, gif, save_status, downloads) == (None, [], "", None, "", [None] * 3)
     assert session.image is None and (layer_to_labels(editor["layers"][0], studio.labels) == 3).all()
     with pytest.raises(gr.Error, match="no image to save"):
         page.save_annotation(editor, session, "me")

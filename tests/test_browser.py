@@ -1,9 +1,12 @@
 """A real browser (Debian's Chromium, headless, via Playwright) drives the shared app server: upload, segment, paint a
 stroke, synthesize, save; the saved mask must hold the stroke's class at the stroke's pixels; an example layout must
-show on the editor's canvas; files that are not usable images get a sentence, not a bare "Error".
+show on the editor's canvas; files that are not usable images get a sentence, not a bare "Error"; the swatches have
+names and new work clears old outputs; a work queue is pre-annotated, flood-filled, saved by key and resumed after a
+restart (its own servers).
 
-The screenshot of the first test goes to a temporary folder; `UPDATE_SCREENSHOT=1` makes it refresh the README's
-docs/screenshot.png instead (`UPDATE_SCREENSHOT=1 python -m pytest -q tests/test_browser.py -k paint`)."""
+The screenshots of the first and the queue test go to a temporary folder; `UPDATE_SCREENSHOT=1` makes them refresh
+the README's docs/screenshot.png and docs/queue.png instead (`UPDATE_SCREENSHOT=1 python -m pytest -q
+tests/test_browser.py -k "paint or queue"`)."""
 
 import io
 import json
@@ -25,6 +28,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
+QUEUE_SCREENSHOT = ROOT / "docs" / "queue.png"  # the annotator's workflow in the README
 STROKE_CLASS = "Bicyclist"
 STROKE_HALF_WIDTH = 110  # CSS pixels either side of the canvas centre
 
@@ -259,6 +263,9 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
             page.get_by_role("heading", name="Correct the mask").click()  # focus on the page for the shortcut
             page.keyboard.press("s")
             page.get_by_text("Saved the mask of f1").wait_for(timeout=60_000)
+            page.wait_for_timeout(500)
+            shot = QUEUE_SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / QUEUE_SCREENSHOT.name
+            page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1400, "height": 1500})
             browser.close()
     finally:
         server.stop()

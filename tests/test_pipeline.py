@@ -40,15 +40,15 @@ def _image_modes(width, height):
 def test_segment_returns_one_map_per_image_at_its_size_for_every_mode(pipe, width, height):
     images = _image_modes(width, height)
     out = pipe.segment(list(images.values()), batch_size=5)
-    assert len(out.labels) == len(images)
-    for mode, labels in zip(images, out.labels):
+    assert len(out.ids) == len(images)
+    for mode, labels in zip(images, out.ids):
         assert labels.shape == (height, width), mode
         assert labels.dtype == np.uint8 and labels.max() < pipe.labels.num_classes, mode
 
 
 def test_segment_accepts_a_batch_tensor_and_applies_exif_orientation(pipe):
     batch = torch.rand(3, 3, 21, 13)
-    assert [m.shape for m in pipe.segment(batch).labels] == [(21, 13)] * 3
+    assert [m.shape for m in pipe.segment(batch).ids] == [(21, 13)] * 3
     image = _rgb(30, 20)
     exif = image.getexif()
     exif[0x0112] = 6  # rotated: the upright image is 20 wide, 30 high

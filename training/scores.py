@@ -69,7 +69,7 @@ def segmentation_scores(
     for first in range(0, len(pairs), batch_size):
         chunk = pairs[first : first + batch_size]
         predictions = pipe.segment([image for image, _ in chunk], num_inference_steps=steps, solver=solver,
-                                   batch_size=batch_size).labels
+                                   batch_size=batch_size).ids
         for prediction, (_, target) in zip(predictions, chunk):
             matrix += confusion_matrix(prediction, target, labels.num_classes, labels.ignore_id)
     return SegmentationScores(matrix, (time.perf_counter() - start) / max(len(pairs), 1))
@@ -90,7 +90,7 @@ def sample_grid(
     tasks = getattr(pipe, "tasks", ("segment", "synthesize"))
     blank = [PIL.Image.new("RGB", image.size, (255, 255, 255)) for image, _ in pairs]
     predictions = [PIL.Image.fromarray(pipe.labels.colorize(p)) for p in pipe.segment(
-        [image for image, _ in pairs]).labels] if "segment" in tasks else blank
+        [image for image, _ in pairs]).ids] if "segment" in tasks else blank
     synthesized = pipe.synthesize([ids for _, ids in pairs], seed=seed).images if "synthesize" in tasks else blank
     tiles = []
     for (image, ids), prediction, fake in zip(pairs, predictions, synthesized):
