@@ -17,7 +17,7 @@ from .editor import blank_background, blank_layer, editor_value, labels_to_layer
 from .errors import InputError
 from .exports import save_cvat_zip, save_gif, save_mask_files, save_voc_mask
 from .failures import user_errors
-from .fill_tools import flood_fill, superpixel_fill
+from .fill_tools import flood_fill, replace_in_region, superpixel_fill
 from .info import model_info_markdown
 from .inputs import fit_for_editing
 from .model import gpu
@@ -273,16 +273,17 @@ def export_queue(session: Session) -> str:
 
 # --- fill tools --------------------------------------------------------------------------------------------------
 
-FLOOD, SUPERPIXEL = "flood fill (similar colour)", "superpixel"
-FILL_TOOLS = ("off", FLOOD, SUPERPIXEL)
+FLOOD, SUPERPIXEL, REPLACE = "flood fill (similar colour)", "superpixel", "replace a class in a box (two clicks)"
+FILL_TOOLS = ("off", FLOOD, SUPERPIXEL, REPLACE)
 
 
 @user_errors
-def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_name: str, tolerance: Any,
-            opacity: Any, unsure: bool, event: gr.SelectData) -> tuple:
-    """A click on the segmentation view fills the clicked region of the photo with a class in the editor's mask."""
+def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_name: str, replaced_name: str | None,
+            tolerance: Any, opacity: Any, unsure: bool, event: gr.SelectData) -> tuple:
+    """A click on the segmentation view fills the clicked region of the photo with a class in the editor's mask; for
+    the box tool, a first click sets a corner and a second replaces one class with another inside the box."""
     if tool not in FILL_TOOLS[1:]:
-        return session, gr.update(), gr.update()
+        return session, gr.update(), gr.update(), gr.update()
     if session is None or session.image is None:
         raise InputError("Fill tools work on a photo: upload one or open a queue item first.")
     studio = get_studio(session.model)
@@ -293,12 +294,24 @@ def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_na
     photo = np.asarray(session.image.convert("RGB"))
     if ids.shape != photo.shape[:2]:
         raise InputError("The editor's mask and the photo differ in size; segment the photo again.")
-    point = tuple(event.index)
-    if tool == FLOOD:
-        tolerance = limits.whole_number(tolerance, "Tolerance")
-        ids = flood_fill(ids, photo, point, class_id, tolerance)
+    x, y = (int(v) for v in event.index)
+    if tool == REPLACE:
+        replaced = studio.class_id(replaced_name)
+        if replaced is None:
+            raise InputError("Choose the class to replace.")
+        if session.corner is None:
+            return (session.replace(corner=(x, y)), gr.update(), gr.update(),
+                    f"Corner at ({x}, {y}); click the opposite corner of the box.")
+        (x0, y0), box = session.corner, np.zeros(ids.shape, bool)
+        box[min(y0, y) : max(y0, y) + 1, min(x0, x) : max(x0, x) + 1] = True
+        ids = replace_in_region(ids, box, replaced, class_id)
+        note = f"Replaced {replaced_name} with {class_name} in the box ({x0}, {y0})–({x}, {y})."
+    elif tool == FLOOD:
+        ids = flood_fill(ids, photo, (x, y), class_id, limits.whole_number(tolerance, "Tolerance"))
+        note = f"Flood-filled the region at ({x}, {y}) with {class_name}."
     else:
-        ids = superpixel_fill(ids, photo, point, class_id)
-    session = session.replace(ids=ids)
+        ids = superpixel_fill(ids, photo, (x, y), class_id)
+        note = f"Filled the superpixel at ({x}, {y}) with {class_name}."
+    session = session.replace(ids=ids, corner=None)
     return (session, editor_value(session.image, labels_to_layer(ids, studio.labels)),
-            update_overlay(session, opacity, unsure))
+            update_overlay(session, opacity, unsure), note)

@@ -27,6 +27,7 @@ class Session:
         queue: The work queue the tab has open, as (location, split); None when none is.
         item: The id of the queue item in the editor (None for work from elsewhere).
         owner: The tab's name in the queue's claims (made when a queue is first opened).
+        corner: The first corner (x, y) of a box being drawn for "replace a class in a box".
     """
 
     image: PIL.Image.Image | None = None
@@ -39,6 +40,7 @@ class Session:
     queue: tuple[str, str] | None = None
     item: str | None = None
     owner: str | None = None
+    corner: tuple[int, int] | None = None
 
     def replace(self, **changes: Any) -> Session:
         return dataclasses.replace(self, **changes)

@@ -95,6 +95,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                                          label="Click on the segmentation to fill (into the editor's mask)")
                     fill_class = gr.Dropdown(list(labels.class_names), value=labels.class_names[0],
                                              label="Fill with class")
+                    replaced_class = gr.Dropdown(list(labels.class_names), value=labels.class_names[0],
+                                                 label="Class to replace (box tool)")
                     tolerance = gr.Slider(0, 128, value=DEFAULT_TOLERANCE, step=1, label="Flood fill tolerance")
                 legend = gr.HTML(legend_html(None, labels), label="Legend")
 
@@ -205,8 +207,9 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         preannotate_button.click(cb.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
         save_queue_button.click(cb.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
         export_queue_button.click(cb.export_queue, state, queue_export, **ui("export_queue"))
-        overlay_view.select(cb.fill_at, [editor, state, fill_tool, fill_class, tolerance, opacity, unsure],
-                            [state, editor, overlay_view], show_progress_on=[overlay_view], **ui("fill"))
+        overlay_view.select(cb.fill_at, [editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity,
+                                         unsure], [state, editor, overlay_view, status], show_progress_on=[status],
+                            **ui("fill"))
         model_choice.change(cb.choose_model, [model_choice, state], [state, model_info, beta, seg_steps, syn_steps],
                             **ui("choose_model"), **model_slot)
 

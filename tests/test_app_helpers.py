@@ -513,10 +513,20 @@ def test_a_click_on_the_segmentation_flood_fills_the_editors_mask(page, studio):
     session = Session(image=PIL.Image.fromarray(photo), ids=np.zeros((20, 30), np.uint8))
     editor = editor_value(session.image, labels_to_layer(session.ids, studio.labels))
     click = SimpleNamespace(index=[20, 5])
-    session, editor, view = page.fill_at(editor, session, page.FLOOD, "Road", 10, 0.5, False, click)
+    session, editor, view, note = page.fill_at(editor, session, page.FLOOD, "Road", None, 10, 0.5, False, click)
     filled = layer_to_labels(editor["layers"][0], studio.labels)
     assert (filled[:, 15:] == 3).all() and (filled[:, :15] == 0).all() and view.size == (30, 20)
-    unchanged = page.fill_at(editor, session, "off", "Road", 10, 0.5, False, click)
+    assert note == "Flood-filled the region at (20, 5) with Road."
+    unchanged = page.fill_at(editor, session, "off", "Road", None, 10, 0.5, False, click)
     assert unchanged[0] is session
     with pytest.raises(gr.Error, match="Choose the class"):
-        page.fill_at(editor, session, page.SUPERPIXEL, None, 10, 0.5, False, click)
+        page.fill_at(editor, session, page.SUPERPIXEL, None, None, 10, 0.5, False, click)
+    # the box tool: Road → Car inside the box from (18, 2) to (25, 9) only
+    session, _, _, note = page.fill_at(editor, session, page.REPLACE, "Car", "Road", 10, 0.5, False,
+                                       SimpleNamespace(index=[18, 2]))
+    assert session.corner == (18, 2) and "opposite corner" in note
+    session, editor, _, note = page.fill_at(editor, session, page.REPLACE, "Car", "Road", 10, 0.5, False,
+                                            SimpleNamespace(index=[25, 9]))
+    replaced = layer_to_labels(editor["layers"][0], studio.labels)
+    assert (replaced[2:10, 18:26] == 8).all() and (replaced == 8).sum() == 64 and session.corner is None
+    assert (replaced[:, :15] == 0).all() and note.startswith("Replaced Road with Car")
