@@ -9,10 +9,15 @@ import json
 CLASS_KEYS = "1234567890-="
 # Keys that press the work queue's buttons (by their elem_id in `ui`).
 QUEUE_KEYS = {"n": "queue-next", "p": "queue-previous", "s": "queue-save"}
+# Keys that press the mask editor's own buttons (by their aria-label).
+EDITOR_KEYS = {"z": "Undo", "y": "Redo", "b": "Brush", "e": "Erase"}
+# Keys that make the brush smaller or larger, and by how many pixels.
+SIZE_KEYS, SIZE_STEP = {"[": -1, "]": 1}, 4
 
 SCRIPT = """
 () => {
-  const names = %(names)s, keys = %(keys)s, queueKeys = %(queue_keys)s;
+  const names = %(names)s, keys = %(keys)s, queueKeys = %(queue_keys)s, editorKeys = %(editor_keys)s;
+  const sizeKeys = %(size_keys)s, sizeStep = %(size_step)s;
   const swatches = () => document.querySelectorAll("#mask-editor menu.swatch button.color");
   const name = () => swatches().forEach((button, i) => {
     if (i < names.length && button.title !== names[i]) {
@@ -28,6 +33,26 @@ SCRIPT = """
     if (target.closest && target.closest("input, textarea, select, [contenteditable=true]")) return;
     if (queueKeys[event.key]) {
       document.getElementById(queueKeys[event.key])?.click();
+      event.preventDefault();
+      return;
+    }
+    if (editorKeys[event.key]) {
+      button(editorKeys[event.key])?.click();
+      event.preventDefault();
+      return;
+    }
+    if (sizeKeys[event.key]) {
+      const slider = () => document.querySelector("#mask-editor input[type=range]");
+      if (!slider()) button("Brush Size")?.click();
+      setTimeout(() => {
+        const range = slider();
+        if (!range) return;
+        const value = Math.min(Number(range.max), Math.max(Number(range.min),
+                                                           Number(range.value) + sizeKeys[event.key] * sizeStep));
+        Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(range, value);
+        range.dispatchEvent(new Event("input", {bubbles: true}));
+        range.dispatchEvent(new Event("change", {bubbles: true}));
+      }, 50);
       event.preventDefault();
       return;
     }
@@ -47,11 +72,12 @@ SCRIPT = """
 def page_script(class_names: list[str] | tuple[str, ...]) -> str:
     """The script for a model with these classes (in palette order, the order of the editor's swatches)."""
     return SCRIPT % {"names": json.dumps(list(class_names)), "keys": json.dumps(CLASS_KEYS),
-                     "queue_keys": json.dumps(QUEUE_KEYS)}
+                     "queue_keys": json.dumps(QUEUE_KEYS), "editor_keys": json.dumps(EDITOR_KEYS),
+                     "size_keys": json.dumps(SIZE_KEYS), "size_step": SIZE_STEP}
 
 
 def shortcut_help(class_names: list[str] | tuple[str, ...]) -> str:
     """The shortcuts in words, for the page."""
     pairs = ", ".join(f"`{key}` {name}" for key, name in zip(CLASS_KEYS, class_names))
-    return (f"Keys (outside text fields) pick a class brush: {pairs}; in a work queue `n` next, `p` previous, `s` "
-            f"save the mask to the queue. The editor's own undo and redo buttons step back.")
+    return (f"Keys (outside text fields) pick a class brush: {pairs}; `b` brush, `e` eraser, `[` `]` brush size, `z` "
+            f"undo, `y` redo; in a work queue `n` next, `p` previous, `s` save the mask to the queue.")

@@ -20,7 +20,7 @@ import pytest
 from app_server import ROOT
 
 from app.callbacks import FLOOD
-from app.shortcuts import CLASS_KEYS
+from app.shortcuts import CLASS_KEYS, SIZE_STEP
 
 pytestmark = pytest.mark.slow
 
@@ -138,6 +138,12 @@ def test_segment_paint_synthesize_save(server, tmp_path):
         page.keyboard.press(CLASS_KEYS[stroke_class])  # the class's key picks its brush
         _paint_stroke(page, cx, cy)
         assert _stroke_share(page, cx, cy, colour) > 0.9, "the painted stroke does not show on the canvas"
+        page.keyboard.press("z")  # undo, then redo, by key
+        page.wait_for_timeout(700)
+        assert _stroke_share(page, cx, cy, colour) < 0.5, "z did not undo the stroke"
+        page.keyboard.press("y")
+        page.wait_for_timeout(700)
+        assert _stroke_share(page, cx, cy, colour) > 0.9, "y did not redo the stroke"
 
         page.get_by_role("button", name="Synthesize", exact=True).click()
         page.get_by_text("Round trip").wait_for(timeout=120_000)
@@ -213,6 +219,18 @@ def test_swatches_have_names_and_new_work_clears_the_previous_outputs(server):
         names = [swatches.nth(i).get_attribute("aria-label") for i in range(swatches.count())]
         titles = [swatches.nth(i).get_attribute("title") for i in range(swatches.count())]
         assert names == list(CAMVID.class_names) and titles[0] == f"{CAMVID.class_names[0]} (key 1)"
+        page.get_by_role("heading", name="Correct the mask").click()  # focus on the page for the keys
+        page.keyboard.press("]")
+        size = editor.locator("input[type=range]")
+        size.wait_for(timeout=10_000)
+        page.wait_for_timeout(300)
+        before = float(size.input_value())
+        page.keyboard.press("]")
+        page.wait_for_timeout(300)
+        assert float(size.input_value()) == before + SIZE_STEP, "] did not make the brush larger"
+        page.keyboard.press("[")
+        page.wait_for_timeout(300)
+        assert float(size.input_value()) == before, "[ did not make the brush smaller"
 
         photos = page.locator(".block", has=page.get_by_text("Example photos", exact=False)).last
         photos.get_by_role("button").first.click()
