@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -203,11 +204,24 @@ class Studio:
         its state in the annotation folder; opened once per process."""
         if not isinstance(location, str) or not location.strip():
             raise InputError("Type a folder of images or a Hub dataset id to open as a queue.")
-        key = (location.strip(), (split or "").strip() or None)
+        key = (self.queue_location(location.strip()), (split or "").strip() or None)
         with _lock:
             if key not in self._queues:
                 self._queues[key] = open_queue(key[0], key[1], self.store.root)
             return self._queues[key]
+
+    def queue_location(self, location: str) -> str:
+        """A local folder as an absolute path inside `SEMFLOW_QUEUE_ROOT` (relative ones are taken from there), so a
+        visitor cannot open the server's other folders; anything that is not a local path goes on as a Hub id."""
+        root = self.settings.queue_root.resolve()
+        path = Path(location).expanduser()
+        path = (path if path.is_absolute() else root / path).resolve()
+        if not path.exists():
+            return location
+        if not path.is_relative_to(root):
+            raise InputError("Only folders inside the app's queue folder (SEMFLOW_QUEUE_ROOT) can be opened as a "
+                             "queue; a Hub dataset id works from anywhere.")
+        return str(path)
 
     def preannotate(self, queue: WorkQueue, progress: Any = None) -> int:
         """Pre-annotate every queue item without a prediction (`preannotate.predictor`); returns how many."""

@@ -31,6 +31,8 @@ VARIABLES = {
     "SEMFLOW_MAX_PIXELS": f"largest image or mask in pixels (default and most {limits.MAX_PIXELS})",
     "SEMFLOW_MAX_EDIT_SIDE": f"longer side larger images are brought to for editing (default {limits.WORKING_SIDE})",
     "SEMFLOW_CACHE": "where generated examples are cached (default `~/.cache/semflow-studio`)",
+    "SEMFLOW_QUEUE_ROOT": "the only folder whose sub-folders the page may open as work queues (default: the folder "
+                          "the app starts in; relative paths are taken from it); Hub dataset ids are always allowed",
 }
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
@@ -60,6 +62,7 @@ class Settings:
     max_pixels: int = limits.MAX_PIXELS
     max_edit_side: int = limits.WORKING_SIDE
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "semflow-studio")
+    queue_root: Path = field(default_factory=Path.cwd)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +118,7 @@ class Settings:
             max_pixels=whole("SEMFLOW_MAX_PIXELS", defaults.max_pixels, limits.MIN_SIDE**2, limits.MAX_PIXELS),
             max_edit_side=whole("SEMFLOW_MAX_EDIT_SIDE", defaults.max_edit_side, limits.MIN_SIDE),
             cache_dir=Path(text("SEMFLOW_CACHE") or defaults.cache_dir).expanduser(),
+            queue_root=Path(text("SEMFLOW_QUEUE_ROOT") or defaults.queue_root).expanduser(),
         )
 
     @property

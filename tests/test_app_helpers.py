@@ -239,7 +239,7 @@ def test_the_readme_documents_every_variable_in_one_table():
 @pytest.fixture
 def studio(tmp_path):
     settings = Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache",
-                        annotations_repo="acme/streets")
+                        annotations_repo="acme/streets", queue_root=tmp_path)
     return Studio(LoadedModel(tiny_pipeline(), "tiny-model", "sha256:0123456789abcdef"), settings)
 
 
@@ -502,6 +502,10 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     assert other.item == "c.png" and f"({CORRECTED})" not in line
     with pytest.raises(gr.Error, match="Open a queue first"):
         page.save_to_queue(editor, Session())
+    with pytest.raises(gr.Error, match="Only folders inside the app's queue folder"):
+        page.open_queue(str(tmp_path.parent), "", "queue order", Session())
+    _, _, line, *_ = page.open_queue("frames", "", "queue order", Session())  # taken from the queue root
+    assert "1 / 3 corrected" in line
 
 
 def test_a_click_on_the_segmentation_flood_fills_the_editors_mask(page, studio):

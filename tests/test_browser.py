@@ -258,7 +258,8 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
         picture = np.full((360, 480, 3), shade, np.uint8)
         picture[:, 240:] = (230, 230, 120)  # a flat right half: one flood-fill region
         PIL.Image.fromarray(picture).save(frames / name)
-    env = {"SEMFLOW_CACHE": str(example_cache), "SEMFLOW_ANNOTATIONS_DIR": str(tmp_path / "annotations")}
+    env = {"SEMFLOW_CACHE": str(example_cache), "SEMFLOW_ANNOTATIONS_DIR": str(tmp_path / "annotations"),
+           "SEMFLOW_QUEUE_ROOT": str(tmp_path)}
 
     def open_queue(page) -> None:
         page.get_by_text("Work queue: annotate a whole folder or dataset").click()
