@@ -183,10 +183,22 @@ def choose_model(name: str, session: Session) -> tuple:
 # --- the work queue ----------------------------------------------------------------------------------------------
 
 
-def _queue_of(session: Session):
+def _queue_of(session: Session, profile: gr.OAuthProfile | None = None):
+    """The tab's open queue, after checking who is working on it (`_annotator`)."""
     if session is None or session.queue is None:
         raise InputError("Open a queue first (a folder of images or a Hub dataset id).")
+    _annotator(session, profile)
     return get_studio(session.model).queue(*session.queue)
+
+
+def _annotator(session: Session, profile: gr.OAuthProfile | None) -> str:
+    """Who claims and saves queue items: on a Space with Hugging Face sign-in, the signed-in visitor (nobody else may
+    write to a queue); elsewhere (one person's `python app.py`) the tab's own name."""
+    if get_studio(session.model).settings.oauth:
+        if profile is None:
+            raise InputError("Sign in with Hugging Face first: work queues record who annotated each item.")
+        return profile.username
+    return session.owner or uuid.uuid4().hex
 
 
 def _queue_line(queue, note: str = "") -> str:
@@ -217,11 +229,13 @@ def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
 
 
 @user_errors
-def open_queue(location: str | None, split: str | None, sort: str, session: Session) -> tuple:
+def open_queue(location: str | None, split: str | None, sort: str, session: Session,
+               profile: gr.OAuthProfile | None = None) -> tuple:
     """Open a folder or dataset as a queue and resume where this tab's annotator stopped (or the first unfinished)."""
     session = session or Session()
+    owner = _annotator(session, profile)
     queue = get_studio(session.model).queue(location, split)
-    session = session.replace(queue=(location.strip(), (split or "").strip()), owner=session.owner or uuid.uuid4().hex)
+    session = session.replace(queue=(location.strip(), (split or "").strip()), owner=owner)
     return _show_item(session, queue, queue.resume(session.owner, sort=sort), "Opened the queue. ")
 
 
@@ -229,8 +243,8 @@ def queue_move(step: int, unfinished: bool):
     """A callback that opens the next (`step` 1) or previous (-1) item, only unfinished ones with `unfinished`."""
 
     @user_errors
-    def move(sort: str, session: Session) -> tuple:
-        queue = _queue_of(session)
+    def move(sort: str, session: Session, profile: gr.OAuthProfile | None = None) -> tuple:
+        queue = _queue_of(session, profile)
         return _show_item(session, queue, queue.claim_next(session.owner, session.item, step, unfinished, sort))
 
     return move
@@ -238,18 +252,19 @@ def queue_move(step: int, unfinished: bool):
 
 @user_errors
 @gpu
-def preannotate_queue(session: Session, progress: gr.Progress = gr.Progress()) -> str:
+def preannotate_queue(session: Session, profile: gr.OAuthProfile | None = None,
+                      progress: gr.Progress = gr.Progress()) -> str:
     """Pre-annotate every item of the open queue that has no prediction yet, with a progress bar."""
-    queue = _queue_of(session)
+    queue = _queue_of(session, profile)
     done = get_studio(session.model).preannotate(
         queue, progress=lambda k, total, item: progress((k, total), desc=f"pre-annotating {item.name}"))
     return _queue_line(queue, f"Pre-annotated {done} item(s). ")
 
 
 @user_errors
-def save_to_queue(editor: dict[str, Any] | None, session: Session) -> str:
+def save_to_queue(editor: dict[str, Any] | None, session: Session, profile: gr.OAuthProfile | None = None) -> str:
     """The editor's mask as the corrected mask of the open item (at the item's own size)."""
-    queue = _queue_of(session)
+    queue = _queue_of(session, profile)
     if session.item is None:
         raise InputError("The editor does not hold a queue item: open one with Next or Previous.")
     studio = get_studio(session.model)

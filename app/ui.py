@@ -55,6 +55,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             gr.Markdown(f"⚠️ **{model.notice}**")
 
         with gr.Accordion("Work queue: annotate a whole folder or dataset", open=False):
+            if settings.oauth:
+                gr.LoginButton("Sign in with Hugging Face to work on a queue")
             with gr.Row():
                 queue_location = gr.Textbox(label="Folder of images, imagefolder, or Hub dataset id", scale=3,
                                             placeholder="e.g. ./frames or org/street-frames")

@@ -508,6 +508,22 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     assert "1 / 3 corrected" in line
 
 
+def test_on_a_space_with_sign_in_only_a_signed_in_visitor_works_on_a_queue(page, studio, tmp_path, monkeypatch):
+    import dataclasses
+
+    from app.session import Session
+
+    monkeypatch.setattr(studio, "settings", dataclasses.replace(studio.settings, oauth=True))
+    (tmp_path / "frames").mkdir()
+    PIL.Image.new("RGB", (8, 8)).save(tmp_path / "frames" / "a.png")
+    with pytest.raises(gr.Error, match="Sign in with Hugging Face first"):
+        page.open_queue("frames", "", "queue order", Session())
+    session, *_ = page.open_queue("frames", "", "queue order", Session(), SimpleNamespace(username="alice"))
+    assert session.owner == "alice" and session.item == "a.png"
+    with pytest.raises(gr.Error, match="Sign in with Hugging Face first"):
+        page.save_to_queue(None, session)
+
+
 def test_a_click_on_the_segmentation_flood_fills_the_editors_mask(page, studio):
     from app.editor import editor_value, labels_to_layer, layer_to_labels
     from app.session import Session
