@@ -201,6 +201,13 @@ def _annotator(session: Session, profile: gr.OAuthProfile | None) -> str:
     return session.owner or uuid.uuid4().hex
 
 
+def _at_size(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids brought to `size` (width, height) by nearest neighbour: between a queue item and its editing size."""
+    if (ids.shape[1], ids.shape[0]) == tuple(size):
+        return ids
+    return np.asarray(PIL.Image.fromarray(np.asarray(ids, np.uint8)).resize(size, PIL.Image.Resampling.NEAREST))
+
+
 def _queue_line(queue, note: str = "") -> str:
     counts = queue.counts()
     by_status = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
@@ -215,9 +222,7 @@ def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
                                                          "annotator). "), "", *cleared(studio.labels))
     opened = queue.open(claim.item.id)
     image, notice = fit_for_editing(opened.image.convert("RGB"), studio.settings.max_edit_side)
-    ids = opened.mask
-    if ids is not None and ids.shape != (image.height, image.width):
-        ids = np.asarray(PIL.Image.fromarray(ids).resize(image.size, PIL.Image.Resampling.NEAREST))
+    ids = _at_size(opened.mask, image.size) if opened.mask is not None else None
     session = session.restart(image=image, source=claim.item.name, item=claim.item.id, ids=ids)
     layer = labels_to_layer(ids, studio.labels) if ids is not None else None
     line = _queue_line(queue, f"{note}Item {claim.item.index + 1} of {len(queue)}: **{claim.item.name}** "
@@ -268,10 +273,7 @@ def save_to_queue(editor: dict[str, Any] | None, session: Session, profile: gr.O
     if session.item is None:
         raise InputError("The editor does not hold a queue item: open one with Next or Previous.")
     studio = get_studio(session.model)
-    ids = mask_from_editor(editor, studio.labels)
-    size = queue.source.image(queue.item(session.item)).size
-    if (ids.shape[1], ids.shape[0]) != size:
-        ids = np.asarray(PIL.Image.fromarray(ids).resize(size, PIL.Image.Resampling.NEAREST))
+    ids = _at_size(mask_from_editor(editor, studio.labels), queue.source.image(queue.item(session.item)).size)
     queue.save(session.item, ids, session.owner)
     return _queue_line(queue, f"Saved the mask of **{queue.item(session.item).name}**. ")
 
