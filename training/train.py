@@ -194,8 +194,8 @@ def loop(run: Run) -> None:
     best = run.folder.best_record()
 
     def clock() -> dict[str, float]:  # over every run of this folder, resumed ones included
-        return {"elapsed_s": round(run.clock.get("elapsed_s", 0.0) + time.time() - start, 1),
-                "train_s": round(run.clock.get("train_s", 0.0) + train_s, 1)}
+        return {"elapsed_s": round(run.clock.get("elapsed_s", 0.0) + time.time() - start, 3),
+                "train_s": round(run.clock.get("train_s", 0.0) + train_s, 3)}  # ms: tiny runs too
 
     progress = tqdm(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
                     desc="train")
