@@ -102,9 +102,10 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                     tolerance = gr.Slider(0, 128, value=DEFAULT_TOLERANCE, step=1, label="Flood fill tolerance")
                 legend = gr.HTML(legend_html(None, labels), label="Legend")
 
-        gr.Markdown("## Correct the mask")
+        gr.Markdown("## Correct the mask\nThe brushes are the classes; the eraser marks *unlabelled*.")
         editor = gr.ImageEditor(
-            label="Mask editor (brushes are the classes; the eraser marks unlabelled)", elem_id="mask-editor",
+            # A short label: on a phone the editor's toolbar sits over the right of its label row.
+            label="Mask editor", elem_id="mask-editor",
             type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(),
             brush=gr.Brush(colors=palette, default_color=palette[0], color_mode="fixed", default_size=12),
             eraser=gr.Eraser(default_size=12), layers=gr.LayerOptions(allow_additional_layers=False,

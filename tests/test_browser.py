@@ -245,6 +245,16 @@ def test_swatches_have_names_and_new_work_clears_the_previous_outputs(server):
         page.wait_for_timeout(500)
         assert overlay.locator("img").count() == 0, "the previous segmentation stayed on screen"
         assert page.locator(".semflow-legend >> text=%").count() == 0, "the previous legend stayed on screen"
+
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: the label must end before the toolbar
+        page.wait_for_timeout(500)
+        label_right, toolbar_left = page.evaluate("""() => {
+            const range = document.createRange();
+            range.selectNodeContents(document.querySelector("#mask-editor label"));
+            return [range.getBoundingClientRect().right,
+                    document.querySelector('#mask-editor button[aria-label="Pan"]').getBoundingClientRect().left];
+        }""")
+        assert label_right < toolbar_left, f"the editor's toolbar covers its label ({label_right} > {toolbar_left})"
         browser.close()
 
 
