@@ -102,7 +102,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                     tolerance = gr.Slider(0, 128, value=DEFAULT_TOLERANCE, step=1, label="Flood fill tolerance")
                 legend = gr.HTML(legend_html(None, labels), label="Legend")
 
-        gr.Markdown("## Correct the mask\nThe brushes are the classes; the eraser marks *unlabelled*.")
+        gr.Markdown("## Correct the mask")
         editor = gr.ImageEditor(
             # A short label: on a phone the editor's toolbar sits over the right of its label row.
             label="Mask editor", elem_id="mask-editor",
