@@ -3,6 +3,8 @@ public endpoints), both on `service`."""
 
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
 from semflow.limits import MAX_SEED, MAX_STEPS
@@ -10,6 +12,7 @@ from semflow.samplers import SOLVERS
 
 from . import api
 from . import callbacks as cb
+from .errors import StorageError
 from .examples import build_examples, canvas_size, layout_examples
 from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
@@ -20,6 +23,8 @@ from .session import Session
 from .settings import Settings, get_settings
 from .shortcuts import page_script, shortcut_help
 from .work_queue import SORTS
+
+logger = logging.getLogger(__name__)
 
 CSS = """
 .semflow-legend {font-size: 0.9em; max-height: 320px; overflow-y: auto}
@@ -221,9 +226,16 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | None = None, **kwargs) -> tuple:
-    """Queue and launch with the settings' queue, concurrency and upload limits, the app's CSS and script (swatch
-    names, class keys), and the guard that keeps the page's events off the API routes."""
+    """Recover the annotation folder from interrupted saves, then queue and launch with the settings' queue,
+    concurrency and upload limits, the app's CSS and script (swatch names, keys), and the guard that keeps the page's
+    events off the API routes."""
     settings, studio = settings or get_settings(), studio or get_studio()
+    try:
+        recovered = studio.store.recover().summary()  # leftovers of saves a crash or kill -9 interrupted
+    except StorageError as error:  # the app still starts; each save then says what is wrong with the folder
+        recovered = str(error)
+    if recovered:
+        logger.warning(recovered)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo.launch(css=CSS, js=page_script(studio.labels.class_names), max_file_size=f"{settings.max_upload_mb}mb",
                        app_kwargs={"middleware": [api.guard(demo)]}, **kwargs)

@@ -179,7 +179,8 @@ def test_concurrent_saves_are_all_kept(server, files):
     loaded = datasets.load_dataset("imagefolder", data_dir=str(server.root / "annotations"), split="train")
     assert len(loaded) == before + 8
     assert {f"annotator-{k}" for k in range(8)} <= set(loaded["annotator"])
-    assert all(np.asarray(row["mask"]).shape == (61, 83) for row in loaded)
+    ours = [row for row in loaded if row["annotator"].startswith("annotator-")]  # the shared server keeps others
+    assert all(np.asarray(row["mask"]).shape == (61, 83) for row in ours)
 
 
 def test_events_that_fill_the_editor_keep_its_canvas_free_of_progress_overlays(server):
