@@ -117,12 +117,16 @@ def build_examples(labels: LabelSet, cache: Path, dataset: str | None = None,
     return photo_examples(labels) + layouts + dataset_examples(dataset, labels, folder, max_dataset_frames)
 
 
-def canvas_size(examples: list[dict[str, str]], resolution: tuple[int, int]) -> tuple[int, int]:
+def photo_examples_of(examples: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The examples that are photos (they have an image file)."""
+    return [e for e in examples if e["image"]]
+
+
+def canvas_size(photos: list[dict[str, str]], resolution: tuple[int, int]) -> tuple[int, int]:
     """(width, height) of a new canvas: the example photos' frame size (CamVid's 480x360), else the model's
     resolution (height, width)."""
-    photos = [e["image"] for e in examples if e["image"]]
     if photos:
-        with PIL.Image.open(photos[0]) as photo:
+        with PIL.Image.open(photos[0]["image"]) as photo:
             return photo.size
     return resolution[1], resolution[0]
 

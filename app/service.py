@@ -276,12 +276,16 @@ def number(value: Any, name: str) -> float:
 
 
 _lock = threading.Lock()
-_studios: dict[str, Studio] = {}
+_studios: dict[str | None, Studio] = {}  # by choice; None: the configured model
 
 
 def get_studio(model: str | None = None) -> Studio:
     """The studio of `model` (one of `model.model_choices`; None: the configured model), with the settings read from
-    the environment; all studios share one annotation folder."""
+    the environment; all studios share one annotation folder. Every event asks for one: a studio made before is
+    returned at once, without checking the choices again."""
+    with _lock:
+        if model in _studios:
+            return _studios[model]
     choices = model_choices()
     if model is not None and model not in choices:
         raise InputError(f"Unknown model '{model}'; choose one of {', '.join(choices)}.")
@@ -291,4 +295,5 @@ def get_studio(model: str | None = None) -> Studio:
         if choice not in _studios:
             first = next(iter(_studios.values()), None)
             _studios[choice] = Studio(loaded, get_settings(), first.store if first else None)
+        _studios[model] = _studios[choice]  # None: the configured model's studio
         return _studios[choice]

@@ -13,7 +13,7 @@ from semflow.samplers import SOLVERS
 from . import api
 from . import callbacks as cb
 from .errors import StorageError
-from .examples import build_examples, canvas_size, layout_examples
+from .examples import build_examples, canvas_size, layout_examples, photo_examples_of
 from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
 from .model import model_choices
@@ -45,8 +45,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
     palette = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in labels.colors]
     beta_max = studio.beta_limit - 0.01
     examples = build_examples(labels, settings.cache_dir, settings.examples)
-    photos, layouts = [e for e in examples if e["image"]], layout_examples(examples)
-    canvas_width, canvas_height = canvas_size(examples, pipe.resolution)
+    photos, layouts = photo_examples_of(examples), layout_examples(examples)
+    canvas_width, canvas_height = canvas_size(photos, pipe.resolution)
 
     with gr.Blocks(title="SemFlow Studio") as demo:
         state = gr.State(Session())

@@ -456,19 +456,19 @@ def test_a_tab_picks_the_symmetric_model_and_keeps_it(embedded_models, tmp_path,
 
 
 def test_examples_are_real_photos_and_drawn_layouts_made_without_the_model(tmp_path):
-    from app.examples import PHOTOS, build_examples, canvas_size, layout_examples
+    from app.examples import PHOTOS, build_examples, canvas_size, layout_examples, photo_examples_of
     from semflow.labels import get_label_set
 
     examples = build_examples(get_label_set("camvid"), tmp_path)
-    photos = [e for e in examples if e["image"]]
+    photos = photo_examples_of(examples)
     assert len(photos) == 4 and all("CamVid" in e["title"] and not e["mask"] for e in photos)
     assert (PHOTOS / "NOTICE.md").is_file() and "CC BY-NC 4.0" in (PHOTOS / "NOTICE.md").read_text()
     layouts = layout_examples(examples)
     assert len(layouts) == 3 and all(not e["image"] for e in layouts)
     assert np.asarray(PIL.Image.open(layouts[0]["mask"])).max() < 11
-    assert canvas_size(examples, (352, 480)) == (480, 360)
+    assert canvas_size(photos, (352, 480)) == (480, 360)
     other = build_examples(get_label_set("celebamask-hq"), tmp_path)
-    assert not [e for e in other if e["image"]] and canvas_size(other, (32, 48)) == (48, 32)
+    assert not photo_examples_of(other) and canvas_size(photo_examples_of(other), (32, 48)) == (48, 32)
 
 
 def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page, studio, tmp_path):
