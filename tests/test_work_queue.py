@@ -186,8 +186,9 @@ def test_concurrent_threads_never_get_the_same_item(tmp_path):
 
 
 def work(photos: Path, root: Path, owner: str, go: Path, delay: float, log: Path) -> None:
-    """A separate annotator process: wait for `go`, then claim, log and save items until none is left."""
+    """A separate annotator process: say it is ready, wait for `go`, then claim, log and save items until none left."""
     queue = open_queue(photos, root=root)
+    log.with_suffix(".ready").touch()
     while not go.exists():
         time.sleep(0.005)
     with open(log, "w") as f:
@@ -210,8 +211,10 @@ def start_worker(tmp_path: Path, owner: str, delay: float) -> multiprocessing.Pr
 @pytest.mark.slow
 def test_concurrent_processes_never_get_the_same_item(tmp_path):
     write_images(tmp_path / "photos", [f"f{i:02d}.png" for i in range(40)])
-    workers = [start_worker(tmp_path, f"p{n}", 0.0) for n in range(4)]
-    time.sleep(0.5)
+    workers = [start_worker(tmp_path, f"p{n}", 0.02) for n in range(4)]  # 20 ms of work an item: all four take part
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"p{n}.ready").exists() for n in range(4)) and time.monotonic() < deadline:
+        time.sleep(0.01)
     (tmp_path / "go").touch()
     for worker in workers:
         worker.join(timeout=300)
