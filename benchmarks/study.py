@@ -12,7 +12,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ from training.evaluate import synthesis_metrics
 from training.run_folder import SUMMARY_FILE, RunFolder
 from training.scores import labelled_pairs, segmentation_scores
 from training.train import flow_matching_loss
+
+from .speed import timed
 
 # name → (what it is, TrainConfig keys over the camvid-small preset)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -125,13 +126,7 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
 
 
 def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(fn, repeats, warmup=1))
 
 
 def to_markdown(rows: dict[str, dict[str, Any]], steps: int, frames: int, synthesis_frames: int, command: str) -> str:

@@ -84,6 +84,13 @@ def test_fine_tune_on_an_annotation_folder_keeps_the_label_set(trained, config_f
     with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert tuned.segment(np.zeros((30, 40, 3), np.uint8)).ids[0].shape == (30, 40)
+    lineage = json.loads((out / "training_summary.json").read_text())["initialised_from"]
+    assert (lineage["model"], lineage["steps"], lineage["initialised_from"]) == (str(trained), 2, None)
+    card = (out / "README.md").read_text()
+    assert "as it was then (2 steps" in card and "a fresh net before that; 4 optimiser steps" in card
+    assert f"Before that, `{trained}` (the model this run started from) was trained with:" in card
+    grandchild = train.init_lineage(str(out))  # what a run initialised from the fine-tuned model records
+    assert (grandchild["steps"], grandchild["initialised_from"]["model"]) == (2, str(trained))
 
 
 def test_fine_tune_to_a_label_set_that_does_not_fit_the_anchors_fails_clearly(trained, config_file, tmp_path):

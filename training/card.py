@@ -46,7 +46,7 @@ or `python -m semflow segment street.png --out masks/ --model {model_argument}`.
 ```bash
 {command}
 ```
-
+{lineage}
 <details><summary>Full training config</summary>
 
 ```json
@@ -97,10 +97,10 @@ def write_model_card(
         description="\n".join(f"- {line}." for line in describe_lines(description)),
         dataset=config.get("dataset"), train_split=config.get("train_split"), train_rows=summary.get("train_rows"),
         data_license=data_license,
-        init=f"\n- **Initialised from**: `{init}` (its net's weights; see Training)." if init else "",
+        init=f"\n- **Initialised from**: {_ancestry(summary, init)}." if init else "",
         usage=usage, model_argument=model_argument,
         steps=summary.get("steps"), hours=summary.get("wall_clock_s", 0) / 3600, device=summary.get("device"),
-        num_processes=summary.get("num_processes", 1), command=_commands(summary),
+        num_processes=summary.get("num_processes", 1), command=_commands(summary), lineage=_lineage(summary),
         config_json=json.dumps(config, indent=2),
         metrics=_metrics_section(summary, evaluation, speed),
     )
@@ -122,8 +122,47 @@ def _commands(summary: dict[str, Any]) -> str:
     if len(runs) <= 1:
         return str(summary.get("command"))
     ends = [run["from_step"] for run in runs[1:]] + [summary.get("steps")]
-    return "\n".join(f"# run {i + 1}: steps {run['from_step']} to {end}" + (" (stopped there)" if i + 1 < len(runs)
-                      else "") + f"\n{run['command']}" for i, (run, end) in enumerate(zip(runs, ends)))
+    lines = []
+    for i, (run, end) in enumerate(zip(runs, ends)):
+        if run["from_step"] == end:
+            what = f"resumed at step {end} with no steps left: saved the model"
+        else:
+            what = f"steps {run['from_step']} to {end}" + (" (stopped there)" if i + 1 < len(runs) else "")
+        lines.append(f"# run {i + 1}: {what}\n{run['command']}")
+    return "\n".join(lines)
+
+
+def _ancestors(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The models this one was initialised from, nearest first (`training.train.init_lineage`)."""
+    found, node = [], summary.get("initialised_from")
+    while node:
+        found.append(node)
+        node = node.get("initialised_from")
+    return found
+
+
+def _ancestry(summary: dict[str, Any], init: str) -> str:
+    """`init` and, when recorded, how it and its own ancestors were trained, with the steps in all."""
+    ancestors = _ancestors(summary)
+    if not ancestors:
+        return f"`{init}` (its net's weights; see Training)"
+    parts = [f"`{a['model']}` as it was then ({a['steps']} steps, {a.get('wall_clock_s', 0) / 3600:.2f} h on "
+             f"`{a.get('device')}`)" if "steps" in a else f"`{a['model']}`" for a in ancestors]
+    total = summary.get("steps", 0) + sum(a.get("steps", 0) for a in ancestors)
+    hours = (summary.get("wall_clock_s", 0) + sum(a.get("wall_clock_s", 0) for a in ancestors)) / 3600
+    first = ancestors[-1]
+    fresh = ", a fresh net before that" if "steps" in first and not first.get("initialised_from") else ""
+    return (", itself initialised from ".join(parts) + fresh +
+            f"; {total} optimiser steps and {hours:.2f} h of training in all (commands under Training)")
+
+
+def _lineage(summary: dict[str, Any]) -> str:
+    """The commands that trained each ancestor, nearest first (an empty string for a model trained from scratch)."""
+    ancestors = _ancestors(summary)
+    children = ["this run"] + [f"`{a['model']}`" for a in ancestors]
+    blocks = [f"\nBefore that, `{a['model']}` (the model {child} started from) was trained with:\n\n```bash\n"
+              f"{_commands(a)}\n```\n" for a, child in zip(ancestors, children) if "steps" in a]
+    return "".join(blocks)
 
 
 def rerender_model_card(folder: Path) -> Path:

@@ -104,6 +104,7 @@ class Run:
     clock: dict[str, float] = field(default_factory=dict)  # seconds before this run: "elapsed_s", "train_s"
     history: list[dict[str, Any]] = field(default_factory=list)
     last_validation: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] | None = None  # how the init model was trained (`init_lineage`)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -184,7 +185,8 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     return Run(config=config, folder=folder, accelerator=accelerator, model=model, net=net, ema=ema,
                optimizer=optimizer, scheduler=scheduler, batches=batches, val_pairs=val_pairs,
                train_rows=_length(train_split), class_weights=class_weights, vae_generator=vae_generator, step=step,
-               clock=clock, history=[*history, {"command": command, "from_step": step}])
+               clock=clock, history=[*history, {"command": command, "from_step": step}],
+               lineage=init_lineage(config.init_from))
 
 
 def loop(run: Run) -> None:
@@ -253,7 +255,8 @@ def finish(run: Run, args: argparse.Namespace, command: str) -> Path:
                    "wall_clock_s": run.clock.get("elapsed_s", 0.0), "train_s": run.clock.get("train_s", 0.0),
                    "seconds_per_step": run.clock.get("train_s", 0.0) / max(run.step, 1),
                    "device": str(accelerator.device), "num_processes": accelerator.num_processes,
-                   "last_validation": run.last_validation, "best_validation": folder.best_record()}
+                   "last_validation": run.last_validation, "best_validation": folder.best_record(),
+                   "initialised_from": run.lineage}
         folder.write(SUMMARY_FILE, summary)
         if isinstance(run.model, SemFlowPipeline):
             write_model_card(folder.path, run.config, summary)
@@ -341,6 +344,22 @@ def validate(model: SemFlowPipeline | Baseline, pairs: list, folder: RunFolder, 
         spread = pairs[:: max(1, len(pairs) // sample_images)][:sample_images]  # not consecutive video frames
         sample_grid(model, spread).save(folder.sample_path(step))
     return record
+
+
+def init_lineage(init_from: str | None, depth: int = 8) -> dict[str, Any] | None:
+    """How the model a run starts from was trained, read now (an embedded model may be replaced by this run's
+    result): its name, steps, wall clock, device and commands, and the same for the model it started from in turn.
+    None for a fresh net; only the name for a model without a training summary."""
+    if not init_from or depth == 0:
+        return None
+    try:
+        run = RunFolder(model_folder(init_from))
+    except Exception:  # an ancestor no longer at hand (a Hub model not cached, a folder moved): its name only
+        return {"model": init_from}
+    summary, config = run.read(SUMMARY_FILE) or {}, run.read(CONFIG_FILE) or {}
+    keys = ("steps", "wall_clock_s", "device", "runs", "command", "best_validation")
+    return {"model": init_from, **{key: summary[key] for key in keys if key in summary},
+            "initialised_from": summary.get("initialised_from") or init_lineage(config.get("init_from"), depth - 1)}
 
 
 def save_checkpoint(accelerator: Accelerator, folder: RunFolder, step: int, keep: int, state: dict[str, Any]) -> None:
