@@ -21,7 +21,7 @@ ENV_MODEL = "SEMFLOW_MODEL"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # Models shipped inside the package, by the name `load_pipeline(name)` takes.
 EMBEDDED_MODELS = {"semflow": MODELS_DIR / "semflow-camvid", "symmetric": MODELS_DIR / "symmetric-camvid"}
-DEFAULT_MODEL = "semflow"
+DEFAULT_MODEL = "symmetric"
 EMBEDDED_MODEL = EMBEDDED_MODELS[DEFAULT_MODEL]
 # Written by `spaces/build.py` beside app.py: the Hub model a built Space serves when `$SEMFLOW_MODEL` is unset.
 SPACE_FILE = "semflow_space.json"

@@ -142,8 +142,8 @@ def test_pushing_needs_an_identity(server):
 
 def test_the_model_is_recorded_by_its_identity_never_a_path(client, server, files):
     info = client.predict(api_name="/model_info")
-    assert info["model"] == "semflow-camvid (embedded)" and info["revision"].startswith("sha256:")
-    assert info["notice"] is None and info["formulation"] == "semflow"
+    assert info["model"] == "symmetric-camvid (embedded)" and info["revision"].startswith("sha256:")
+    assert info["notice"] is None and info["formulation"] == "symmetric"
     for text in (json.dumps(info), server.get("config"), server.get("")):
         assert str(ROOT) not in text and str(MODELS_DIR) not in text
     saved = client.predict(handle_file(str(files["rgb"])), handle_file(str(files["mask"])), "tester", "street.png",

@@ -430,28 +430,28 @@ def embedded_models(monkeypatch):
     return model
 
 
-def test_a_tab_picks_the_symmetric_model_and_keeps_it(embedded_models, tmp_path, monkeypatch):
+def test_a_tab_picks_the_papers_model_beside_the_default_and_keeps_it(embedded_models, tmp_path, monkeypatch):
     import app.callbacks as callbacks
     from app.session import Session
 
     monkeypatch.setenv("SEMFLOW_ANNOTATIONS_DIR", str(tmp_path / "annotations"))
-    assert embedded_models.model_choices() == ["semflow", "symmetric"]
-    session, info, beta, seg_steps, syn_steps = callbacks.choose_model("symmetric", Session())
-    assert session.model == "symmetric" and "symmetric formulation" in info
-    assert beta["visible"] is False and seg_steps["value"] == 1
+    assert embedded_models.model_choices() == ["symmetric", "semflow"], "the default first"
+    session, info, beta, seg_steps, syn_steps = callbacks.choose_model("semflow", Session())
+    assert session.model == "semflow" and "(semflow formulation)" in info
+    assert beta["visible"] is True and seg_steps["value"] == 1, "the paper's model synthesizes with a β"
     PIL.Image.fromarray(RNG.integers(0, 255, (36, 48, 3), dtype=np.uint8)).save(tmp_path / "street.png")
     session, *_ = callbacks.load_image({"path": str(tmp_path / "street.png")}, session)
-    assert session.model == "symmetric" and session.image is not None
+    assert session.model == "semflow" and session.image is not None
     session, *_ = callbacks.segment(session, 1, "euler", 0.5)
     assert session.ids.shape == (36, 48)
     import app.service as service
     from app.editor import editor_value, labels_to_layer
 
-    labels = service.get_studio("symmetric").labels
+    labels = service.get_studio("semflow").labels
     callbacks.save_annotation(editor_value(session.image, labels_to_layer(session.ids, labels)), session, "me")
     (row,) = service.get_studio().store.rows()
-    assert row["model"] == "symmetric" and row["model_revision"].startswith("sha256:") or row["model_revision"]
-    with pytest.raises(gr.Error, match="Unknown model 'nope'; choose one of semflow, symmetric"):
+    assert row["model"] == "semflow-camvid (embedded)" and row["model_revision"].startswith("sha256:")
+    with pytest.raises(gr.Error, match="Unknown model 'nope'; choose one of symmetric, semflow"):
         callbacks.choose_model("nope", Session())
 
 
