@@ -124,7 +124,7 @@ def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
 def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, dataset, tmp_path):
     results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "2",
                              "--synthesis", "--seeds", "0", "1", "--synthesis-steps", "2", "--out",
-                             str(tmp_path / "eval"), "--update-card"])
+                             str(tmp_path / "eval"), "--update-card", "--judge", str(trained)])
     assert [(r["steps"], r["solver"]) for r in results["segmentation"]] == [(1, "euler"), (2, "euler")]
     row = results["segmentation"][0]
     assert 0 <= row["miou"] <= 100 and set(row["per_class_iou"]) == set(SemFlowPipeline.from_pretrained(
@@ -133,6 +133,8 @@ def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, datas
     assert {"fid", "kid", "real_vs_real", "diversity", "cycle"} <= set(synthesis)
     assert np.isfinite(synthesis["fid"]) and synthesis["fid"] > 0 and np.isfinite(synthesis["kid"])
     assert 0 <= synthesis["cycle"]["miou"] <= 100 and synthesis["diversity"]["pixel_l1_between_seeds"] > 0
+    assert synthesis["judged_cycle"]["miou"] == pytest.approx(synthesis["cycle"]["miou"]), "judged by itself"
+    assert "The same cycle judged by" in results["markdown"]
     assert (tmp_path / "eval" / "iou_euler_1.png").is_file() and (tmp_path / "eval" / "evaluation.md").is_file()
     assert "synthesized vs real" in (trained / "README.md").read_text()
 

@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="synthesis seeds per mask")
     p.add_argument("--reference-split", default="train",
                    help="real images for the real-vs-real FID/KID reference (same count as the evaluated split)")
+    p.add_argument("--judge", default=None,
+                   help="a second segmenter (embedded name, folder or Hub id) that also scores the cycle, so that "
+                        "models whose own segmenters differ are compared under one judge")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <model>/eval or ./eval)")
     p.add_argument("--update-card", action="store_true", help="write the results into the model folder's card")
     p.add_argument("--device", default=None)
@@ -73,8 +76,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         reference = [image for image, _ in labelled_pairs(load_split(
             args.dataset, args.reference_split, args.dataset_config), args.image_column, args.mask_column, pipe,
             len(pairs))] if args.reference_split else None
+        judge = load_pipeline(args.judge, device=args.device) if args.judge else None
         results["synthesis"] = synthesis_metrics(pipe, pairs, args.seeds, args.synthesis_steps, reference,
-                                                 args.reference_split)
+                                                 args.reference_split, judge=judge)
 
     results["markdown"] = to_markdown(results)
     (out / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
@@ -203,6 +207,11 @@ def to_markdown(results: dict[str, Any]) -> str:
                           f"{cycle['ratio']:.2f}.", "", "| class | cycle IoU |", "| --- | --- |"]
             lines += [f"| {name} | {'–' if value is None else f'{value:.1f}'} |"
                       for name, value in cycle["per_class_iou"].items()]
+        judged = synthesis.get("judged_cycle")
+        if judged:
+            lines += ["", f"The same cycle judged by `{judged['judge']}` (one segmenter for every model compared): "
+                          f"mIoU {judged['miou']:.2f}; that judge on the real photos: mIoU "
+                          f"{judged['real_photo_miou']:.2f}, so judged cycle / real = {judged['ratio']:.2f}."]
     lines += ["", f"Reproduce: `{results['command']}`"]
     return "\n".join(lines)
 
