@@ -11,6 +11,7 @@ tests/test_browser.py -k "paint or queue"`)."""
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -46,14 +47,10 @@ def _rows(server) -> list[dict]:
 
 
 def _street_photo(path: Path) -> None:
-    """A project-made test picture: a drawn street layout in its display colours, lightly textured."""
-    from app.examples import draw_layouts
-    from semflow.labels import CAMVID
+    """A real street photo: one of the app's example photos (a CamVid validation frame, see their NOTICE)."""
+    from app.examples import PHOTOS
 
-    _, ids = draw_layouts(CAMVID)[0]
-    rng = np.random.default_rng(0)
-    picture = CAMVID.colorize(ids).astype(np.int64) + rng.integers(-12, 13, ids.shape + (3,))
-    PIL.Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(path)
+    shutil.copyfile(PHOTOS / "camvid_0016E5_08079.png", path)
 
 
 def _open_app(playwright, url: str):
