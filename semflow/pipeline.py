@@ -4,10 +4,12 @@ synthesize, in the paper's formulation or the symmetric one."""
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import secrets
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -182,6 +184,15 @@ class SemFlowPipeline(DiffusionPipeline):
         pipe = super().from_pretrained(folder, **kwargs)
         pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
         return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """`DiffusionPipeline.save_pretrained`, without the `_name_or_path` that loading records in each config (a
+        local path, which a saved folder would otherwise carry to the Hub)."""
+        super().save_pretrained(save_directory, **kwargs)
+        for config_file in [Path(save_directory) / "model_index.json", *Path(save_directory).glob("*/config.json")]:
+            config = json.loads(config_file.read_text())
+            if config.pop("_name_or_path", None) is not None:
+                config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def push_to_hub(
         self,

@@ -112,6 +112,8 @@ def test_masks_with_ids_outside_the_label_set_fail_clearly(trained, config_file,
 def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
     pipe = SemFlowPipeline.from_pretrained(trained)
     pipe.save_pretrained(tmp_path / "copy")
+    for config in [tmp_path / "copy" / "model_index.json", *(tmp_path / "copy").glob("*/config.json")]:
+        assert "_name_or_path" not in json.loads(config.read_text()), f"{config.name} records where it was loaded from"
     copy = SemFlowPipeline.from_pretrained(tmp_path / "copy")
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     assert np.array_equal(pipe.segment(image).ids[0], copy.segment(image).ids[0])

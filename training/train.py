@@ -354,7 +354,7 @@ def init_lineage(init_from: str | None, depth: int = 8) -> dict[str, Any] | None
         return None
     try:
         run = RunFolder(model_folder(init_from))
-    except Exception:  # an ancestor no longer at hand (a Hub model not cached, a folder moved): its name only
+    except (OSError, ValueError):  # an ancestor no longer at hand (a Hub model not cached, a folder moved): its name
         return {"model": init_from}
     summary, config = run.read(SUMMARY_FILE) or {}, run.read(CONFIG_FILE) or {}
     keys = ("steps", "wall_clock_s", "device", "runs", "command", "best_validation")
