@@ -123,6 +123,12 @@ def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
 
 
 @pytest.mark.slow  # the real Inception net on CPU
+def test_evaluate_refuses_a_judge_without_synthesis(trained, dataset, capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--judge", str(trained)])
+    assert "--judge scores the cycle of the synthesized images: add --synthesis" in capsys.readouterr().err
+
+
 def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, dataset, tmp_path):
     results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "2",
                              "--synthesis", "--seeds", "0", "1", "--synthesis-steps", "2", "--out",

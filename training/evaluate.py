@@ -44,7 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <model>/eval or ./eval)")
     p.add_argument("--update-card", action="store_true", help="write the results into the model folder's card")
     p.add_argument("--device", default=None)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.judge and not args.synthesis:
+        p.error("--judge scores the cycle of the synthesized images: add --synthesis")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -156,18 +159,18 @@ def synthesis_metrics(
         }
     names = pipe.labels.class_names
     if "segment" in getattr(pipe, "tasks", ("segment",)):
-        cycle = cycle_scores(pipe, masks, fakes_by_seed[0])
-        real = real_scores or segmentation_scores(pipe, pairs)
-        result["cycle"] = {"miou": cycle.miou, "pixel_accuracy": cycle.pixel_accuracy,
-                           "per_class_iou": cycle.per_class(names), "real_photo_miou": real.miou,
-                           "ratio": cycle.miou / real.miou if real.miou else float("nan")}
+        result["cycle"] = _cycle(pipe, masks, fakes_by_seed[0], real_scores or segmentation_scores(pipe, pairs), names)
     if judge is not None:
-        cycle = cycle_scores(judge, masks, fakes_by_seed[0])
-        real = judge_real_scores or segmentation_scores(judge, pairs)
-        result["judged_cycle"] = {"judge": str(judge.config._name_or_path), "miou": cycle.miou,
-                                  "per_class_iou": cycle.per_class(names), "real_photo_miou": real.miou,
-                                  "ratio": cycle.miou / real.miou if real.miou else float("nan")}
+        result["judged_cycle"] = {"judge": str(judge.config._name_or_path), **_cycle(
+            judge, masks, fakes_by_seed[0], judge_real_scores or segmentation_scores(judge, pairs), names)}
     return result
+
+
+def _cycle(segmenter: Any, masks: list, fakes: list, real: SegmentationScores, names: list[str]) -> dict[str, Any]:
+    """How well `segmenter` finds each mask in its synthesized image, beside how well it does on the real photos."""
+    cycle = cycle_scores(segmenter, masks, fakes)
+    return {"miou": cycle.miou, "pixel_accuracy": cycle.pixel_accuracy, "per_class_iou": cycle.per_class(names),
+            "real_photo_miou": real.miou, "ratio": cycle.miou / real.miou if real.miou else float("nan")}
 
 
 def to_markdown(results: dict[str, Any]) -> str:
