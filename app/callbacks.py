@@ -13,7 +13,7 @@ import PIL.Image
 
 from semflow import limits
 
-from .editor import blank_background, blank_layer, editor_value, labels_to_layer, mask_from_editor
+from .editor import blank_background, editor_value, mask_from_editor
 from .errors import InputError
 from .exports import save_cvat_zip, save_gif, save_mask_files, save_voc_mask
 from .failures import user_errors
@@ -50,9 +50,16 @@ def load_image(upload: dict[str, Any] | None, session: Session) -> tuple[Session
     image, notice = studio.open_for_editing(upload["path"])
     if notice:
         gr.Warning(notice)
-    return (session.restart(image=image, source=upload.get("orig_name") or Path(upload["path"]).name),
-            editor_value(image), notice or f"Loaded a {image.width}x{image.height} image. Press **Segment**.",
+    session, value = into_editor(session.restart(image=image, source=upload.get("orig_name") or
+                                                 Path(upload["path"]).name), image, None, studio.labels)
+    return (session, value, notice or f"Loaded a {image.width}x{image.height} image. Press **Segment**.",
             *cleared(studio.labels))
+
+
+def into_editor(session: Session, background: PIL.Image.Image, ids: np.ndarray | None, labels) -> tuple[Session, dict]:
+    """Put `background` with the mask `ids` (None: empty) into the editor: its value (`editor.editor_value`, the only
+    maker of it) and the tab's record of what the editor holds, against which every mask read back is checked."""
+    return session.replace(background=background, ids=ids), editor_value(background, ids, labels)
 
 
 @user_errors
@@ -66,10 +73,9 @@ def segment(session: Session, steps: Any, solver: Any, opacity: Any, unsure: boo
     studio = get_studio(session.model)
     studio.check_opacity(opacity)
     ids, steps, confidence = studio.segment(session.image, steps, solver)
-    session = session.replace(ids=ids, steps=steps, confidence=confidence)
     labels = studio.labels
-    return (session, update_overlay(session, opacity, unsure), legend_html(ids, labels),
-            editor_value(session.image, labels_to_layer(ids, labels)),
+    session, value = into_editor(session.replace(steps=steps, confidence=confidence), session.image, ids, labels)
+    return (session, update_overlay(session, opacity, unsure), legend_html(ids, labels), value,
             f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the editor, "
             f"then **Synthesize** or **Save**.")
 
@@ -92,9 +98,12 @@ def blank_layout(width: Any, height: Any, fill: str | None, session: Session) ->
     session = session or Session()
     studio = get_studio(session.model)
     width, height = studio.check_blank_size(width, height)
-    layer = blank_layer(height, width, studio.class_id(fill), studio.labels)
-    return (session.restart(source=BLANK_LAYOUT), editor_value(blank_background(width, height), layer),
-            f"Blank {width}x{height} layout. Paint classes, then **Synthesize**.", *cleared(studio.labels))
+    class_id = studio.class_id(fill)
+    ids = None if class_id is None else np.full((height, width), class_id, np.uint8)
+    session, value = into_editor(session.restart(source=BLANK_LAYOUT), blank_background(width, height), ids,
+                                 studio.labels)
+    return (session, value, f"Blank {width}x{height} layout. Paint classes, then **Synthesize**.",
+            *cleared(studio.labels))
 
 
 @user_errors
@@ -103,10 +112,10 @@ def load_layout(mask_path: str | None, session: Session) -> tuple:
     session = session or Session()
     studio = get_studio(session.model)
     ids = studio.open_mask(mask_path)
-    background = blank_background(ids.shape[1], ids.shape[0])
-    return (session.restart(source=Path(mask_path).name if mask_path else "layout"),
-            editor_value(background, labels_to_layer(ids, studio.labels)),
-            "Layout loaded into the editor. Paint over it, then **Synthesize**.", *cleared(studio.labels))
+    session, value = into_editor(session.restart(source=Path(mask_path).name if mask_path else "layout"),
+                                 blank_background(ids.shape[1], ids.shape[0]), ids, studio.labels)
+    return (session, value, "Layout loaded into the editor. Paint over it, then **Synthesize**.",
+            *cleared(studio.labels))
 
 
 @user_errors
@@ -117,7 +126,7 @@ def synthesize(editor: dict[str, Any] | None, session: Session, variants: Any, s
     """Mask → 1-4 images with a round-trip check each; optionally the trajectory as an animation."""
     session = session or Session()
     studio = get_studio(session.model)
-    ids = mask_from_editor(editor, studio.labels)
+    ids = mask_from_editor(editor, session.background, studio.labels)
     result = studio.synthesize(ids, variants, seed, beta, steps, solver,
                                trajectory=show_trajectory and direction == MASK_TO_IMAGE)
     gif = None
@@ -144,7 +153,7 @@ def save_annotation(editor: dict[str, Any] | None, session: Session, annotator: 
     """Save the photo (or, for a painted layout, the first synthesized image) with the corrected mask."""
     session = session or Session()
     studio = get_studio(session.model)
-    ids = mask_from_editor(editor, studio.labels)
+    ids = mask_from_editor(editor, session.background, studio.labels)
     image, image_source = session.image_to_save()
     saved = studio.save(image, ids, annotator, session.source, session.steps, image_source)
     return (f"Saved **{saved.name}** ({studio.count()} annotations in the folder).",
@@ -154,7 +163,7 @@ def save_annotation(editor: dict[str, Any] | None, session: Session, annotator: 
 @user_errors
 def export_mask(editor: dict[str, Any] | None, session: Session) -> tuple[str, str, str]:
     studio = get_studio(session.model if session else None)
-    ids: np.ndarray = mask_from_editor(editor, studio.labels)
+    ids: np.ndarray = mask_from_editor(editor, session.background if session else None, studio.labels)
     return mask_downloads(ids, studio.labels, (session.source if session else None) or "mask")
 
 
@@ -223,13 +232,13 @@ def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
     opened = queue.open(claim.item.id)
     image, notice = fit_for_editing(opened.image.convert("RGB"), studio.settings.max_edit_side)
     ids = _at_size(opened.mask, image.size) if opened.mask is not None else None
-    session = session.restart(image=image, source=claim.item.name, item=claim.item.id, ids=ids)
-    layer = labels_to_layer(ids, studio.labels) if ids is not None else None
+    session, value = into_editor(session.restart(image=image, source=claim.item.name, item=claim.item.id), image, ids,
+                                 studio.labels)
     line = _queue_line(queue, f"{note}Item {claim.item.index + 1} of {len(queue)}: **{claim.item.name}** "
                               f"({opened.status}). ")
     # The item's mask over its photo (the photo alone before pre-annotation), where the fill tools are clicked.
     view = overlay(image, ids, studio.labels, DEFAULT_OPACITY) if ids is not None else image
-    return (session, editor_value(image, layer), line, notice or "Correct the mask, then **Save mask to queue**.",
+    return (session, value, line, notice or "Correct the mask, then **Save mask to queue**.",
             view, *cleared(studio.labels)[1:])
 
 
@@ -273,7 +282,8 @@ def save_to_queue(editor: dict[str, Any] | None, session: Session, profile: gr.O
     if session.item is None:
         raise InputError("The editor does not hold a queue item: open one with Next or Previous.")
     studio = get_studio(session.model)
-    ids = _at_size(mask_from_editor(editor, studio.labels), queue.source.image(queue.item(session.item)).size)
+    ids = mask_from_editor(editor, session.background, studio.labels)
+    ids = _at_size(ids, queue.source.image(queue.item(session.item)).size)
     queue.save(session.item, ids, session.owner)
     return _queue_line(queue, f"Saved the mask of **{queue.item(session.item).name}**. ")
 
@@ -307,7 +317,7 @@ def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_na
     class_id = studio.class_id(class_name)
     if class_id is None:
         raise InputError("Choose the class to fill with.")
-    ids = mask_from_editor(editor, studio.labels)
+    ids = mask_from_editor(editor, session.background, studio.labels)
     photo = np.asarray(session.image.convert("RGB"))
     if ids.shape != photo.shape[:2]:
         raise InputError("The editor's mask and the photo differ in size; segment the photo again.")
@@ -329,6 +339,5 @@ def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_na
     else:
         ids = superpixel_fill(ids, photo, (x, y), class_id)
         note = f"Filled the superpixel at ({x}, {y}) with {class_name}."
-    session = session.replace(ids=ids, corner=None)
-    return (session, editor_value(session.image, labels_to_layer(ids, studio.labels)),
-            update_overlay(session, opacity, unsure), note)
+    session, value = into_editor(session.replace(corner=None), session.image, ids, studio.labels)
+    return session, value, update_overlay(session, opacity, unsure), note

@@ -1,8 +1,10 @@
-"""Editor layers ↔ label ids: draw a mask as an RGBA layer in display colours, read painted layers back as ids, and
-the image editor's value (background + one mask layer)."""
+"""The mask editor's value, the one place that makes and reads it: the background (the photo, or a white canvas for a
+layout) with one mask layer of the same size, drawn in display colours and marked so that the server can tell whether
+the layer it reads back still sits where it put it; and painted layers read back as class ids."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,14 @@ LAYER_ALPHA = 170
 PAINTED_ALPHA = LAYER_ALPHA // 2
 MAX_BLEND_CANDIDATES = 24
 COLOUR_TOLERANCE = 6  # per channel, 0..255: what the browser's canvas rounding can move a colour
+# The placement mark: every pixel the server draws carries one bit of a pattern drawn from its photo in the lowest step
+# of its alpha (labelled LAYER_ALPHA + bit, unlabelled UNLABELLED_ALPHA + bit: invisible, and read as before). The
+# browser keeps alpha exactly (checked in Chromium at device pixel ratios 1, 1.5 and 2); brush strokes make pixels
+# opaque and the eraser clears them, so what is left unpainted still shows the pattern where it was drawn. A layer read
+# back shifted, scaled or from another photo agrees with the pattern on about half of its marked pixels.
+UNLABELLED_ALPHA = 1
+MIN_MARKED = 64  # marked pixels needed to judge the placement (fewer: painted over almost everywhere)
+MIN_MARK_AGREEMENT = 0.95  # share of the marked pixels that must agree with the pattern
 
 
 def labels_to_layer(ids: np.ndarray, labels: LabelSet, alpha: int = LAYER_ALPHA) -> np.ndarray:
@@ -105,18 +115,36 @@ def _dominant_of_blend(pixels: np.ndarray, palette: np.ndarray, candidates: np.n
     return best_class
 
 
-def blank_layer(height: int, width: int, class_id: int | None, labels: LabelSet) -> np.ndarray:
-    """A layer filled with one class (or empty when `class_id` is None), for painting a layout from scratch."""
-    if class_id is None:
-        return np.zeros((height, width, 4), np.uint8)
-    return labels_to_layer(np.full((height, width), class_id, np.int64), labels)
+def placement_marks(background: PIL.Image.Image) -> np.ndarray:
+    """The (H, W) pattern of 0/1 bits a layer over `background` is marked with, drawn from the photo's pixels (another
+    photo, another pattern)."""
+    photo = np.ascontiguousarray(np.asarray(background.convert("RGB")))
+    digest = hashlib.blake2b(photo.tobytes() + repr(photo.shape).encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little")).integers(0, 2, photo.shape[:2], dtype=np.uint8)
 
 
-def editor_value(background: PIL.Image.Image, layer: np.ndarray | None = None) -> dict[str, Any]:
-    """What `gr.ImageEditor` shows: `background` with one mask `layer` over it (empty when None)."""
-    if layer is None:
-        layer = np.zeros((background.height, background.width, 4), np.uint8)
-    return {"background": background, "layers": [layer], "composite": None}
+def marked_layer(background: PIL.Image.Image, ids: np.ndarray | None, labels: LabelSet) -> np.ndarray:
+    """The mask layer over `background`: `ids` (all unlabelled for None) in display colours, every pixel carrying its
+    placement mark. The only way a layer is made for the editor (its value, and the fills the page applies).
+
+    Raises:
+        ValueError: `ids` is not the background's size (a bug: the callers bring masks to their photo's size).
+    """
+    size = (background.height, background.width)
+    ids = np.full(size, -1, np.int64) if ids is None else np.asarray(ids)
+    if ids.shape != size:
+        raise ValueError(f"the mask is {ids.shape[1]}x{ids.shape[0]} but the editor's background is "
+                         f"{background.width}x{background.height}")
+    layer = labels_to_layer(ids, labels)
+    marks = placement_marks(background)
+    layer[..., 3] = np.where(layer[..., 3] > 0, LAYER_ALPHA, UNLABELLED_ALPHA) + marks
+    return layer
+
+
+def editor_value(background: PIL.Image.Image, ids: np.ndarray | None, labels: LabelSet) -> dict[str, Any]:
+    """What `gr.ImageEditor` shows: `background` with one mask layer of `ids` (`marked_layer`) over it. Every event
+    that puts work into the editor builds its value here, so background and layer always have one size."""
+    return {"background": background, "layers": [marked_layer(background, ids, labels)], "composite": None}
 
 
 def blank_background(width: int, height: int) -> PIL.Image.Image:
@@ -124,16 +152,52 @@ def blank_background(width: int, height: int) -> PIL.Image.Image:
     return PIL.Image.new("RGB", (width, height), (255, 255, 255))
 
 
-def mask_from_editor(value: dict[str, Any] | None, labels: LabelSet) -> np.ndarray:
-    """The editor's painted mask layer as class ids (anti-aliased strokes snapped to the palette).
+def mark_agreement(layer: np.ndarray, background: PIL.Image.Image) -> tuple[float, int]:
+    """(share of the layer's still-marked pixels that agree with `background`'s pattern, how many are marked)."""
+    alpha = np.asarray(layer)[..., 3].astype(np.int16)
+    labelled = (alpha == LAYER_ALPHA) | (alpha == LAYER_ALPHA + 1)
+    unlabelled = (alpha == UNLABELLED_ALPHA) | (alpha == UNLABELLED_ALPHA + 1)
+    marked = labelled | unlabelled
+    count = int(marked.sum())
+    if not count:
+        return 1.0, 0
+    bits = np.where(labelled, alpha - LAYER_ALPHA, alpha - UNLABELLED_ALPHA)
+    return float((bits[marked] == placement_marks(background)[marked]).mean()), count
+
+
+def mask_from_editor(value: dict[str, Any] | None, background: PIL.Image.Image | None, labels: LabelSet) -> np.ndarray:
+    """The editor's painted mask layer as class ids (anti-aliased strokes snapped to the palette), after checking that
+    it is the mask of `background` (the photo or canvas the tab put into the editor): the same size, and where the
+    server put it (`mark_agreement`).
 
     Raises:
-        InputError: the editor holds no mask layer, or one that cannot be read.
+        InputError: the editor holds no mask, one that cannot be read, or one whose size or placement does not match
+            its photo (nothing may be saved from it).
     """
     layers = [layer for layer in ((value or {}).get("layers") or []) if layer is not None]
-    if not layers:
+    if not layers or background is None:
         raise InputError("The editor is empty: upload an image and segment it, or start a blank layout.")
     layer = np.asarray(layers[0])
     if layer.ndim != 3 or layer.shape[2] not in (3, 4):
         raise InputError("The mask layer could not be read; please segment again or start a blank layout.")
-    return layer_to_labels(layer.astype(np.uint8), labels)
+    shown = (value or {}).get("background")
+    sizes = {(layer.shape[1], layer.shape[0])} | ({_size(shown)} if shown is not None else set())
+    if sizes != {background.size}:
+        width, height = next(size for size in sizes if size != background.size)
+        raise InputError(f"The editor's mask is {width}x{height} but its photo is {background.width}x"
+                         f"{background.height}; nothing was saved. Reload the page and open the image again.")
+    layer = layer.astype(np.uint8)
+    if layer.shape[2] == 4:
+        agreement, marked = mark_agreement(layer, background)
+        if marked >= MIN_MARKED and agreement < MIN_MARK_AGREEMENT:
+            raise InputError("The editor's mask does not line up with its photo (the browser shifted or scaled it); "
+                             "nothing was saved. Reload the page and open the image again.")
+    return layer_to_labels(layer, labels)
+
+
+def _size(image: Any) -> tuple[int, int]:
+    """(width, height) of a PIL image or an (H, W[, C]) array."""
+    if isinstance(image, PIL.Image.Image):
+        return image.size
+    shape = np.shape(image)
+    return shape[1], shape[0]

@@ -18,8 +18,11 @@ class Session:
 
     Attributes:
         image: The photo being annotated, at its editing size (None for a painted layout).
+        background: What the mask editor shows under the mask: the photo, or the white canvas of a layout (None when
+            the editor is empty). Every mask read back from the editor is checked against it
+            (`editor.mask_from_editor`).
         source: Where the work came from: the uploaded file's name, a layout file's name, or `BLANK_LAYOUT`.
-        ids: The last predicted mask of `image`, (H, W) class ids.
+        ids: The mask last put into the editor (the prediction, a fill's result, a layout), (H, W) class ids.
         steps: The steps that prediction took.
         confidence: Each pixel's confidence in that prediction, (H, W) in [0, 1].
         synthesized: The images last synthesized from the editor's mask.
@@ -31,6 +34,7 @@ class Session:
     """
 
     image: PIL.Image.Image | None = None
+    background: PIL.Image.Image | None = None
     source: str | None = None
     ids: np.ndarray | None = None
     steps: int | None = None

@@ -12,6 +12,7 @@ from semflow.samplers import SOLVERS
 
 from . import api
 from . import callbacks as cb
+from .editor_script import editor_script
 from .errors import StorageError
 from .examples import build_examples, canvas_size, layout_examples, photo_examples_of
 from .fill_tools import DEFAULT_TOLERANCE
@@ -227,8 +228,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | None = None, **kwargs) -> tuple:
     """Recover the annotation folder from interrupted saves, then queue and launch with the settings' queue,
-    concurrency and upload limits, the app's CSS and script (swatch names, keys), and the guard that keeps the page's
-    events off the API routes."""
+    concurrency and upload limits, the app's CSS and scripts (swatch names, keys, the mask editor's), and the guard
+    that keeps the page's events off the API routes."""
     settings, studio = settings or get_settings(), studio or get_studio()
     try:
         recovered = studio.store.recover().summary()  # leftovers of saves a crash or kill -9 interrupted
@@ -237,5 +238,11 @@ def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | N
     if recovered:
         logger.warning(recovered)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
-    return demo.launch(css=CSS, js=page_script(studio.labels.class_names), max_file_size=f"{settings.max_upload_mb}mb",
+    return demo.launch(css=CSS, js=page_scripts(studio), max_file_size=f"{settings.max_upload_mb}mb",
                        app_kwargs={"middleware": [api.guard(demo)]}, **kwargs)
+
+
+def page_scripts(studio: Studio) -> str:
+    """The page's scripts (swatch names and keys; the mask editor's) as the one function `launch(js=...)` takes."""
+    scripts = (page_script(studio.labels.class_names), editor_script())
+    return "() => {\n" + "\n".join(f"  ({script.strip()})();" for script in scripts) + "\n}"

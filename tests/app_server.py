@@ -18,10 +18,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+TEST_PORTS = range(7900, 8000)  # the ports this project's tests may serve on
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A local port of `TEST_PORTS` that nothing listens on now."""
+    for port in TEST_PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS.start}-{TEST_PORTS.stop - 1} for the test's app server")
 
 
 class AppServer:

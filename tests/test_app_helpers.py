@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 
 from app.annotations import AnnotationStore
-from app.editor import LAYER_ALPHA, PAINTED_ALPHA, blank_layer, labels_to_layer, layer_to_labels
+from app.editor import LAYER_ALPHA, PAINTED_ALPHA, labels_to_layer, layer_to_labels
 from app.examples import draw_layouts, find_classes
 from app.exports import save_gif, save_mask_files
 from app.inputs import InputError, fit_for_editing, open_image, open_mask
@@ -67,9 +67,12 @@ def test_alpha_decides_what_was_painted():
 
 
 def test_blank_layers_and_bad_layers():
-    assert (layer_to_labels(blank_layer(4, 5, 3, CAMVID), CAMVID) == 3).all()
-    assert (layer_to_labels(blank_layer(4, 5, None, CAMVID), CAMVID) == CAMVID.ignore_id).all()
-    assert (layer_to_labels(blank_layer(4, 5, None, CELEBAMASK_HQ), CELEBAMASK_HQ) == 0).all()
+    from app.editor import blank_background, marked_layer
+
+    white = blank_background(5, 4)
+    assert (layer_to_labels(marked_layer(white, np.full((4, 5), 3), CAMVID), CAMVID) == 3).all()
+    assert (layer_to_labels(marked_layer(white, None, CAMVID), CAMVID) == CAMVID.ignore_id).all()
+    assert (layer_to_labels(marked_layer(white, None, CELEBAMASK_HQ), CELEBAMASK_HQ) == 0).all()
     with pytest.raises(ValueError, match="RGB or RGBA uint8"):
         layer_to_labels(np.zeros((4, 5), np.uint8), CAMVID)
 
@@ -361,7 +364,8 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     PIL.Image.fromarray(RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "street.png")
     session, editor, status, *fresh = page.load_image({"path": str(tmp_path / "street.png"),
                                                        "orig_name": "street.png"}, Session())
-    assert session.source == "street.png" and "40x30" in status and not editor["layers"][0].any()
+    assert session.source == "street.png" and "40x30" in status
+    assert (layer_to_labels(editor["layers"][0], studio.labels) == studio.labels.ignore_id).all()
     assert fresh == list(page.cleared(studio.labels))
     session, overlay_image, legend, editor, status = page.segment(session, 1, "euler", 0.5)
     assert session.ids.shape == (30, 40) and session.steps == 1 and overlay_image.size == (40, 30)
@@ -445,10 +449,10 @@ def test_a_tab_picks_the_papers_model_beside_the_default_and_keeps_it(embedded_m
     session, *_ = callbacks.segment(session, 1, "euler", 0.5)
     assert session.ids.shape == (36, 48)
     import app.service as service
-    from app.editor import editor_value, labels_to_layer
+    from app.editor import editor_value
 
     labels = service.get_studio("semflow").labels
-    callbacks.save_annotation(editor_value(session.image, labels_to_layer(session.ids, labels)), session, "me")
+    callbacks.save_annotation(editor_value(session.image, session.ids, labels), session, "me")
     (row,) = service.get_studio().store.rows()
     assert row["model"] == "semflow-camvid (embedded)" and row["model_revision"].startswith("sha256:")
     with pytest.raises(gr.Error, match="Unknown model 'nope'; choose one of symmetric, semflow"):
@@ -474,7 +478,7 @@ def test_examples_are_real_photos_and_drawn_layouts_made_without_the_model(tmp_p
 def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page, studio, tmp_path):
     import zipfile
 
-    from app.editor import editor_value, labels_to_layer
+    from app.editor import editor_value
     from app.session import Session
     from app.work_queue import CORRECTED, PREANNOTATED
 
@@ -491,7 +495,7 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     session, editor, line, *_ = page.queue_move(1, False)("queue order", session)
     assert session.item == "b.png" and f"({PREANNOTATED})" in line and editor["layers"][0][..., 3].any()
     ids = np.full((20, 30), 3, np.uint8)
-    line = page.save_to_queue(editor_value(session.image, labels_to_layer(ids, studio.labels)), session)
+    line = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
     assert "Saved the mask of **b**" in line and "1 / 3 corrected" in line
     with zipfile.ZipFile(page.export_queue(session)) as archive:
         assert "SegmentationClass/b.png" in archive.namelist()
@@ -525,13 +529,14 @@ def test_on_a_space_with_sign_in_only_a_signed_in_visitor_works_on_a_queue(page,
 
 
 def test_a_click_on_the_segmentation_flood_fills_the_editors_mask(page, studio):
-    from app.editor import editor_value, labels_to_layer, layer_to_labels
+    from app.editor import editor_value, layer_to_labels
     from app.session import Session
 
     photo = np.zeros((20, 30, 3), np.uint8)
     photo[:, 15:] = 200  # two flat halves
-    session = Session(image=PIL.Image.fromarray(photo), ids=np.zeros((20, 30), np.uint8))
-    editor = editor_value(session.image, labels_to_layer(session.ids, studio.labels))
+    image = PIL.Image.fromarray(photo)
+    session = Session(image=image, background=image, ids=np.zeros((20, 30), np.uint8))
+    editor = editor_value(session.image, session.ids, studio.labels)
     click = SimpleNamespace(index=[20, 5])
     session, editor, view, note = page.fill_at(editor, session, page.FLOOD, "Road", None, 10, 0.5, False, click)
     filled = layer_to_labels(editor["layers"][0], studio.labels)

@@ -8,36 +8,39 @@ The screenshots of the first and the queue test go to a temporary folder; `UPDAT
 the README's docs/screenshot.png and docs/queue.png instead (`UPDATE_SCREENSHOT=1 python -m pytest -q
 tests/test_browser.py -k "paint or queue"`)."""
 
-import io
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 from app_server import ROOT
+from browser_helpers import (
+    STROKE_HALF_WIDTH,
+    canvas_is_uncovered,
+    open_app,
+    paint_stroke,
+    require_chromium,
+    shown,
+    stroke_share,
+    wait_until_canvas_settles,
+)
 
 from app.callbacks import FLOOD
 from app.shortcuts import CLASS_KEYS, SIZE_STEP
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 QUEUE_SCREENSHOT = ROOT / "docs" / "queue.png"  # the annotator's workflow in the README
 STROKE_CLASS = "Bicyclist"
-STROKE_HALF_WIDTH = 110  # CSS pixels either side of the canvas centre
 
 
 @pytest.fixture(scope="module")
 def server(app_server):
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's 'chromium' package (.ci/run does)")
+    require_chromium()
     return app_server
 
 
@@ -51,56 +54,6 @@ def _street_photo(path: Path) -> None:
     from app.examples import PHOTOS
 
     shutil.copyfile(PHOTOS / "camvid_0016E5_08079.png", path)
-
-
-def _open_app(playwright, url: str):
-    """A headless Chromium page on the app, once the mask editor is there; returns (browser, page)."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 2400})
-    page.goto(url, wait_until="load")
-    page.wait_for_selector("#mask-editor", timeout=60_000)
-    return browser, page
-
-
-def _screenshot(page, region: dict) -> bytes:
-    """PNG bytes of a page region given as (a superset of) x, y, width, height in CSS pixels."""
-    return page.screenshot(clip={k: region[k] for k in ("x", "y", "width", "height")})
-
-
-def _shown(page, region: dict) -> np.ndarray:
-    """The on-screen pixels of a page region, (H, W, 3) int."""
-    return np.asarray(PIL.Image.open(io.BytesIO(_screenshot(page, region))).convert("RGB")).astype(int)
-
-
-def _stroke_share(page, cx: float, cy: float, colour) -> float:
-    """Share of the on-screen pixels along the stroke's centre line that show the stroke's colour."""
-    shown = _shown(page, {"x": cx - STROKE_HALF_WIDTH / 2, "y": cy - 2, "width": STROKE_HALF_WIDTH, "height": 4})
-    return float((np.abs(shown - np.asarray(colour)).sum(-1) < 40).mean())
-
-
-def _wait_until_canvas_settles(page, box: dict, timeout: float = 30) -> None:
-    """The editor loads its background and layer asynchronously: wait for two identical frames 0.3 s apart."""
-    previous, deadline = None, time.time() + timeout
-    while time.time() < deadline:
-        frame = _screenshot(page, box)
-        if frame == previous:
-            return
-        previous = frame
-        page.wait_for_timeout(300)
-    raise AssertionError(f"the editor canvas kept changing for {timeout} s")
-
-
-def _canvas_is_uncovered(page, box: dict) -> bool:
-    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
-    return page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", centre) == "CANVAS"
-
-
-def _paint_stroke(page, cx: float, cy: float) -> None:
-    page.mouse.move(cx - STROKE_HALF_WIDTH, cy)
-    page.mouse.down()
-    for k in range(23):
-        page.mouse.move(cx - STROKE_HALF_WIDTH + k * STROKE_HALF_WIDTH / 11, cy, steps=2)
-    page.mouse.up()
 
 
 def test_segment_paint_synthesize_save(server, tmp_path):
@@ -117,7 +70,7 @@ def test_segment_paint_synthesize_save(server, tmp_path):
     stroke_class = pipe.labels.class_names.index(STROKE_CLASS)
 
     with sync_playwright() as playwright:
-        browser, page = _open_app(playwright, server.url)
+        browser, page = open_app(playwright, server.url)
         page.set_input_files("input[type=file] >> nth=0", str(photo))
         page.get_by_text("Loaded a 480x360 image").wait_for(timeout=60_000)
         page.get_by_role("button", name="Segment", exact=True).click()
@@ -125,22 +78,22 @@ def test_segment_paint_synthesize_save(server, tmp_path):
 
         editor = page.locator("#mask-editor")
         box = editor.locator(".pixi-target canvas").bounding_box()
-        _wait_until_canvas_settles(page, box)
-        assert _canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
+        wait_until_canvas_settles(page, box)
+        assert canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
         zoom = float(editor.locator(".zoom-number").inner_text().strip().rstrip("%")) / 100
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         colour = pipe.labels.colors[stroke_class]
-        assert _stroke_share(page, cx, cy, colour) < 0.5, "the prediction already shows the stroke's class there"
+        assert stroke_share(page, cx, cy, colour) < 0.5, "the prediction already shows the stroke's class there"
         page.get_by_role("heading", name="Correct the mask").click()  # focus on the page, not a text field
         page.keyboard.press(CLASS_KEYS[stroke_class])  # the class's key picks its brush
-        _paint_stroke(page, cx, cy)
-        assert _stroke_share(page, cx, cy, colour) > 0.9, "the painted stroke does not show on the canvas"
+        paint_stroke(page, cx, cy)
+        assert stroke_share(page, cx, cy, colour) > 0.9, "the painted stroke does not show on the canvas"
         page.keyboard.press("z")  # undo, then redo, by key
         page.wait_for_timeout(700)
-        assert _stroke_share(page, cx, cy, colour) < 0.5, "z did not undo the stroke"
+        assert stroke_share(page, cx, cy, colour) < 0.5, "z did not undo the stroke"
         page.keyboard.press("y")
         page.wait_for_timeout(700)
-        assert _stroke_share(page, cx, cy, colour) > 0.9, "y did not redo the stroke"
+        assert stroke_share(page, cx, cy, colour) > 0.9, "y did not redo the stroke"
 
         page.get_by_role("button", name="Synthesize", exact=True).click()
         page.get_by_text("Round trip").wait_for(timeout=120_000)
@@ -170,16 +123,16 @@ def test_example_layout_fills_the_editor(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser, page = _open_app(playwright, server.url)
+        browser, page = open_app(playwright, server.url)
         layouts = page.locator(".block", has=page.get_by_text("Example layouts", exact=False)).last
         layouts.get_by_role("button").first.click()
         page.get_by_text("Layout loaded into the editor").wait_for(timeout=60_000)
         box = page.locator("#mask-editor .pixi-target canvas").bounding_box()
-        _wait_until_canvas_settles(page, box)
-        assert _canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
-        shown = _shown(page, box)
+        wait_until_canvas_settles(page, box)
+        assert canvas_is_uncovered(page, box), "something (a progress overlay?) covers the editor's canvas"
+        pixels = shown(page, box)
         browser.close()
-    assert (shown.min(-1) < 200).mean() > 0.3, "the layout does not show on the editor's canvas"
+    assert (pixels.min(-1) < 200).mean() > 0.3, "the layout does not show on the editor's canvas"
 
 
 def test_unusable_uploads_get_a_sentence(server, tmp_path, decompression_bomb):
@@ -192,7 +145,7 @@ def test_unusable_uploads_get_a_sentence(server, tmp_path, decompression_bomb):
     cases = [(tmp_path / "empty.png", "not a readable image"), (tmp_path / "notes.png", "not a readable image"),
              (decompression_bomb, "too large to open safely")]
     with sync_playwright() as playwright:
-        browser, page = _open_app(playwright, server.url)
+        browser, page = open_app(playwright, server.url)
         for path, sentence in cases:
             page.set_input_files("input[type=file] >> nth=0", str(path))
             page.get_by_text(sentence, exact=False).first.wait_for(timeout=60_000)
@@ -207,7 +160,7 @@ def test_swatches_have_names_and_new_work_clears_the_previous_outputs(server):
     from semflow.labels import CAMVID
 
     with sync_playwright() as playwright:
-        browser, page = _open_app(playwright, server.url)
+        browser, page = open_app(playwright, server.url)
         editor = page.locator("#mask-editor")
         editor.get_by_role("button", name="Brush", exact=True).click()
         editor.get_by_role("button", name="Color", exact=True).click()
@@ -276,7 +229,7 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
     server = AppServer(env, log=tmp_path / "app1.log")
     try:
         with sync_playwright() as playwright:
-            browser, page = _open_app(playwright, server.url)
+            browser, page = open_app(playwright, server.url)
             open_queue(page)
             page.get_by_text("Item 1 of 3: f1").wait_for(timeout=60_000)
             page.get_by_role("button", name="Pre-annotate all").click()
@@ -302,7 +255,7 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
     server = AppServer(env, log=tmp_path / "app2.log")  # a restart: the queue resumes with its counts
     try:
         with sync_playwright() as playwright:
-            browser, page = _open_app(playwright, server.url)
+            browser, page = open_app(playwright, server.url)
             open_queue(page)
             page.get_by_text("1 / 3 corrected").wait_for(timeout=60_000)
             assert page.get_by_text("2 pre-annotated").count() > 0

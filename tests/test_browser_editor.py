@@ -1,0 +1,106 @@
+"""The mask editor in a real browser (Debian's Chromium, headless), several images in one tab: after a larger image a
+smaller one's mask stays on its photo, and the saved mask is, pixel for pixel, what was segmented plus the stroke."""
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import scipy.ndimage
+from browser_helpers import (
+    canvas_box,
+    editor_layer,
+    editor_size,
+    open_app,
+    paint_stroke,
+    require_chromium,
+    wait_until_canvas_settles,
+)
+
+from app.editor import PAINTED_ALPHA, layer_to_labels, mark_agreement
+from app.shortcuts import CLASS_KEYS
+from semflow.labels import CAMVID
+
+pytestmark = pytest.mark.slow
+
+STROKE_CLASS = CAMVID.class_names.index("Bicyclist")
+
+
+@pytest.fixture(scope="module")
+def server(app_server):
+    require_chromium()
+    return app_server
+
+
+def _rows(server) -> list[dict]:
+    path = server.root / "annotations" / "metadata.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def _photos(folder):
+    """Real street photos at three sizes: a 512x512 and a 320x240 from CamVid validation frames shipped as the app's
+    examples (see their NOTICE), and one of them at its own 480x360."""
+    from app.examples import PHOTOS
+
+    big, street, small = folder / "big.png", folder / "street.png", folder / "small.png"
+    PIL.Image.open(PHOTOS / "camvid_0016E5_07959.png").convert("RGB").resize((512, 512)).save(big)
+    PIL.Image.open(PHOTOS / "camvid_0016E5_08079.png").convert("RGB").save(street)
+    PIL.Image.open(PHOTOS / "camvid_0016E5_08159.png").convert("RGB").resize((320, 240)).save(small)
+    return big, street, small
+
+
+def _segment(page, path, size: tuple[int, int]) -> None:
+    page.set_input_files("input[type=file] >> nth=0", str(path))
+    page.get_by_text(f"Loaded a {size[0]}x{size[1]} image").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    page.get_by_text("Segmented in").wait_for(timeout=60_000)
+    wait_until_canvas_settles(page, canvas_box(page))
+
+
+def _stroke_and_save(page, server, path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paint a Bicyclist stroke across the middle of the photo and save; (layer before, layer after, saved mask)."""
+    photo = PIL.Image.open(path)
+    before = editor_layer(page)
+    assert editor_size(page) == photo.size and before.shape[:2] == (photo.height, photo.width)
+    agreement, marked = mark_agreement(before, photo)
+    assert marked > 0.9 * photo.width * photo.height and agreement == 1.0, "the layer is not where the server put it"
+    box = canvas_box(page)
+    page.get_by_role("heading", name="Correct the mask").click()  # focus on the page, not a text field
+    page.keyboard.press(CLASS_KEYS[STROKE_CLASS])
+    paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(500)
+    after = editor_layer(page)
+    count = len(_rows(server))
+    page.get_by_role("button", name="Save image + corrected mask").click()
+    page.wait_for_function(f"() => document.body.innerText.includes('Saved') && "
+                           f"document.body.innerText.includes('{count + 1} annotations in the folder')",
+                           timeout=60_000)
+    row = _rows(server)[-1]
+    assert row["source_file"] == path.name
+    return before, after, np.asarray(PIL.Image.open(server.root / "annotations" / row["mask_file_name"]))
+
+
+def test_after_a_larger_image_a_smaller_ones_mask_is_saved_in_place(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    big, street, small = _photos(tmp_path)
+    with sync_playwright() as playwright:
+        browser, page = open_app(playwright, server.url)
+        _segment(page, big, (512, 512))
+        results = []
+        for path, size in ((street, (480, 360)), (small, (320, 240))):  # large, then smaller ones, in one tab
+            _segment(page, path, size)
+            results.append(_stroke_and_save(page, server, path))
+        browser.close()
+
+    for before, after, saved in results:
+        expected = layer_to_labels(after, CAMVID)  # what the editor showed the annotator, read as the server reads it
+        assert saved.shape == expected.shape and np.array_equal(saved, expected), "saved ≠ the editor's own mask"
+        touched = (after != before).any(-1)
+        segmented = layer_to_labels(before, CAMVID)
+        assert np.array_equal(saved[~touched], segmented[~touched]), "an unpainted pixel changed: the mask moved"
+        core = scipy.ndimage.binary_erosion(touched, iterations=2) & (after[..., 3] >= PAINTED_ALPHA)
+        assert core.sum() > 500 and (saved[core] == STROKE_CLASS).all(), "the stroke is not in the saved mask"
+        rows = np.flatnonzero(touched.any(1))
+        middle = saved.shape[0] / 2
+        assert abs(rows.mean() - middle) < 3 and rows.max() - rows.min() < 30, "the stroke is not where it was painted"
