@@ -1,8 +1,10 @@
-"""Equal-budget study: every variant trains for the same optimizer steps on the same data and backbone, then one
-table (Markdown + JSON) of segmentation, synthesis, cycle, diversity and speed figures. Resumable: a finished
-variant is not trained or evaluated again, an unfinished one resumes from its newest checkpoint.
+"""Equal-budget studies: every variant of a study trains for the same CPU wall clock (each variant's steps from its own
+measured seconds per step) or the same optimizer steps, on the same data, then one table (Markdown + JSON) of
+segmentation, synthesis, cycle, diversity and speed figures. Resumable: a finished variant is not trained or
+evaluated again, an unfinished one resumes from its newest checkpoint.
 
-    python -m benchmarks.study --steps 1000 [--out runs/study] [--variants NAME ...] [--dataset DIR]
+    python -m benchmarks.study --study pretrained --minutes 40 [--out runs/study-pretrained] [--variants NAME ...]
+    python -m benchmarks.study --study formulations --steps 200
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +25,98 @@ from semflow import SemFlowPipeline
 from semflow.loading import load_pipeline
 from training.baselines import CONFIG_FILE as BASELINE_FILE
 from training.baselines import Baseline
-from training.config import PRESETS, STREET_LIGHT
+from training.config import STREET_LIGHT, load_config
 from training.data import load_split
 from training.evaluate import synthesis_metrics
-from training.run_folder import SUMMARY_FILE, RunFolder
+from training.run_folder import LOG_FILE, SUMMARY_FILE, RunFolder
 from training.scores import labelled_pairs, segmentation_scores
-from training.train import flow_matching_loss
 
 from .speed import timed
 
-# name → (what it is, TrainConfig keys over the camvid-small preset)
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "semflow": ("SemFlow, the camvid-small recipe (baseline)", {}),
-    "semflow-aug": ("SemFlow + photometric augmentation", {"photometric": STREET_LIGHT}),
-    "symmetric-aug": ("symmetric formulation (SymmFlow), velocity prediction as in the paper, + augmentation",
-                      {"formulation": "symmetric", "prediction": "velocity", "perturbation": 0.0,
-                       "photometric": STREET_LIGHT}),
-    "symmetric-data-aug": ("symmetric formulation, data prediction, + augmentation (the camvid-symmetric preset)",
-                           {"formulation": "symmetric", "prediction": "data", "perturbation": 0.0,
-                            "photometric": STREET_LIGHT}),
-    "cross-entropy-aug": ("cross-entropy segmenter + augmentation (baseline, not shipped)",
-                          {"formulation": "cross-entropy", "photometric": STREET_LIGHT}),
-    "conditional-flow-aug": ("mask-conditioned noise → image flow + augmentation (baseline, not shipped)",
-                             {"formulation": "conditional-flow", "photometric": STREET_LIGHT}),
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a study: what it is, the preset it starts from and the TrainConfig keys over it."""
+
+    description: str
+    preset: str = "camvid-small"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+SYMMETRIC_DATA = {"formulation": "symmetric", "prediction": "data", "perturbation": 0.0, "photometric": STREET_LIGHT}
+CROSS_ENTROPY = {"cross_entropy_weight": 0.1}
+PERCEPTUAL = {"perceptual_weight": 0.25}
+ADVERSARIAL = {"adversarial_weight": 0.05}
+VARIANTS: dict[str, Variant] = {
+    # the formulations study (issue 9), on the camvid-small backbone
+    "semflow": Variant("SemFlow, the camvid-small recipe (baseline)"),
+    "semflow-aug": Variant("SemFlow + photometric augmentation", overrides={"photometric": STREET_LIGHT}),
+    "symmetric-aug": Variant("symmetric formulation (SymmFlow), velocity prediction as in the paper, + augmentation",
+                             overrides={**SYMMETRIC_DATA, "prediction": "velocity"}),
+    "symmetric-data-aug": Variant("symmetric formulation, data prediction, + augmentation (the camvid-symmetric "
+                                  "preset)", overrides=SYMMETRIC_DATA),
+    "cross-entropy-aug": Variant("cross-entropy segmenter + augmentation (baseline, not shipped)",
+                                 overrides={"formulation": "cross-entropy", "photometric": STREET_LIGHT}),
+    "conditional-flow-aug": Variant("mask-conditioned noise → image flow + augmentation (baseline, not shipped)",
+                                    overrides={"formulation": "conditional-flow", "photometric": STREET_LIGHT}),
+    # the pretrained-encoder study (issue 17): symmetric formulation, data prediction, augmentation throughout
+    "scratch": Variant("from scratch: the shipped default's recipe (14 M UNet2DModel, space-to-depth 4)",
+                       "camvid-symmetric"),
+    "pretrained": Variant("pretrained encoder (EncoderUNet, ImageNet Lite0 trunk), the plain flow loss",
+                          "camvid-pretrained"),
+    "pretrained-ce": Variant("pretrained + cross-entropy on the decoded anchors (0.1)", "camvid-pretrained",
+                             CROSS_ENTROPY),
+    "pretrained-perceptual": Variant("pretrained + perceptual distance on the estimated image (0.25)",
+                                     "camvid-pretrained", PERCEPTUAL),
+    "pretrained-adversarial": Variant("pretrained + patch discriminator on the estimated image (0.05)",
+                                      "camvid-pretrained", ADVERSARIAL),
+    "pretrained-all": Variant("pretrained + all three terms", "camvid-pretrained",
+                              {**CROSS_ENTROPY, **PERCEPTUAL, **ADVERSARIAL}),
+    "pretrained-ce-segmenter": Variant("cross-entropy segmenter on the same pretrained encoder (ceiling, not shipped)",
+                                       "camvid-pretrained", {"formulation": "cross-entropy"}),
 }
+STUDIES = {
+    "formulations": ["semflow", "semflow-aug", "symmetric-aug", "symmetric-data-aug", "cross-entropy-aug",
+                     "conditional-flow-aug"],
+    "pretrained": ["pretrained-ce-segmenter", "scratch", "pretrained", "pretrained-ce", "pretrained-perceptual",
+                   "pretrained-adversarial", "pretrained-all"],
+}
+# The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
+JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter"}
 EVAL_FILE = "study_eval.json"
+CALIBRATION_STEPS = 6  # steps of a short run that measures a variant's seconds per step (the first is not counted)
+
+
+def variant_config(name: str, out: Path) -> Path:
+    """The variant's TrainConfig overrides as a file beside its run folder."""
+    config = out / f"{name}.config.json"
+    config.write_text(json.dumps({**VARIANTS[name].overrides, "save_best": False}, indent=2))
+    return config
+
+
+def train_command(name: str, folder: Path, config: Path, dataset: str, steps: int) -> list[str]:
+    return [sys.executable, "-m", "training.train", "--dataset", dataset, "--output-dir", str(folder), "--preset",
+            VARIANTS[name].preset, "--config", str(config), "--max-steps", str(steps), "--save-dtype", "fp16"]
+
+
+def budget_steps(name: str, out: Path, dataset: str, minutes: float) -> dict[str, Any]:
+    """The steps `name` gets in `minutes` of training: its seconds per step from a short run of the real training
+    command (data, net, every loss term, the optimizer), measured once and kept in ``<name>.budget.json``."""
+    record_file = out / f"{name}.budget.json"
+    if record_file.is_file():
+        record = json.loads(record_file.read_text())
+        if record["minutes"] == minutes:
+            return record
+    probe = out / "calibration" / name
+    command = [*train_command(name, probe, variant_config(name, out), dataset, CALIBRATION_STEPS),
+               "--validation-split", "none", "--log-every", "1", "--checkpointing-steps", "1000000"]
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+    log = [json.loads(line) for line in (probe / LOG_FILE).read_text().splitlines()]
+    seconds = (log[-1]["train_s"] - log[0]["train_s"]) / (len(log) - 1)
+    record = {"minutes": minutes, "seconds_per_step": seconds, "steps": max(1, int(minutes * 60 / seconds))}
+    record_file.write_text(json.dumps(record, indent=2))
+    return record
 
 
 def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
@@ -56,11 +126,8 @@ def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
     if summary and summary["steps"] >= steps:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    config = folder.parent / f"{name}.config.json"
-    config.write_text(json.dumps({**VARIANTS[name][1], "save_best": False}, indent=2))
-    command = [sys.executable, "-m", "training.train", "--dataset", dataset, "--output-dir", str(folder),
-               "--preset", "camvid-small", "--config", str(config), "--max-steps", str(steps),
-               "--validation-steps", str(steps), "--checkpointing-steps", "250", "--save-dtype", "fp16"]
+    command = [*train_command(name, folder, variant_config(name, out), dataset, steps), "--validation-steps",
+               str(steps), "--checkpointing-steps", "250"]
     if RunFolder(folder).checkpoints():
         command.append("--resume")
     print("+", " ".join(command), flush=True)
@@ -95,29 +162,11 @@ def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference
 
 
 def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
-    """Median seconds of one optimizer step (the preset's batch and crop), of segmenting one 480x360 image and of
-    synthesizing one at the default steps, on 2 CPU threads, measured apart from training and evaluation (the runs
-    themselves may have trained side by side)."""
+    """Median seconds of segmenting one 480x360 image and of synthesizing one at the default steps, on 2 CPU threads,
+    measured apart from training and evaluation."""
     model = load_model(folder)
     tasks = getattr(model, "tasks", ("segment", "synthesize"))
-    preset = PRESETS["camvid-small"]
-    image_batch = torch.rand(preset["batch_size"], 3, *preset["crop"], generator=torch.Generator().manual_seed(0))
-    ids_batch = torch.randint(0, model.labels.num_classes, (preset["batch_size"], *preset["crop"]),
-                              generator=torch.Generator().manual_seed(0))
-    net = model.unet.train()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-8)
-
-    def step() -> None:
-        if isinstance(model, Baseline):
-            loss = model.loss(net, image_batch, ids_batch)
-        else:
-            loss = flow_matching_loss(model, net, image_batch, ids_batch, image_end_probability=0.4)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    result = {"step_s": _median_seconds(step, 3)}
-    net.eval()
+    result = {}
     if "segment" in tasks:
         result["segment_s"] = _median_seconds(lambda: model.segment(image), 5)
     if "synthesize" in tasks:
@@ -129,17 +178,16 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(timed(fn, repeats, warmup=1))
 
 
-def to_markdown(rows: dict[str, dict[str, Any]], steps: int, frames: int, synthesis_frames: int, command: str) -> str:
+def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synthesis_frames: int, command: str) -> str:
     def cell(value: Any, digits: int = 1) -> str:
         return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
 
-    lines = [f"Equal budget: {steps} optimizer steps of batch 8 each, camvid-small backbone (14 M-parameter UNet on "
-             f"the space-to-depth-4 pixel codec), 367 CamVid training frames. Segmentation on the {frames} validation "
+    lines = [f"Equal budget: {budget}, on the 367 CamVid training frames. Segmentation on the {frames} validation "
              f"frames; synthesis (FID, KID, cycle, diversity) on {synthesis_frames} of them spread over the split.",
              "",
-             "| variant | val mIoU, 1 step | cycle mIoU (own) | cycle / real (own) | cycle mIoU (judge) | FID | "
-             "KID×1000 | FID / real-vs-real | seed diversity L1 | s / step | segment s | synthesize s |",
-             "| --- |" + " --- |" * 12]
+             "| variant | steps | val mIoU, 1 step | cycle mIoU (own) | cycle / real (own) | cycle mIoU (judge) | "
+             "FID | KID×1000 | FID / real-vs-real | seed diversity L1 | s / step | segment s | synthesize s |",
+             "| --- |" + " --- |" * 13]
     reference = None
     for name, row in rows.items():
         synthesis = row.get("synthesis") or {}
@@ -147,11 +195,11 @@ def to_markdown(rows: dict[str, dict[str, Any]], steps: int, frames: int, synthe
         reference = synthesis.get("real_vs_real") or reference
         ratio = synthesis["fid"] / synthesis["real_vs_real"]["fid"] if synthesis.get("real_vs_real") else None
         lines.append(
-            f"| {name}: {VARIANTS[name][0]} | {cell(row.get('val_miou'))} | {cell(own.get('miou'))} | "
-            f"{cell(own.get('ratio'), 2)} | {cell(judged.get('miou'))} | {cell(synthesis.get('fid'))} | "
-            f"{cell(1000 * synthesis['kid'] if 'kid' in synthesis else None)} | {cell(ratio, 2)} | "
-            f"{cell((synthesis.get('diversity') or {}).get('pixel_l1_between_seeds'), 3)} | "
-            f"{cell(row['latency']['step_s'], 2)} | {cell(row['latency'].get('segment_s'), 3)} | "
+            f"| {name}: {VARIANTS[name].description} | {row['training_run']['steps']} | {cell(row.get('val_miou'))} | "
+            f"{cell(own.get('miou'))} | {cell(own.get('ratio'), 2)} | {cell(judged.get('miou'))} | "
+            f"{cell(synthesis.get('fid'))} | {cell(1000 * synthesis['kid'] if 'kid' in synthesis else None)} | "
+            f"{cell(ratio, 2)} | {cell((synthesis.get('diversity') or {}).get('pixel_l1_between_seeds'), 3)} | "
+            f"{cell(row['budget']['seconds_per_step'], 2)} | {cell(row['latency'].get('segment_s'), 3)} | "
             f"{cell(row['latency'].get('synthesize_s'), 2)} |")
     if reference:
         lines += ["", f"Real-vs-real reference: {reference['images']} training frames vs the validation frames, FID "
@@ -160,21 +208,26 @@ def to_markdown(rows: dict[str, dict[str, Any]], steps: int, frames: int, synthe
     judge = next((r["synthesis"]["judged_cycle"] for r in rows.values() if (r.get("synthesis") or {}).get(
         "judged_cycle")), None)
     if judge:
-        lines += ["", f"Judge for the cycle column: `{judge['judge']}` (the shipped paper-formulation model), mIoU "
+        lines += ["", f"Judge for the cycle column: `{judge['judge']}` (one fixed segmenter for every row), mIoU "
                       f"{judge['real_photo_miou']:.1f} on the real photos of the same frames."]
     lines += ["", "Seed diversity: mean absolute pixel difference (0..1) between two seeds of the same mask. "
-                  "s / step: one optimizer step of batch 8 at 224x288; latency: one 480x360 input at the model's "
-                  "default steps (segment 1, synthesize 10); all on 2 CPU threads with nothing else running.",
+                  "s / step: one optimizer step of the variant's own training (its preset's batch and crop, data, "
+                  "every loss term), measured in a short run of the real command; latency: one 480x360 input at the "
+                  "model's default steps; all on 2 CPU threads.",
               "", f"Reproduce: `{command}`"]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.study", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, required=True, help="optimizer steps per variant")
-    parser.add_argument("--out", type=Path, default=Path("runs/study"))
+    parser.add_argument("--study", choices=list(STUDIES), default="pretrained")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="training wall clock per variant (steps from its s / step)")
+    budget.add_argument("--steps", type=int, help="optimizer steps per variant")
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/study-<study>")
     parser.add_argument("--dataset", default="../shared/datasets/camvid")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS),
+                        help="a subset of the study's variants (default: all of them)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--synthesis-frames", type=int, default=None,
                         help="synthesis metrics on this many validation frames spread over the split (default: all)")
@@ -184,12 +237,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "several variant subsets side by side; a last run without it writes the table)")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.study " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.variants:
-        train_variant(name, args.steps, args.out, args.dataset)
+    out = args.out or Path(f"runs/study-{args.study}")
+    names = args.variants or STUDIES[args.study]
+    out.mkdir(parents=True, exist_ok=True)
+    judge_name = JUDGES[args.study]
+    budgets = {name: budget_steps(name, out, args.dataset, args.minutes or 0.0) for name in names}
+    for name in ([judge_name] if judge_name in VARIANTS and judge_name not in names else []) + names:
+        steps = args.steps or budget_steps(name, out, args.dataset, args.minutes)["steps"]
+        train_variant(name, steps, out, args.dataset)
 
     torch.set_num_threads(2)
-    judge = load_pipeline("semflow", device="cpu")
+    judge = load_model(out / judge_name) if judge_name in VARIANTS else load_pipeline(judge_name, device="cpu")
     pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)
     stride = max(1, len(pairs) // args.synthesis_frames) if args.synthesis_frames else 1
     synthesis_pairs = pairs[::stride][:args.synthesis_frames]
@@ -197,27 +255,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                       len(synthesis_pairs))]
     judge_real = segmentation_scores(judge, synthesis_pairs, steps=1)
     rows = {}
-    for name in args.variants:
-        folder = args.out / name
+    for name in names:
+        folder = out / name
         cached = RunFolder(folder).read(EVAL_FILE)
         if cached is None:
             print(f"evaluating {name}", flush=True)
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
             RunFolder(folder).write(EVAL_FILE, cached)
-        rows[name] = cached
+        rows[name] = {**cached, "budget": budgets[name]}
     if args.no_table:
         return {}
     image, mask = pairs[0]
     for name, row in rows.items():
         if "latency" not in row:
-            row["latency"] = latency(args.out / name, image, mask)
-            RunFolder(args.out / name).write(EVAL_FILE, row)
-    markdown = to_markdown(rows, args.steps, len(pairs), len(synthesis_pairs), command)
-    study = {"command": command, "steps": args.steps, "variants": {n: VARIANTS[n][0] for n in rows}, "rows": rows,
-             "markdown": markdown}
-    RunFolder(args.out).write("study.json", study)
-    (args.out / "study.md").write_text(markdown + "\n")
+            row["latency"] = latency(out / name, image, mask)
+            RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
+    preset = load_config(preset=VARIANTS[names[0]].preset)
+    budget_text = (f"{args.minutes:g} minutes of training each on 2 CPU threads (batch {preset.batch_size} of "
+                   f"{preset.crop[0]}x{preset.crop[1]} crops)" if args.minutes else
+                   f"{args.steps} optimizer steps of batch {preset.batch_size} each")
+    markdown = to_markdown(rows, budget_text, len(pairs), len(synthesis_pairs), command)
+    study = {"command": command, "study": args.study, "minutes": args.minutes, "steps": args.steps,
+             "variants": {n: VARIANTS[n].description for n in rows}, "rows": rows, "markdown": markdown}
+    RunFolder(out).write("study.json", study)
+    (out / "study.md").write_text(markdown + "\n")
     print(markdown)
     return study
 

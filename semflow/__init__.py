@@ -2,6 +2,7 @@
 
 from .anchors import AnchorSpec, anchor_colors, decode_anchors, encode_anchors
 from .codec import PixelCodec, VAECodec
+from .encoder_unet import EncoderUNet
 from .flow import flow_loss, interpolate, sample_t, target_velocity
 from .labels import BUILTIN_LABEL_SETS, LabelSet, get_label_set
 from .loading import load_pipeline
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnchorSpec",
     "BUILTIN_LABEL_SETS",
+    "EncoderUNet",
     "Integration",
     "LabelSet",
     "PixelCodec",

@@ -58,6 +58,13 @@ class Formulation:
         prediction)."""
         return output
 
+    def clean_ends(self, output: torch.Tensor, state: torch.Tensor,
+                   t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The net's estimate of both clean ends, (encoded image, encoded mask), from its `output` at `state` and
+        times `t` ((B,)): what the extra training terms (cross-entropy on the anchors, perceptual, adversarial)
+        score."""
+        raise NotImplementedError
+
     def time_from_image_end(self, distance: torch.Tensor) -> torch.Tensor:
         """The time at `distance` ∈ [0, 1] from the image end (0 = where one-step segmentation starts)."""
         return distance if self.image_time == 0.0 else 1.0 - distance
@@ -98,6 +105,10 @@ class SemFlowFormulation(Formulation):
 
     def training_pair(self, z_image, z_mask, t, generator=None):
         return interpolate(z_image, z_mask, t), target_velocity(z_image, z_mask)  # x_t = t·z1 + (1−t)·z0, z1 − z0
+
+    def clean_ends(self, output, state, t):
+        t = _per_sample(t, state)
+        return state - t * output, state + (1.0 - t) * output  # z0 = x_t − t·v, z1 = x_t + (1−t)·v
 
 
 class SymmetricFormulation(Formulation):
@@ -144,10 +155,18 @@ class SymmetricFormulation(Formulation):
         v_x, v_y = symmetric_target_velocity(z_image, z_mask, noise_image, noise_mask)
         return torch.cat([x_t, y_t], dim=1), torch.cat([v_x, v_y], dim=1)
 
+    def clean_ends(self, output, state, t):
+        if self.prediction == "data":
+            return self.image_part(output), self.mask_part(output)
+        t = _per_sample(t, state)
+        v_x, v_y = self.image_part(output), self.mask_part(output)
+        # x = x_t + (1−t)·v_x from x_t = (1−t)·ξ_x + t·x; y = y_t − t·v_y from y_t = (1−t)·y + t·ξ_y
+        return self.image_part(state) + (1.0 - t) * v_x, self.mask_part(state) - t * v_y
+
     def velocity(self, output: torch.Tensor, state: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         if self.prediction == "velocity":
             return output
-        t = torch.as_tensor(t, dtype=state.dtype, device=state.device).reshape(-1, *([1] * (state.dim() - 1)))
+        t = _per_sample(t, state)
         x_hat, y_hat = self.image_part(output), self.mask_part(output)
         x_t, y_t = self.image_part(state), self.mask_part(state)
         v_x = (x_hat - x_t) / (1.0 - t).clamp_min(MIN_TIME_LEFT)  # from x_t = (1−t)·ξ_x + t·x
@@ -156,6 +175,11 @@ class SymmetricFormulation(Formulation):
 
     def __repr__(self) -> str:
         return f"SymmetricFormulation(prediction={self.prediction!r})"
+
+
+def _per_sample(t: float | torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """`t` (a float or (B,)) shaped to broadcast over a (B, C, h, w) state."""
+    return torch.as_tensor(t, dtype=state.dtype, device=state.device).reshape(-1, *([1] * (state.dim() - 1)))
 
 
 _FORMULATIONS = {"semflow": SemFlowFormulation, "symmetric": SymmetricFormulation}

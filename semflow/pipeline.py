@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
 
 from .anchors import AnchorSpec, encode_anchors, nearest_anchors
@@ -28,7 +28,7 @@ from .noise import Generators
 from .outputs import SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
 from .samplers import Integration, check_solver, integrate
-from .velocity import PromptEmbedding, predict_velocity
+from .velocity import PromptEmbedding, VelocityNet, predict_velocity, size_multiple
 
 
 class SemFlowPipeline(DiffusionPipeline):
@@ -41,7 +41,8 @@ class SemFlowPipeline(DiffusionPipeline):
     each; `synthesize` integrates (noise, mask) at t=0 to t=1, `segment` (image, noise) at t=1 back to t=0.
 
     Args:
-        unet: The velocity net: `UNet2DModel` (pixel or latent default) or `UNet2DConditionModel` (SD1.5 layout).
+        unet: The velocity net: `UNet2DModel` (pixel or latent), `EncoderUNet` (a pretrained encoder, on pixels) or
+            `UNet2DConditionModel` (SD1.5 layout).
         vae: When given, the net works on SD VAE latents (`VAECodec`); otherwise on pixels (`PixelCodec`).
         prompt_embedding: The stored empty-prompt embedding a `UNet2DConditionModel` is conditioned on.
         label_set: Built-in name (``"camvid"``, ``"cityscapes"``, ``"celebamask-hq"``, ``"coco-stuff"``,
@@ -61,7 +62,7 @@ class SemFlowPipeline(DiffusionPipeline):
 
     def __init__(
         self,
-        unet: Union[UNet2DModel, UNet2DConditionModel],
+        unet: VelocityNet,
         vae: Optional[AutoencoderKL] = None,
         prompt_embedding: Optional[PromptEmbedding] = None,
         label_set: Union[str, dict] = "camvid",
@@ -94,7 +95,7 @@ class SemFlowPipeline(DiffusionPipeline):
             raise ValueError(f"unet has {unet.config.in_channels} in / {unet.config.out_channels} out channels but "
                              f"the codec {codec!r} in the {formulation} formulation works with {channels}")
         resolution = tuple(int(r) for r in (resolution or _default_resolution(unet, codec)))
-        multiple = codec.downsample * 2 ** (len(unet.config.block_out_channels) - 1)
+        multiple = codec.downsample * size_multiple(unet)
         if len(resolution) != 2 or any(r < 1 or r % multiple for r in resolution):
             raise ValueError(f"resolution {resolution} must be (height, width), each a multiple of {multiple}")
         self.register_to_config(
@@ -159,7 +160,7 @@ class SemFlowPipeline(DiffusionPipeline):
                          "solver": config.solver},
         }
 
-    def with_changes(self, unet: Union[UNet2DModel, UNet2DConditionModel, None] = None,
+    def with_changes(self, unet: VelocityNet | None = None,
                      **config: Any) -> SemFlowPipeline:
         """A new pipeline sharing this one's components (or the given `unet`), with `config` over this one's settings
         (e.g. ``label_set=...``, ``formulation=...``); the settings are checked again as at construction."""
@@ -374,7 +375,7 @@ def describe_lines(description: dict[str, Any]) -> list[str]:
     ]
 
 
-def _default_resolution(unet: UNet2DModel | UNet2DConditionModel, codec: Codec) -> tuple[int, int]:
+def _default_resolution(unet: VelocityNet, codec: Codec) -> tuple[int, int]:
     size = unet.config.sample_size
     height, width = (size, size) if isinstance(size, int) else size
     return height * codec.downsample, width * codec.downsample

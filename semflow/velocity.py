@@ -8,7 +8,9 @@ import torch
 from diffusers import ModelMixin, UNet2DConditionModel, UNet2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
-VelocityNet = Union[UNet2DModel, UNet2DConditionModel]
+from .encoder_unet import EncoderUNet
+
+VelocityNet = Union[UNet2DModel, UNet2DConditionModel, EncoderUNet]
 
 TIMESTEP_SCALE = 1000.0  # the net sees t·1000, as in the official code
 
@@ -30,6 +32,13 @@ class PromptEmbedding(ModelMixin, ConfigMixin):
         return self.embedding.expand(batch_size, -1, -1)
 
 
+def size_multiple(net: VelocityNet) -> int:
+    """The net's input sides must be multiples of this: its deepest downsampling."""
+    if isinstance(net, EncoderUNet):
+        return net.size_multiple
+    return 2 ** (len(net.config.block_out_channels) - 1)
+
+
 def predict_velocity(
     net: VelocityNet,
     x_t: torch.Tensor,
@@ -39,7 +48,7 @@ def predict_velocity(
     """v = net(x_t, t·1000): the velocity at state `x_t` and time `t` ∈ [0, 1].
 
     Args:
-        net: `UNet2DModel` (unconditional) or `UNet2DConditionModel` (needs `prompt_embedding`).
+        net: `UNet2DModel` or `EncoderUNet` (unconditional), or `UNet2DConditionModel` (needs `prompt_embedding`).
         x_t: (B, C, h, w) state in the net's space.
         t: A float for the whole batch or a (B,) tensor.
     Returns:

