@@ -26,6 +26,7 @@ from .service import Synthesis, get_studio
 from .session import BLANK_LAYOUT, Session
 
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
+BETA_STEP = 0.5  # the β slider's step (and how far below its limit it stops)
 
 
 def cleared(labels) -> tuple:
@@ -181,12 +182,24 @@ def push_annotations(oauth_token: gr.OAuthToken | None) -> str:
 
 @user_errors
 def choose_model(name: str, session: Session) -> tuple:
-    """The tab works with another model from now on (its mask stays): its info, its defaults and whether β applies."""
+    """The tab works with another model from now on (its mask stays): its info, and every synthesis and segmentation
+    setting back at this model's defaults (β at the model's own perturbation, within its range, shown only where it
+    applies), so nothing of the previous model's settings carries over."""
     studio = get_studio(name)
     session = (session or Session()).replace(model=name)
-    pipe = studio.pipe
-    return (session, model_info_markdown(studio.model), gr.update(visible=studio.shows_beta),
-            gr.update(value=pipe.config.segmentation_steps), gr.update(value=pipe.config.synthesis_steps))
+    config = studio.pipe.config
+    return (session, model_info_markdown(studio.model), gr.update(**beta_slider(studio)),
+            gr.update(value=config.segmentation_steps), gr.update(value=config.solver),
+            gr.update(value=config.synthesis_steps), gr.update(value=config.solver))
+
+
+def beta_slider(studio) -> dict[str, Any]:
+    """The perturbation β slider of `studio`'s model: at the model's own β, up to just below its limit (half the anchor
+    spacing, Eq. 14), visible only for models of the paper's formulation trained with one."""
+    maximum = studio.beta_limit - BETA_STEP
+    return {"value": min(studio.pipe.config.perturbation, maximum), "maximum": maximum, "visible": studio.shows_beta,
+            "label": f"Perturbation β (0 to {studio.beta_limit:g}, in 0..255 units; this model was trained with "
+                     f"{studio.pipe.config.perturbation:g})"}
 
 
 # --- the work queue ----------------------------------------------------------------------------------------------

@@ -44,7 +44,6 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
     studio = studio or get_studio()
     settings, model, pipe, labels = studio.settings, studio.model, studio.pipe, studio.labels
     palette = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in labels.colors]
-    beta_max = studio.beta_limit - 0.01
     examples = build_examples(labels, settings.cache_dir, settings.examples)
     photos, layouts = photo_examples_of(examples), layout_examples(examples)
     canvas_width, canvas_height = canvas_size(photos, pipe.resolution)
@@ -137,9 +136,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         with gr.Row():
             variants = gr.Slider(1, MAX_VARIANTS, value=2, step=1, label="Variants")
             seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
-            beta = gr.Slider(0.0, beta_max, value=min(pipe.config.perturbation, beta_max), step=0.5,
-                             label=f"Perturbation β (0 to {studio.beta_limit:g}, in 0..255 units)",
-                             visible=studio.shows_beta)
+            beta = gr.Slider(minimum=0.0, step=cb.BETA_STEP, elem_id="beta", **cb.beta_slider(studio))
             syn_steps = gr.Slider(1, MAX_STEPS, value=pipe.config.synthesis_steps, step=1, label="Steps")
             syn_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver", info=ADAPTIVE)
         with gr.Row():
@@ -147,7 +144,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             direction = gr.Radio([cb.MASK_TO_IMAGE, cb.IMAGE_TO_MASK], value=cb.MASK_TO_IMAGE, label="Direction")
         synthesize_button = gr.Button("Synthesize", variant="primary")
         with gr.Row():
-            gallery = gr.Gallery(label="Synthesized", columns=2, height="auto", object_fit="contain", format="png")
+            gallery = gr.Gallery(label="Synthesized", elem_id="synthesized", columns=2, height="auto",
+                                 object_fit="contain", format="png")
             with gr.Column():
                 trajectory = gr.Image(label="Trajectory (the mask end is drawn in anchor colours: each class as the "
                                             "colour the flow starts or ends at)", type="filepath", interactive=False,
@@ -219,7 +217,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         overlay_view.select(cb.fill_at, [editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity,
                                          unsure], [state, editor, overlay_view, status], show_progress_on=[status],
                             **ui("fill"))
-        model_choice.change(cb.choose_model, [model_choice, state], [state, model_info, beta, seg_steps, syn_steps],
+        model_choice.change(cb.choose_model, [model_choice, state],
+                            [state, model_info, beta, seg_steps, seg_solver, syn_steps, syn_solver],
                             **ui("choose_model"), **model_slot)
 
         api.add_endpoints(studio, model_slot)

@@ -440,9 +440,13 @@ def test_a_tab_picks_the_papers_model_beside_the_default_and_keeps_it(embedded_m
 
     monkeypatch.setenv("SEMFLOW_ANNOTATIONS_DIR", str(tmp_path / "annotations"))
     assert embedded_models.model_choices() == ["symmetric", "semflow"], "the default first"
-    session, info, beta, seg_steps, syn_steps = callbacks.choose_model("semflow", Session())
+    session, info, beta, seg_steps, seg_solver, syn_steps, syn_solver = callbacks.choose_model("semflow", Session())
     assert session.model == "semflow" and "(semflow formulation)" in info
     assert beta["visible"] is True and seg_steps["value"] == 1, "the paper's model synthesizes with a β"
+    assert beta["value"] == 40 and beta["maximum"] < 127.5 / 2 and "trained with 40" in beta["label"]
+    assert (seg_solver["value"], syn_steps["value"], syn_solver["value"]) == ("euler", 10, "euler")
+    _, _, back, *_ = callbacks.choose_model("symmetric", session)
+    assert back["visible"] is False and back["value"] == 0, "the default model's β is its own, not the last one's"
     PIL.Image.fromarray(RNG.integers(0, 255, (36, 48, 3), dtype=np.uint8)).save(tmp_path / "street.png")
     session, *_ = callbacks.load_image({"path": str(tmp_path / "street.png")}, session)
     assert session.model == "semflow" and session.image is not None

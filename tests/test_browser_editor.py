@@ -1,6 +1,7 @@
 """The mask editor in a real browser (Debian's Chromium, headless), several images in one tab: after a larger image a
 smaller one's mask stays on its photo, and the saved mask is, pixel for pixel, what was segmented plus the stroke."""
 
+import io
 import json
 
 import numpy as np
@@ -104,3 +105,50 @@ def test_after_a_larger_image_a_smaller_ones_mask_is_saved_in_place(server, tmp_
         rows = np.flatnonzero(touched.any(1))
         middle = saved.shape[0] / 2
         assert abs(rows.mean() - middle) < 3 and rows.max() - rows.min() < 30, "the stroke is not where it was painted"
+
+
+def _pick_model(page, name: str) -> None:
+    page.get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def _beta(page) -> float | None:
+    """The β slider's value, or None while it is hidden."""
+    field = page.locator("#beta input[type=number]")
+    return float(field.input_value()) if field.count() and field.is_visible() else None
+
+
+def _synthesized(page) -> list[np.ndarray]:
+    sources = page.evaluate("() => [...document.querySelectorAll('#synthesized img')].map(img => img.src)")
+    images = [np.asarray(PIL.Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB")) for src in sources]
+    return [image.astype(int) for image in images]
+
+
+def test_beta_follows_the_model_and_the_papers_variants_differ(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    _, street, _ = _photos(tmp_path)
+    with sync_playwright() as playwright:
+        browser, page = open_app(playwright, server.url)
+        assert _beta(page) is None, "the default (symmetric) model has no β to offer"
+        _segment(page, street, (480, 360))
+        _pick_model(page, "semflow")
+        page.wait_for_function("() => document.querySelector('#beta input[type=number]')?.value === '40'",
+                               timeout=60_000)
+        assert _beta(page) == 40.0, "the paper's model synthesizes with its own β"
+        page.get_by_role("button", name="Synthesize", exact=True).click()
+        page.get_by_text("Round trip").wait_for(timeout=180_000)
+        page.wait_for_function("() => document.querySelectorAll('#synthesized img').length === 2", timeout=60_000)
+        first, second = _synthesized(page)
+        assert np.abs(first - second).mean() > 1.0, "seeds 0 and 1 gave the same image"
+
+        page.locator("#beta input[type=number]").fill("10")
+        page.locator("#beta input[type=number]").press("Enter")
+        _pick_model(page, "symmetric")
+        page.wait_for_function("() => !document.querySelector('#beta input[type=number]')?.checkVisibility()",
+                               timeout=60_000)
+        assert _beta(page) is None
+        _pick_model(page, "semflow")
+        page.wait_for_function("() => document.querySelector('#beta input[type=number]')?.value === '40'",
+                               timeout=60_000)
+        browser.close()
