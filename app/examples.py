@@ -18,6 +18,7 @@ from semflow.labels import LabelSet
 logger = logging.getLogger(__name__)
 
 PHOTOS, PHOTOS_LABEL_SET = Path(__file__).resolve().parent / "example_photos", "camvid"
+PHOTO_MASKS = PHOTOS / "masks"  # their true masks (class ids, "L"), for tests and the contact sheet
 LAYOUT_PREFIX = "layout"  # drawn layouts' mask files
 
 # Names a layout needs, with the alternatives other label sets use.

@@ -19,7 +19,7 @@ import torch
 
 from semflow import load_pipeline
 from semflow.loading import model_folder
-from semflow.velocity import predict_velocity
+from semflow.velocity import net_output
 
 
 def timed(fn, repeats: int, warmup: int = 2) -> list[float]:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     latent = pipe.codec.encode(torch.zeros(1, 3, *pipe.resolution))
     z = torch.zeros(1, pipe.unet.config.in_channels, *latent.shape[-2:])  # the state: image (and mask) channels
     with torch.inference_mode():
-        forward = timed(lambda: predict_velocity(pipe.unet, z, 0.0, pipe.prompt_embedding), args.repeats)
+        forward = timed(lambda: net_output(pipe.unet, z, 0.0, pipe.prompt_embedding), args.repeats)
     result = {
         "model": args.model or os.environ.get("SEMFLOW_MODEL") or "embedded default",
         "cpu": platform.processor() or platform.machine(),

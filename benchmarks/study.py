@@ -30,6 +30,7 @@ from training.data import load_split
 from training.evaluate import synthesis_metrics
 from training.run_folder import LOG_FILE, SUMMARY_FILE, RunFolder
 from training.scores import labelled_pairs, segmentation_scores
+from training.trainable import Trainable
 
 from .speed import timed
 
@@ -135,7 +136,7 @@ def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
     return folder
 
 
-def load_model(folder: Path) -> SemFlowPipeline | Baseline:
+def load_model(folder: Path) -> Trainable:
     if (folder / BASELINE_FILE).is_file():
         return Baseline.from_pretrained(folder)
     pipe = SemFlowPipeline.from_pretrained(folder, dtype=torch.float32)
@@ -147,7 +148,7 @@ def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference
                      judge_real: Any, seeds: list[int], diversity_images: int) -> dict[str, Any]:
     """Validation mIoU at 1 step on `pairs`, and synthesis metrics with the judge's cycle on `synthesis_pairs`."""
     model = load_model(folder)
-    tasks = getattr(model, "tasks", ("segment", "synthesize"))
+    tasks = model.tasks
     result: dict[str, Any] = {"training_run": RunFolder(folder).read(SUMMARY_FILE)}
     scores = None
     if "segment" in tasks:
@@ -165,7 +166,7 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     """Median seconds of segmenting one 480x360 image and of synthesizing one at the default steps, on 2 CPU threads,
     measured apart from training and evaluation."""
     model = load_model(folder)
-    tasks = getattr(model, "tasks", ("segment", "synthesize"))
+    tasks = model.tasks
     result = {}
     if "segment" in tasks:
         result["segment_s"] = _median_seconds(lambda: model.segment(image), 5)

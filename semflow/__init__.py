@@ -3,14 +3,14 @@
 from .anchors import AnchorSpec, anchor_colors, decode_anchors, encode_anchors
 from .codec import PixelCodec, VAECodec
 from .encoder_unet import EncoderUNet
-from .flow import flow_loss, interpolate, sample_t, target_velocity
+from .flow import flow_loss, sample_t
 from .labels import BUILTIN_LABEL_SETS, LabelSet, get_label_set
 from .loading import load_pipeline
 from .outputs import SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
 from .pipeline import SemFlowPipeline
 from .samplers import SOLVERS, Integration, integrate
-from .velocity import PromptEmbedding, predict_velocity
+from .velocity import PromptEmbedding, net_output
 
 __version__ = "0.1.0"
 
@@ -34,10 +34,8 @@ __all__ = [
     "flow_loss",
     "get_label_set",
     "integrate",
-    "interpolate",
     "load_pipeline",
     "perturb",
-    "predict_velocity",
+    "net_output",
     "sample_t",
-    "target_velocity",
 ]

@@ -98,7 +98,7 @@ def encode_anchors(
                          + (f" and ignore id {ignore_id}" if ignore_id is not None else ""))
     table = torch.cat([anchor_colors(num_classes, spec), torch.full((1, 3), WHITE, dtype=torch.float64)])
     index = torch.where(is_ignore, num_classes, labels)
-    x_255 = table.to(torch.float32)[index].permute(0, 3, 1, 2)
+    x_255 = table.to(device=labels.device, dtype=torch.float32)[index].permute(0, 3, 1, 2)
     return to_model_units(x_255).contiguous()
 
 

@@ -1,11 +1,13 @@
-"""The two formulations of the one ODE: where the image and the mask sit in time, the state the velocity net sees,
-what the net predicts, the training pair, and where segmentation and synthesis start and end."""
+"""The two formulations of the one ODE, each one class that owns all of it: where the image and the mask sit in time,
+the state the velocity net sees and its layout, the straight paths and their velocities, the training pair and times,
+what the net predicts and the velocity (and clean ends) that follow from its output, and where segmentation and
+synthesis start and end."""
 
 from __future__ import annotations
 
 import torch
 
-from .flow import interpolate, symmetric_interpolate, symmetric_target_velocity, target_velocity
+from .flow import sample_t
 from .noise import Generators, draw
 
 PREDICTIONS = ("velocity", "data")
@@ -69,6 +71,12 @@ class Formulation:
         """The time at `distance` ∈ [0, 1] from the image end (0 = where one-step segmentation starts)."""
         return distance if self.image_time == 0.0 else 1.0 - distance
 
+    def training_times(self, batch_size: int, distribution: str = "uniform", image_end_probability: float = 0.0,
+                       generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(B,) training times: distances from the image end drawn by `semflow.flow.sample_t` (exactly at the image
+        end, where one-step segmentation starts, with `image_end_probability`), as times of this formulation."""
+        return self.time_from_image_end(sample_t(batch_size, distribution, image_end_probability, generator, device))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -103,8 +111,19 @@ class SemFlowFormulation(Formulation):
         if prediction != "velocity":
             raise ValueError(f"the semflow formulation predicts the velocity, not {prediction!r}")
 
+    @staticmethod
+    def path(z_image: torch.Tensor, z_mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = t·z1 + (1−t)·z0 with z0 the image and z1 the mask; `t` has shape (B,)."""
+        t = _per_sample(t, z_image)
+        return t * z_mask + (1.0 - t) * z_image
+
+    @staticmethod
+    def path_velocity(z_image: torch.Tensor, z_mask: torch.Tensor) -> torch.Tensor:
+        """v = z1 − z0: the constant velocity of the straight path from image to mask."""
+        return z_mask - z_image
+
     def training_pair(self, z_image, z_mask, t, generator=None):
-        return interpolate(z_image, z_mask, t), target_velocity(z_image, z_mask)  # x_t = t·z1 + (1−t)·z0, z1 − z0
+        return self.path(z_image, z_mask, t), self.path_velocity(z_image, z_mask)
 
     def clean_ends(self, output, state, t):
         t = _per_sample(t, state)
@@ -146,14 +165,36 @@ class SymmetricFormulation(Formulation):
     def mask_part(self, state: torch.Tensor) -> torch.Tensor:
         return state[:, state.shape[1] // 2 :]
 
+    @staticmethod
+    def image_path(z_image: torch.Tensor, noise_image: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = (1−t)·ξ_x + t·x: the image channels, clean at t=1; `t` has shape (B,)."""
+        t = _per_sample(t, z_image)
+        return (1.0 - t) * noise_image + t * z_image
+
+    @staticmethod
+    def mask_path(z_mask: torch.Tensor, noise_mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """y_t = (1−t)·y + t·ξ_y: the mask channels, clean at t=0."""
+        t = _per_sample(t, z_mask)
+        return (1.0 - t) * z_mask + t * noise_mask
+
+    @staticmethod
+    def image_velocity(z_image: torch.Tensor, noise_image: torch.Tensor) -> torch.Tensor:
+        """dx/dt = x − ξ_x."""
+        return z_image - noise_image
+
+    @staticmethod
+    def mask_velocity(z_mask: torch.Tensor, noise_mask: torch.Tensor) -> torch.Tensor:
+        """dy/dt = ξ_y − y."""
+        return noise_mask - z_mask
+
     def training_pair(self, z_image, z_mask, t, generator=None):
         noise_image = draw(z_image.shape, generator, like=z_image)
         noise_mask = draw(z_mask.shape, generator, like=z_mask)
-        x_t, y_t = symmetric_interpolate(z_image, z_mask, noise_image, noise_mask, t)
+        state = torch.cat([self.image_path(z_image, noise_image, t), self.mask_path(z_mask, noise_mask, t)], dim=1)
         if self.prediction == "data":
-            return torch.cat([x_t, y_t], dim=1), torch.cat([z_image, z_mask], dim=1)
-        v_x, v_y = symmetric_target_velocity(z_image, z_mask, noise_image, noise_mask)
-        return torch.cat([x_t, y_t], dim=1), torch.cat([v_x, v_y], dim=1)
+            return state, torch.cat([z_image, z_mask], dim=1)
+        return state, torch.cat([self.image_velocity(z_image, noise_image),
+                                 self.mask_velocity(z_mask, noise_mask)], dim=1)
 
     def clean_ends(self, output, state, t):
         if self.prediction == "data":

@@ -22,7 +22,6 @@ from .limits import InvalidInput, working_size
 
 ImageInput = Any  # PIL.Image.Image | np.ndarray | torch.Tensor, or a list of them
 
-MAX_PIXELS = 8192 * 8192  # the most an in-memory input may hold (files are held to `limits.MAX_PIXELS`)
 _SHRINKABLE = ("RGB", "RGBA", "L", "LA", "I", "F", "I;16")  # modes PIL resizes with antialiasing as they are
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -43,8 +42,8 @@ def as_list(inputs: Any, name: str) -> list[Any]:
 def _check_size(height: int, width: int, name: str) -> None:
     if height < 1 or width < 1:
         raise ValueError(f"{name} is empty ({height}x{width})")
-    if height * width > MAX_PIXELS:
-        raise ValueError(f"{name} is {width}x{height}, more than the {MAX_PIXELS} pixels this pipeline accepts")
+    if height * width > limits.MAX_PIXELS:
+        raise ValueError(f"{name} is {width}x{height}, more than the {limits.MAX_PIXELS} pixels this pipeline accepts")
 
 
 def pil_to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:

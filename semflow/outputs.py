@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,9 @@ class SegmentationOutput(BaseOutput):
 
     @property
     def labels(self) -> list[np.ndarray]:
-        """`ids` under its former name (kept for code written against it)."""
+        """Deprecated: `ids` under its former name, which reads like the pipeline's `labels` (its `LabelSet`)."""
+        warnings.warn("SegmentationOutput.labels is deprecated: use .ids (pipe.labels is the label set)",
+                      DeprecationWarning, stacklevel=2)
         return self.ids
 
 

@@ -28,7 +28,7 @@ from .noise import Generators
 from .outputs import SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
 from .samplers import Integration, check_solver, integrate
-from .velocity import PromptEmbedding, VelocityNet, predict_velocity, size_multiple
+from .velocity import PromptEmbedding, VelocityNet, net_output, size_multiple
 
 
 class SemFlowPipeline(DiffusionPipeline):
@@ -59,6 +59,7 @@ class SemFlowPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "prompt_embedding->unet->vae"
     _optional_components = ["vae", "prompt_embedding"]
+    tasks = ("segment", "synthesize")  # both directions of the one flow (a study baseline does one of them)
 
     def __init__(
         self,
@@ -315,9 +316,8 @@ class SemFlowPipeline(DiffusionPipeline):
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
             ids = torch.cat([resize_labels(torch.from_numpy(masks[m])[None], self.resolution) for m, _ in batch])
-            x_mask = encode_anchors(ids, self.labels.num_classes, self.anchor_spec, self.labels.ignore_id)
             batch_generators = generators[start : start + batch_size] if isinstance(generators, list) else generators
-            x_mask = perturb(x_mask, beta, self.anchor_spec, batch_generators)  # M' = M + ε
+            x_mask = self.anchor_mask(ids, beta, batch_generators)
             z_mask = self.codec.encode(x_mask.to(self.device, self.dtype))
             state = self.formulation.synthesis_start(z_mask, batch_generators)
             result = self._integrate(state, self.formulation.mask_time, self.formulation.image_time, steps, solver,
@@ -331,13 +331,22 @@ class SemFlowPipeline(DiffusionPipeline):
                     trajectory.append(self._frames(result, i, size, self.formulation.image_part))
         return SynthesisOutput(images=images, seeds=seeds, trajectory=trajectory, nfe=nfe)
 
+    def anchor_mask(self, ids: torch.Tensor, perturbation: float | None = None,
+                    generator: Generators = None) -> torch.Tensor:
+        """The mask end as the flow sees it, in training and at synthesis: (B, H, W) class ids drawn as anchor colours
+        (Eq. 7, ignored pixels white) and perturbed by β (Eq. 14; the config's β unless `perturbation` is given), as
+        (B, 3, H, W) pixels in model units on the ids' device."""
+        beta = self.config.perturbation if perturbation is None else perturbation
+        x_mask = encode_anchors(ids, self.labels.num_classes, self.anchor_spec, self.labels.ignore_id)
+        return perturb(x_mask.to(ids.device), beta, self.anchor_spec, generator)  # M' = M + ε
+
     def _integrate(
         self, z: torch.Tensor, t_start: float, t_end: float, steps: int, solver: str, return_trajectory: bool
     ) -> Integration:
         """The one integration code path of both directions."""
 
         def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            return self.formulation.velocity(predict_velocity(self.unet, x_t, t, self.prompt_embedding), x_t, t)
+            return self.formulation.velocity(net_output(self.unet, x_t, t, self.prompt_embedding), x_t, t)
 
         total = None if solver == "rk45" else steps
         with tqdm(total=total, **{"disable": False, **getattr(self, "_progress_bar_config", {})}) as bar:

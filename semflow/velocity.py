@@ -1,4 +1,5 @@
-"""The velocity net: calling a diffusers UNet as v(x_t, t), and the stored empty-prompt embedding of the SD layout."""
+"""The velocity net (a diffusers UNet or an `EncoderUNet`): calling it at (x_t, t) with t·1000, its input-size
+multiple, and the stored empty-prompt embedding of the SD layout."""
 
 from __future__ import annotations
 
@@ -39,20 +40,21 @@ def size_multiple(net: VelocityNet) -> int:
     return 2 ** (len(net.config.block_out_channels) - 1)
 
 
-def predict_velocity(
+def net_output(
     net: VelocityNet,
     x_t: torch.Tensor,
     t: float | torch.Tensor,
     prompt_embedding: PromptEmbedding | None = None,
 ) -> torch.Tensor:
-    """v = net(x_t, t·1000): the velocity at state `x_t` and time `t` ∈ [0, 1].
+    """net(x_t, t·1000): the net's output at state `x_t` and time `t` ∈ [0, 1] — the velocity, or what the net was
+    trained to predict instead (the clean ends with data prediction, a baseline's class logits).
 
     Args:
         net: `UNet2DModel` or `EncoderUNet` (unconditional), or `UNet2DConditionModel` (needs `prompt_embedding`).
         x_t: (B, C, h, w) state in the net's space.
         t: A float for the whole batch or a (B,) tensor.
     Returns:
-        (B, C, h, w) velocity, in the dtype of `x_t`.
+        (B, C, h, w) output, in the dtype of `x_t`.
     """
     batch = x_t.shape[0]
     param = next(net.parameters())
@@ -66,7 +68,7 @@ def predict_velocity(
         if prompt_embedding is None:
             raise ValueError("a UNet2DConditionModel velocity net needs a prompt_embedding")
         encoder_hidden_states = prompt_embedding(batch).to(device=sample.device, dtype=param.dtype)
-        velocity = net(sample, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+        output = net(sample, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
     else:
-        velocity = net(sample, timesteps, return_dict=False)[0]
-    return velocity.to(x_t.dtype)
+        output = net(sample, timesteps, return_dict=False)[0]
+    return output.to(x_t.dtype)

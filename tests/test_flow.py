@@ -3,7 +3,10 @@
 import pytest
 import torch
 
-from semflow.flow import flow_loss, interpolate, sample_t, target_velocity
+from semflow.flow import flow_loss, sample_t
+from semflow.formulation import SemFlowFormulation
+
+interpolate, target_velocity = SemFlowFormulation.path, SemFlowFormulation.path_velocity
 
 
 def test_interpolation_endpoints_and_velocity():
@@ -28,7 +31,7 @@ def test_t_sampling():
     g = torch.Generator().manual_seed(0)
     t = sample_t(10000, generator=g)
     assert 0 <= t.min() and t.max() < 1 and abs(t.mean() - 0.5) < 0.02
-    t0 = sample_t(10000, t0_probability=0.3, generator=g)
+    t0 = sample_t(10000, zero_probability=0.3, generator=g)
     assert abs((t0 == 0).float().mean() - 0.3) < 0.02
     assert 0 < sample_t(100, "logit_normal", generator=g).min()
     with pytest.raises(ValueError, match="distribution"):

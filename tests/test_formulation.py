@@ -10,10 +10,17 @@ from conftest import tiny_pipeline, tiny_unet
 
 from semflow import SemFlowPipeline
 from semflow.anchors import decode_anchors
-from semflow.flow import symmetric_interpolate, symmetric_target_velocity
-from semflow.formulation import get_formulation
-from semflow.velocity import predict_velocity
+from semflow.formulation import SymmetricFormulation, get_formulation
+from semflow.velocity import net_output
 from training.model import reformulate
+
+
+def symmetric_interpolate(x, y, xi_x, xi_y, t):
+    return SymmetricFormulation.image_path(x, xi_x, t), SymmetricFormulation.mask_path(y, xi_y, t)
+
+
+def symmetric_target_velocity(x, y, xi_x, xi_y):
+    return SymmetricFormulation.image_velocity(x, xi_x), SymmetricFormulation.mask_velocity(y, xi_y)
 
 
 def test_symmetric_path_and_targets_by_hand():
@@ -76,7 +83,7 @@ def test_symmetric_segmentation_is_one_euler_step_from_the_image_end():
     z_image = pipe.codec.encode(image * 2 - 1)
     xi_y = torch.randn(z_image.shape, generator=torch.Generator().manual_seed(7))
     state = torch.cat([z_image, xi_y], 1)
-    y_0 = xi_y - predict_velocity(pipe.unet, state, 1.0)[:, z_image.shape[1]:]  # y_0 = y_1 + (0 − 1)·v_y
+    y_0 = xi_y - net_output(pipe.unet, state, 1.0)[:, z_image.shape[1]:]  # y_0 = y_1 + (0 − 1)·v_y
     ids = decode_anchors(pipe.codec.decode(y_0), pipe.labels.num_classes, pipe.anchor_spec)[0].numpy()
     assert np.array_equal(pipe.segment(image, seed=7).ids[0], ids)
 
@@ -143,6 +150,6 @@ def test_one_step_segmentation_with_data_prediction_is_the_predicted_mask():
     image = torch.rand(1, 3, 16, 24)
     z_image = pipe.codec.encode(image * 2 - 1)
     xi_y = torch.randn(z_image.shape, generator=torch.Generator().manual_seed(3))
-    y_hat = predict_velocity(pipe.unet, torch.cat([z_image, xi_y], 1), 1.0)[:, z_image.shape[1]:]
+    y_hat = net_output(pipe.unet, torch.cat([z_image, xi_y], 1), 1.0)[:, z_image.shape[1]:]
     ids = decode_anchors(pipe.codec.decode(y_hat), pipe.labels.num_classes, pipe.anchor_spec)[0].numpy()
     assert np.array_equal(pipe.segment(image, seed=3).ids[0], ids)

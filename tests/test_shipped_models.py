@@ -1,35 +1,32 @@
-"""The models shipped in the package on real CamVid validation frames: one-step segmentation scores above a floor,
-and segmenting its own syntheses agrees with the mask they came from (swapping the ends of the flow, or breaking the
-codec or the anchors, fails here)."""
-
-from pathlib import Path
+"""The models shipped in the package on real CamVid validation frames (the four example photos committed with their
+true masks, so this never skips): one-step segmentation scores above a floor, and segmenting its own syntheses agrees
+with the mask they came from (swapping the ends of the flow, or breaking the codec or the anchors, fails here)."""
 
 import numpy as np
+import PIL.Image
 import pytest
 
+from app.examples import PHOTO_MASKS, PHOTOS
 from semflow.loading import DEFAULT_MODEL, EMBEDDED_MODELS, load_pipeline
-from semflow.metrics import confusion_matrix, mean_iou, pixel_accuracy
+from semflow.metrics import confusion_matrix, mean_iou
 
-CAMVID = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
-FRAMES = (0, 50, 100)  # spread over the validation drive, not consecutive video frames
-# Floors well under what each shipped model measures on these frames (1-step mIoU; cycle pixel agreement, in %).
-FLOORS = {"semflow": (40.0, 30.0), "symmetric": (40.0, 50.0)}
+# Floors under what each shipped model measures on the four frames (1-step mIoU; cycle mIoU of its own syntheses,
+# seed 0, segmented by itself), in %; measured: semflow 54.3 / 24.1, symmetric 56.1 / 31.0.
+FLOORS = {"semflow": (48.0, 18.0), "symmetric": (50.0, 25.0)}
 
 
 @pytest.fixture(scope="module")
 def frames():
-    if not CAMVID.is_dir():
-        pytest.skip(f"the CamVid dataset is not at {CAMVID}")
-    import datasets
-
-    split = datasets.load_dataset(str(CAMVID), split="validation")
-    return [(split[i]["image"], np.asarray(split[i]["mask"])) for i in FRAMES]
+    photos = sorted(PHOTOS.glob("*.png"))
+    assert len(photos) == 4, f"the four example photos are missing from {PHOTOS}"
+    return [(PIL.Image.open(path).convert("RGB"), np.asarray(PIL.Image.open(PHOTO_MASKS / path.name)))
+            for path in photos]
 
 
 SHIPPED = [name for name, folder in EMBEDDED_MODELS.items() if (folder / "model_index.json").is_file()]
 
 
-@pytest.mark.slow  # real models on real frames: half a minute each on 2 CPU threads
+@pytest.mark.slow  # real models on real frames: about ten seconds each on 2 CPU threads
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_segments_and_synthesizes_real_street_scenes(name, frames):
     pipe = load_pipeline(name, device="cpu")
@@ -37,12 +34,12 @@ def test_shipped_model_segments_and_synthesizes_real_street_scenes(name, frames)
     real, cycle = (np.zeros((labels.num_classes, labels.num_classes + 1), np.int64) for _ in range(2))
     for image, ids in frames:
         real += confusion_matrix(pipe.segment(image).ids[0], ids, labels.num_classes, labels.ignore_id)
-    for _, ids in frames[:2]:
+    for _, ids in frames:
         synthesized = pipe.synthesize(ids, seed=0).images[0]
         cycle += confusion_matrix(pipe.segment(synthesized).ids[0], ids, labels.num_classes, labels.ignore_id)
     miou_floor, cycle_floor = FLOORS[name]
     assert 100 * mean_iou(real) > miou_floor
-    assert 100 * pixel_accuracy(cycle) > cycle_floor
+    assert 100 * mean_iou(cycle) > cycle_floor
 
 
 def test_the_default_model_is_shipped():

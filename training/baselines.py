@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from diffusers import UNet2DModel
 from semflow.anchors import AnchorSpec, encode_anchors
 from semflow.codec import PixelCodec
 from semflow.flow import flow_loss
+from semflow.formulation import SymmetricFormulation
 from semflow.images import as_list, input_size, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
 from semflow.labels import LabelSet
 from semflow.noise import draw
 from semflow.outputs import SegmentationOutput, SynthesisOutput
 from semflow.samplers import integrate
-from semflow.velocity import predict_velocity
+from semflow.velocity import net_output
 
 from .data import position_weights
 from .nets import fresh_net, load_net
@@ -29,13 +31,22 @@ BASELINES = ("cross-entropy", "conditional-flow")
 CONFIG_FILE = "baseline.json"
 
 
+@dataclass(frozen=True)
+class BaselineConfig:
+    """A baseline's defaults (`training.trainable.Defaults`)."""
+
+    synthesis_steps: int = 10
+    segmentation_steps: int = 1
+
+
 class Baseline:
-    """A velocity net (`UNet2DModel` or `EncoderUNet`) on the exact pixel codec with the calls training and evaluation
-    make of a pipeline.
+    """A velocity net (`UNet2DModel` or `EncoderUNet`) on the exact pixel codec that meets
+    `training.trainable.Trainable` (what training, evaluation and the study ask of a model).
 
     - ``"cross-entropy"``: image → per-pixel class logits in one forward pass (at t=0); `segment` only.
-    - ``"conditional-flow"``: x_t = (1−t)·ξ + t·x with the anchor mask as extra input channels, target x − ξ;
-      `synthesize` integrates Gaussian noise at t=0 to the image at t=1; `synthesize` only.
+    - ``"conditional-flow"``: the image path of the symmetric formulation, x_t = (1−t)·ξ + t·x, with the anchor mask
+      as extra input channels, target x − ξ; `synthesize` integrates Gaussian noise at t=0 to the image at t=1;
+      `synthesize` only.
     """
 
     vae = None
@@ -50,8 +61,8 @@ class Baseline:
         self.anchor_spec = AnchorSpec.spread(labels.num_classes)
         self.resolution = tuple(resolution)
         self.tasks = ("segment",) if kind == "cross-entropy" else ("synthesize",)
-        self.config = _Config(synthesis_steps=synthesis_steps, segmentation_steps=1, solver="euler",
-                              perturbation=0.0, _name_or_path=name_or_path)
+        self.config = BaselineConfig(synthesis_steps=synthesis_steps)
+        self.name_or_path = name_or_path
 
     @classmethod
     def build(cls, kind: str, labels: LabelSet, pixel_factor: int, resolution: tuple[int, int], net: str,
@@ -94,19 +105,18 @@ class Baseline:
         """One batch of this baseline's objective. image: (B, 3, H, W) in [0, 1]; ids: (B, H, W)."""
         z_image = self.codec.encode(image * 2.0 - 1.0)
         if self.kind == "cross-entropy":
-            logits = F.pixel_shuffle(predict_velocity(net, z_image, 0.0), self.codec.factor)
+            logits = F.pixel_shuffle(net_output(net, z_image, 0.0), self.codec.factor)
             weight = None if class_weights is None else class_weights.to(image.device)
             return F.cross_entropy(logits, ids.long(), weight=weight, ignore_index=self.labels.ignore_id
                                    if self.labels.ignore_id is not None else -100)
         z_mask = self.codec.encode(self._anchors(ids))
         noise = torch.randn_like(z_image)
         t = torch.rand(image.shape[0], device=image.device)
-        t_ = t.view(-1, 1, 1, 1)
-        x_t = (1.0 - t_) * noise + t_ * z_image  # x_t = (1−t)·ξ + t·x
-        velocity = predict_velocity(net, torch.cat([x_t, z_mask], dim=1), t)
+        x_t = SymmetricFormulation.image_path(z_image, noise, t)  # x_t = (1−t)·ξ + t·x
+        velocity = net_output(net, torch.cat([x_t, z_mask], dim=1), t)
         weight = None if class_weights is None else position_weights(ids, class_weights, self.labels.num_classes,
                                                                       velocity.shape[-2:])
-        return flow_loss(velocity, z_image - noise, weight)  # target x − ξ
+        return flow_loss(velocity, SymmetricFormulation.image_velocity(z_image, noise), weight)  # target x − ξ
 
     # --- evaluation -----------------------------------------------------------------------------------------------
 
@@ -119,7 +129,7 @@ class Baseline:
         for image in as_list(images, "images"):
             pixels = to_image_tensor(image, "images")
             z = self.codec.encode(resize_images(pixels[None], self.resolution) * 2.0 - 1.0)
-            logits = F.pixel_shuffle(predict_velocity(self.unet, z, 0.0), self.codec.factor)
+            logits = F.pixel_shuffle(net_output(self.unet, z, 0.0), self.codec.factor)
             logits = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear", align_corners=False)
             ids.append(resize_labels(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
         return SegmentationOutput(ids=ids, nfe=1)
@@ -139,7 +149,7 @@ class Baseline:
                 noise = draw(z_mask.shape, torch.Generator().manual_seed(seed + variant))
 
                 def velocity(x_t: torch.Tensor, t: float, z_mask=z_mask) -> torch.Tensor:
-                    return predict_velocity(self.unet, torch.cat([x_t, z_mask], dim=1), t)
+                    return net_output(self.unet, torch.cat([x_t, z_mask], dim=1), t)
 
                 x = integrate(velocity, noise, 0.0, 1.0, steps, "euler").x
                 images.append(to_pil(resize_images(self.codec.decode(x).clamp(-1, 1), ids.shape)[0]))
@@ -153,8 +163,3 @@ class Baseline:
         if task not in self.tasks:
             raise ValueError(f"the {self.kind} baseline cannot {task}")
 
-
-class _Config(dict):
-    """The few pipeline config fields evaluation reads, as attributes."""
-
-    __getattr__ = dict.__getitem__

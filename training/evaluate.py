@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pairs = labelled_pairs(split, args.image_column, args.mask_column, pipe, args.max_images)
     names = pipe.labels.class_names
     results: dict[str, Any] = {
-        "command": command, "model": str(pipe.config._name_or_path), "dataset": args.dataset, "split": args.split,
+        "command": command, "model": str(pipe.name_or_path), "dataset": args.dataset, "split": args.split,
         "images": len(pairs), "evaluated_at": "ground-truth resolution", "data_license": dataset_license(args.dataset),
         "segmentation": [],
     }
@@ -158,10 +158,10 @@ def synthesis_metrics(
             "inception_l2_between_real_images": float(real_spread[np.triu_indices(subset, 1)].mean()),
         }
     names = pipe.labels.class_names
-    if "segment" in getattr(pipe, "tasks", ("segment",)):
+    if "segment" in pipe.tasks:
         result["cycle"] = _cycle(pipe, masks, fakes_by_seed[0], real_scores or segmentation_scores(pipe, pairs), names)
     if judge is not None:
-        result["judged_cycle"] = {"judge": str(judge.config._name_or_path), **_cycle(
+        result["judged_cycle"] = {"judge": str(judge.name_or_path), **_cycle(
             judge, masks, fakes_by_seed[0], judge_real_scores or segmentation_scores(judge, pairs), names)}
     return result
 

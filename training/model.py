@@ -15,10 +15,11 @@ from semflow.labels import LabelSet
 from .baselines import BASELINES, Baseline
 from .config import TrainConfig
 from .nets import fresh_net
+from .trainable import Trainable
 
 
 def build_pipeline(config: TrainConfig, labels: LabelSet,
-                   init: SemFlowPipeline | None = None) -> SemFlowPipeline | Baseline:
+                   init: SemFlowPipeline | None = None) -> Trainable:
     """The pipeline whose velocity net a run trains.
 
     - `init` (loaded from ``init_from``): an existing SemFlow model, re-labelled with `labels` when they differ;
@@ -97,12 +98,13 @@ def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, pertur
         raise ValueError(f"a {pipe.config.formulation} model predicting {pipe.config.prediction} can only be "
                          f"fine-tuned as it is (or a 'semflow' UNet2DModel into 'symmetric'), not into {formulation} "
                          f"predicting {prediction}")
-    channels = get_formulation(formulation).state_channels(pipe.codec.latent_channels)
+    target = get_formulation(formulation, prediction)
+    channels = target.state_channels(pipe.codec.latent_channels)
     unet = UNet2DModel.from_config({**pipe.unet.config, "in_channels": channels, "out_channels": channels})
     state = unet.state_dict()
     for key, value in pipe.unet.state_dict().items():
-        if key == "conv_in.weight":
-            state[key].zero_()[:, : value.shape[1]] = value
+        if key == "conv_in.weight":  # (out, in, k, k): its input channels are laid out as the state
+            target.image_part(state[key].zero_())[:] = value
         elif key.startswith("conv_out."):
             state[key].zero_()
         else:

@@ -87,7 +87,7 @@ def sample_grid(
 ) -> PIL.Image.Image:
     """Rows of [image, ground truth, image → mask, ground truth → image] thumbnails (white where the model does not
     do that task)."""
-    tasks = getattr(pipe, "tasks", ("segment", "synthesize"))
+    tasks = pipe.tasks
     blank = [PIL.Image.new("RGB", image.size, (255, 255, 255)) for image, _ in pairs]
     predictions = [PIL.Image.fromarray(pipe.labels.colorize(p)) for p in pipe.segment(
         [image for image, _ in pairs]).ids] if "segment" in tasks else blank

@@ -23,13 +23,11 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from semflow import SemFlowPipeline
-from semflow.anchors import encode_anchors
 from semflow.codec import Codec
-from semflow.flow import flow_loss, sample_t
+from semflow.flow import flow_loss
 from semflow.formulation import FORMULATIONS
 from semflow.loading import model_folder
-from semflow.perturbation import perturb
-from semflow.velocity import predict_velocity
+from semflow.velocity import net_output
 
 from .adversarial import Critic
 from .baselines import BASELINES, Baseline
@@ -50,6 +48,7 @@ from .objectives import PerceptualDistance, anchor_cross_entropy
 from .photometric import Photometric
 from .run_folder import CONFIG_FILE, SUMMARY_FILE, RunFolder
 from .scores import labelled_pairs, sample_grid, segmentation_scores
+from .trainable import Trainable
 
 SAVE_DTYPES = ("fp32", "fp16")
 CHOICES = {"preset": sorted(PRESETS), "formulation": [*FORMULATIONS, *BASELINES], "net": sorted(NETS),
@@ -95,7 +94,7 @@ class Run:
     config: TrainConfig
     folder: RunFolder
     accelerator: Accelerator
-    model: SemFlowPipeline | Baseline
+    model: Trainable
     net: torch.nn.Module
     ema: EMAModel
     optimizer: torch.optim.Optimizer
@@ -362,17 +361,15 @@ def flow_matching(
         image_end_probability: Chance of training exactly at the image end, where one-step segmentation starts.
         vae_generator: With a VAE codec, image latents are sampled from the posterior (as officially done).
     """
-    labels, spec, formulation, codec = pipe.labels, pipe.anchor_spec, pipe.formulation, pipe.codec
+    labels, formulation, codec = pipe.labels, pipe.formulation, pipe.codec
     x_image = image * 2.0 - 1.0  # [0, 1] → model units
-    x_mask = encode_anchors(ids, labels.num_classes, spec, labels.ignore_id).to(image.device)  # Eq. 7
-    x_mask = perturb(x_mask, pipe.config.perturbation, spec)  # M' = M + ε, Eq. 14
+    x_mask = pipe.anchor_mask(ids)  # Eq. 7 and Eq. 14: M' = M + ε
     with torch.no_grad():
         z_image = codec.encode(x_image, vae_generator)
         z_mask = codec.encode(x_mask)
-    distance = sample_t(image.shape[0], t_distribution, image_end_probability, device=image.device)
-    t = formulation.time_from_image_end(distance)
+    t = formulation.training_times(image.shape[0], t_distribution, image_end_probability, device=image.device)
     x_t, target = formulation.training_pair(z_image, z_mask, t)
-    output = predict_velocity(net, x_t, t, pipe.prompt_embedding)  # the velocity, or the clean ends
+    output = net_output(net, x_t, t, pipe.prompt_embedding)  # the velocity, or the clean ends
     weight = None if class_weights is None else position_weights(ids, class_weights, labels.num_classes,
                                                                   output.shape[-2:])
     return FlowBatch(loss=flow_loss(output, target, weight), x_image=x_image, x_mask=x_mask,
@@ -413,11 +410,11 @@ def ema_weights(ema: EMAModel, net: torch.nn.Module) -> Iterator[None]:
         net.train()
 
 
-def validate(model: SemFlowPipeline | Baseline, pairs: list, folder: RunFolder, step: int,
+def validate(model: Trainable, pairs: list, folder: RunFolder, step: int,
              sample_images: int) -> dict[str, Any]:
     """Validation mIoU (at the model's default steps, when it segments) and a sample grid PNG."""
     record: dict[str, Any] = {}
-    if "segment" in getattr(model, "tasks", ("segment",)):
+    if "segment" in model.tasks:
         scores = segmentation_scores(model, pairs)
         record = {"val_miou": round(scores.miou, 2), "val_pixel_accuracy": round(scores.pixel_accuracy, 2)}
     if sample_images:
@@ -465,7 +462,7 @@ def resume(accelerator: Accelerator, folder: RunFolder) -> tuple[int, dict[str, 
     return state["step"], clock, list(state.get("history", []))
 
 
-def save_final(model: SemFlowPipeline | Baseline, folder: Path, save_dtype: str) -> None:
+def save_final(model: Trainable, folder: Path, save_dtype: str) -> None:
     """The model folder: config and safetensors weights beside it (fp16 halves the size)."""
     if save_dtype == "fp16":
         model.unet.half()
