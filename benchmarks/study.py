@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,8 @@ STUDIES = {
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
 JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter"}
 EVAL_FILE = "study_eval.json"
-CALIBRATION_STEPS = 6  # steps of a short run that measures a variant's seconds per step (the first is not counted)
+CALIBRATION_STEPS = 8  # steps of a short run that measures a variant's seconds per step (the first is not counted)
+CALIBRATION_ROUNDS = 3
 
 
 def variant_config(name: str, out: Path) -> Path:
@@ -100,24 +102,33 @@ def train_command(name: str, folder: Path, config: Path, dataset: str, steps: in
             VARIANTS[name].preset, "--config", str(config), "--max-steps", str(steps), "--save-dtype", "fp16"]
 
 
-def budget_steps(name: str, out: Path, dataset: str, minutes: float) -> dict[str, Any]:
-    """The steps `name` gets in `minutes` of training: its seconds per step from a short run of the real training
-    command (data, net, every loss term, the optimizer), measured once and kept in ``<name>.budget.json``."""
-    record_file = out / f"{name}.budget.json"
-    if record_file.is_file():
-        record = json.loads(record_file.read_text())
-        if record["minutes"] == minutes:
-            return record
-    probe = out / "calibration" / name
-    command = [*train_command(name, probe, variant_config(name, out), dataset, CALIBRATION_STEPS),
-               "--validation-split", "none", "--log-every", "1", "--checkpointing-steps", "1000000"]
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-    log = [json.loads(line) for line in (probe / LOG_FILE).read_text().splitlines()]
-    seconds = (log[-1]["train_s"] - log[0]["train_s"]) / (len(log) - 1)
-    record = {"minutes": minutes, "seconds_per_step": seconds, "steps": max(1, int(minutes * 60 / seconds))}
-    record_file.write_text(json.dumps(record, indent=2))
-    return record
+def budgets(names: list[str], out: Path, dataset: str, minutes: float, rounds: int = CALIBRATION_ROUNDS,
+            again: bool = False) -> dict[str, dict[str, Any]]:
+    """The steps each variant gets in `minutes` of training, from its seconds per step measured in short runs of the
+    real training command (data, net, every loss term, the optimizer), kept in ``<name>.budget.json``.
+
+    The short runs go round-robin over the variants, `rounds` times, and each variant's median counts: whatever else
+    the machine does then weighs on every variant alike. Measured once (`again` measures anew)."""
+    files = {name: out / f"{name}.budget.json" for name in names}
+    records = {name: json.loads(f.read_text()) for name, f in files.items() if f.is_file() and not again}
+    missing = [name for name in names if records.get(name, {}).get("minutes") != minutes]
+    seconds: dict[str, list[float]] = {name: [] for name in missing}
+    for _ in range(rounds if missing else 0):
+        for name in missing:
+            probe = out / "calibration" / name
+            shutil.rmtree(probe, ignore_errors=True)
+            command = [*train_command(name, probe, variant_config(name, out), dataset, CALIBRATION_STEPS),
+                       "--validation-split", "none", "--log-every", "1", "--checkpointing-steps", "1000000"]
+            print("+", " ".join(command), flush=True)
+            subprocess.run(command, check=True)
+            log = [json.loads(line) for line in (probe / LOG_FILE).read_text().splitlines()]
+            seconds[name].append((log[-1]["train_s"] - log[0]["train_s"]) / (len(log) - 1))  # the first step: warm-up
+    for name in missing:
+        per_step = statistics.median(seconds[name])
+        records[name] = {"minutes": minutes, "seconds_per_step": per_step, "measured": seconds[name],
+                         "steps": max(1, int(minutes * 60 / per_step))}
+        files[name].write_text(json.dumps(records[name], indent=2))
+    return records
 
 
 def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
@@ -233,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--synthesis-frames", type=int, default=None,
                         help="synthesis metrics on this many validation frames spread over the split (default: all)")
     parser.add_argument("--diversity-images", type=int, default=32, help="masks synthesized with every seed")
+    parser.add_argument("--recalibrate", action="store_true", help="measure the seconds per step anew")
+    parser.add_argument("--calibrate-only", action="store_true", help="measure the budgets, train nothing")
     parser.add_argument("--no-table", action="store_true",
                         help="train and evaluate the variants, but measure no latency and write no table (to run "
                              "several variant subsets side by side; a last run without it writes the table)")
@@ -242,10 +255,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = args.variants or STUDIES[args.study]
     out.mkdir(parents=True, exist_ok=True)
     judge_name = JUDGES[args.study]
-    budgets = {name: budget_steps(name, out, args.dataset, args.minutes or 0.0) for name in names}
-    for name in ([judge_name] if judge_name in VARIANTS and judge_name not in names else []) + names:
-        steps = args.steps or budget_steps(name, out, args.dataset, args.minutes)["steps"]
-        train_variant(name, steps, out, args.dataset)
+    trained = ([judge_name] if judge_name in VARIANTS and judge_name not in names else []) + names
+    costs = budgets(trained, out, args.dataset, args.minutes or 0.0, again=args.recalibrate)
+    if args.calibrate_only:
+        return costs
+    for name in trained:
+        train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
 
     torch.set_num_threads(2)
     judge = load_model(out / judge_name) if judge_name in VARIANTS else load_pipeline(judge_name, device="cpu")
@@ -264,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
             RunFolder(folder).write(EVAL_FILE, cached)
-        rows[name] = {**cached, "budget": budgets[name]}
+        rows[name] = {**cached, "budget": costs[name]}
     if args.no_table:
         return {}
     image, mask = pairs[0]

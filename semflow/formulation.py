@@ -67,6 +67,13 @@ class Formulation:
         score."""
         raise NotImplementedError
 
+    def hold_image(self, velocity: torch.Tensor, start: torch.Tensor, z_image: torch.Tensor,
+                   known: torch.Tensor) -> torch.Tensor:
+        """`velocity` with the image held at `known` positions ((B, 1, h, w) bool) to `z_image`: there, the image
+        channels move along the straight path from the synthesis `start` to `z_image`, so a synthesis that starts at
+        `start` ends with exactly `z_image` there (a photo edit keeps what was not edited)."""
+        raise NotImplementedError
+
     def time_from_image_end(self, distance: torch.Tensor) -> torch.Tensor:
         """The time at `distance` ∈ [0, 1] from the image end (0 = where one-step segmentation starts)."""
         return distance if self.image_time == 0.0 else 1.0 - distance
@@ -128,6 +135,9 @@ class SemFlowFormulation(Formulation):
     def clean_ends(self, output, state, t):
         t = _per_sample(t, state)
         return state - t * output, state + (1.0 - t) * output  # z0 = x_t − t·v, z1 = x_t + (1−t)·v
+
+    def hold_image(self, velocity, start, z_image, known):
+        return torch.where(known, start - z_image, velocity)  # x_t = t·M' + (1−t)·x: dx/dt = M' − x
 
 
 class SymmetricFormulation(Formulation):
@@ -195,6 +205,10 @@ class SymmetricFormulation(Formulation):
             return state, torch.cat([z_image, z_mask], dim=1)
         return state, torch.cat([self.image_velocity(z_image, noise_image),
                                  self.mask_velocity(z_mask, noise_mask)], dim=1)
+
+    def hold_image(self, velocity, start, z_image, known):
+        v_x = torch.where(known, self.image_velocity(z_image, self.image_part(start)), self.image_part(velocity))
+        return torch.cat([v_x, self.mask_part(velocity)], dim=1)  # the mask channels move as the net says
 
     def clean_ends(self, output, state, t):
         if self.prediction == "data":

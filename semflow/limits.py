@@ -17,6 +17,7 @@ MAX_IMAGES_PER_MASK = 16  # synthesized variants of one mask in one call
 MIN_SIDE = 8  # pixels, each side of an input image or mask
 MAX_PIXELS = 40_000_000  # an input image or mask larger than this is refused before it is decoded
 WORKING_SIDE = 1024  # larger inputs are brought to this longer side before they reach the model
+MAX_EDIT_MARGIN = 128  # pixels an edited region may be grown by so that its seam blends
 
 
 def whole_number(value: Any, name: str) -> int:
@@ -76,6 +77,21 @@ def too_large_to_open(name: str, pixels: float, max_pixels: int = MAX_PIXELS) ->
     """The refusal of a file whose header alone shows it is a decompression bomb (more than `pixels` pixels)."""
     return InvalidInput(f"{name} is more than {pixels / 1e6:g} megapixels, too large to open safely; the limit is "
                         f"{max_pixels / 1e6:g} megapixels")
+
+
+def check_margin(margin: Any, name: str = "margin") -> int:
+    """0 <= margin <= MAX_EDIT_MARGIN pixels."""
+    margin = whole_number(margin, name)
+    if not 0 <= margin <= MAX_EDIT_MARGIN:
+        raise InvalidInput(f"{name} must be between 0 and {MAX_EDIT_MARGIN} pixels, got {margin}")
+    return margin
+
+
+def check_strength(strength: Any, name: str = "strength") -> float:
+    """0 <= strength <= 1 (how much of the rest of a photo an edit restyles)."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise InvalidInput(f"{name} must be a number between 0 (keep the rest of the photo) and 1, got {strength!r}")
+    return float(strength)
 
 
 def check_seeds(seeds: Sequence[Any], name: str = "seeds") -> list[int]:

@@ -38,6 +38,27 @@ class SegmentationOutput(BaseOutput):
 
 
 @dataclass
+class EditOutput(BaseOutput):
+    """Result of `SemFlowPipeline.edit`.
+
+    Attributes:
+        images: One edited photo per variant (RGB, at the photo's size): the region re-synthesized from the edited
+            mask; outside the region the photo's own pixels (with ``strength=0``).
+        changed: (H, W) bool, the pixels whose class the edit changed (or the `region` asked for).
+        region: (H, W) bool, the pixels that may differ from the photo: `changed` grown by the margin (with a
+            strength above 0 the rest of the photo is restyled too).
+        seeds: The seed of each variant, or ``None`` where a caller-supplied generator was used.
+        nfe: Velocity-net evaluations per batch.
+    """
+
+    images: list[PIL.Image.Image]
+    changed: np.ndarray
+    region: np.ndarray
+    seeds: list[int] | None = None
+    nfe: int = 0
+
+
+@dataclass
 class SynthesisOutput(BaseOutput):
     """Result of `SemFlowPipeline.synthesize`.
 

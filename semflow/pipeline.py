@@ -8,11 +8,12 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
@@ -21,12 +22,22 @@ from .anchors import AnchorSpec, encode_anchors, nearest_anchors
 from .codec import Codec, PixelCodec, VAECodec
 from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
-from .images import as_list, input_size, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
+from .images import (
+    as_list,
+    ids_at_working_size,
+    input_size,
+    resize_images,
+    resize_labels,
+    to_image_tensor,
+    to_label_array,
+    to_pil,
+)
 from .labels import LabelSet, get_label_set
-from .limits import check_images_per_mask, check_seed, check_steps
+from .limits import InvalidInput, check_images_per_mask, check_margin, check_seed, check_steps, check_strength
 from .noise import Generators
-from .outputs import SegmentationOutput, SynthesisOutput
+from .outputs import EditOutput, SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
+from .regions import feather, known_positions
 from .samplers import Integration, check_solver, integrate
 from .velocity import PromptEmbedding, VelocityNet, net_output, size_multiple
 
@@ -331,6 +342,92 @@ class SemFlowPipeline(DiffusionPipeline):
                     trajectory.append(self._frames(result, i, size, self.formulation.image_part))
         return SynthesisOutput(images=images, seeds=seeds, trajectory=trajectory, nfe=nfe)
 
+    @torch.inference_mode()
+    def edit(
+        self,
+        image: Any,
+        mask: Any,
+        region: Any = None,
+        margin: int = 16,
+        strength: float = 0.0,
+        seed: int | None = None,
+        generator: Generators = None,
+        num_images: int = 1,
+        num_inference_steps: int | None = None,
+        solver: str | None = None,
+        perturbation: float | None = None,
+    ) -> EditOutput:
+        r"""A photo and its edited mask → the photo with only what the mask changed re-synthesized.
+
+        The region is where `mask` differs from the photo's own segmentation (or `region`), grown by `margin` pixels.
+        Synthesis integrates from the edited mask's end to the image end as `synthesize` does, but outside the region
+        the image is held to the photo along the whole path (its velocity there is the straight path's to the photo),
+        so the net synthesizes the region in the photo's context; the result is blended into the photo over the
+        margin, and outside the region it is the photo's own pixels. A `strength` above 0 releases the rest of the
+        photo for the last `strength` of the path (SDEdit-like), which restyles it too.
+
+        Args:
+            image: The photo (any input `segment` takes); edited at the working size when it is larger.
+            mask: Its edited class-id map, at the photo's size.
+            region: (H, W) bool: re-synthesize exactly these pixels (before the margin) instead of the changed ones.
+            margin: Pixels the region is grown by, 0..`limits.MAX_EDIT_MARGIN`, with a feathered edge.
+            strength: 0 keeps the rest of the photo exactly; up to 1, how much of the path the rest is free for.
+            seed, generator, num_images: As `synthesize`'s `seed`, `generator` and `num_images_per_mask`.
+            num_inference_steps, solver, perturbation: As `synthesize`'s.
+        Returns:
+            `EditOutput` with the edited photos, the changed pixels and the region.
+        Raises:
+            InvalidInput: mask and photo differ in size, the region is empty, or an argument is out of range.
+        """
+        steps, solver = self._steps_and_solver(num_inference_steps, solver, self.config.synthesis_steps)
+        beta = check_beta(self.config.perturbation if perturbation is None else perturbation, self.anchor_spec)
+        margin, strength = check_margin(margin), check_strength(strength)
+        num_images = check_images_per_mask(num_images, "num_images")
+        ids = to_label_array(mask, "mask")
+        self.labels.check_labels(ids, "mask")
+        if ids.shape != tuple(input_size(image)):
+            raise InvalidInput(f"the mask is {ids.shape[1]}x{ids.shape[0]} but the photo is {input_size(image)[1]}x"
+                               f"{input_size(image)[0]}: an edit needs the mask of this photo, at its size")
+        pixels = to_image_tensor(image, "image")  # (3, H, W) in [0, 1], at the working size
+        size = tuple(pixels.shape[-2:])
+        ids = ids_at_working_size(ids) if ids.shape != size else ids
+        if region is None:
+            changed = ids != self.segment(pixels).ids[0]
+        else:
+            changed = np.asarray(region, dtype=bool)
+            if changed.shape != tuple(input_size(image)):
+                raise InvalidInput(f"the region is {changed.shape[1]}x{changed.shape[0]} but the photo is "
+                                   f"{input_size(image)[1]}x{input_size(image)[0]}")
+            changed = ids_at_working_size(changed) if changed.shape != size else changed
+        if not changed.any():
+            raise InvalidInput("nothing to edit: the mask equals the photo's own segmentation; change a class in the "
+                               "mask first (or give the region to re-synthesize)")
+        weight = feather(torch.from_numpy(changed), margin)  # 1 on the changed pixels, 0 outside the region
+        known = known_positions(weight > 0, self.resolution, self.codec.downsample).to(self.device)
+        z_photo = self.codec.encode((resize_images(pixels[None], self.resolution) * 2.0 - 1.0).to(self.device,
+                                                                                                  self.dtype))
+        jobs = [(0, v) for v in range(num_images)]
+        generators, seeds = _generators(seed, generator, jobs)
+        model_ids = resize_labels(torch.from_numpy(ids)[None], self.resolution).expand(num_images, -1, -1)
+        x_mask = self.anchor_mask(model_ids, beta, generators)
+        start = self.formulation.synthesis_start(self.codec.encode(x_mask.to(self.device, self.dtype)), generators)
+
+        def hold(velocity: torch.Tensor, t: float) -> torch.Tensor:  # the photo outside the region, until released
+            released = strength > 0 and abs(t - self.formulation.image_time) <= strength
+            return velocity if released else self.formulation.hold_image(velocity, start, z_photo, known)
+
+        result = self._integrate(start, self.formulation.mask_time, self.formulation.image_time, steps, solver,
+                                 False, hold)
+        x_image = self.codec.decode(self.formulation.image_part(result.x)).float()
+        photo = (pixels * 255.0).round()
+        blend = torch.ones_like(weight) if strength > 0 else weight
+        images = []
+        for i in range(num_images):
+            synthesized = (resize_images(x_image[i : i + 1].clamp(-1, 1), size)[0].cpu() + 1.0) * 127.5
+            edited = photo + blend * (synthesized - photo)  # exactly the photo where blend is 0
+            images.append(PIL.Image.fromarray(edited.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()))
+        return EditOutput(images=images, changed=changed, region=np.asarray(blend > 0), seeds=seeds, nfe=result.nfe)
+
     def anchor_mask(self, ids: torch.Tensor, perturbation: float | None = None,
                     generator: Generators = None) -> torch.Tensor:
         """The mask end as the flow sees it, in training and at synthesis: (B, H, W) class ids drawn as anchor colours
@@ -341,12 +438,15 @@ class SemFlowPipeline(DiffusionPipeline):
         return perturb(x_mask.to(ids.device), beta, self.anchor_spec, generator)  # M' = M + ε
 
     def _integrate(
-        self, z: torch.Tensor, t_start: float, t_end: float, steps: int, solver: str, return_trajectory: bool
+        self, z: torch.Tensor, t_start: float, t_end: float, steps: int, solver: str, return_trajectory: bool,
+        hold: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
     ) -> Integration:
-        """The one integration code path of both directions."""
+        """The one integration code path of both directions (and of edits, whose `hold` changes the velocity where
+        the photo is known)."""
 
         def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            return self.formulation.velocity(net_output(self.unet, x_t, t, self.prompt_embedding), x_t, t)
+            v = self.formulation.velocity(net_output(self.unet, x_t, t, self.prompt_embedding), x_t, t)
+            return v if hold is None else hold(v, t)
 
         total = None if solver == "rk45" else steps
         with tqdm(total=total, **{"disable": False, **getattr(self, "_progress_bar_config", {})}) as bar:

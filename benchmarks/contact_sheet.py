@@ -1,0 +1,93 @@
+"""The contact sheet of the shipped models: the four example photos with their true masks, each model's one-step
+segmentation and two seeds synthesized from the true mask, in one PNG, so anyone sees the quality without running
+anything.
+
+    python -m benchmarks.contact_sheet [--models symmetric semflow] [--out docs/contact_sheet.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+import torch
+
+from app.examples import PHOTO_MASKS, PHOTOS
+from semflow.loading import EMBEDDED_MODELS, load_pipeline
+from semflow.metrics import confusion_matrix, mean_iou
+
+TILE = (240, 180)  # each picture at half the frames' 480x360
+LABEL_HEIGHT = 22
+SEEDS = (0, 1)
+
+
+def frames() -> list[tuple[str, PIL.Image.Image, np.ndarray]]:
+    """(name, photo, true ids) of the example photos."""
+    return [(path.stem, PIL.Image.open(path).convert("RGB"), np.asarray(PIL.Image.open(PHOTO_MASKS / path.name)))
+            for path in sorted(PHOTOS.glob("*.png"))]
+
+
+def _tile(picture: PIL.Image.Image, caption: str) -> PIL.Image.Image:
+    tile = PIL.Image.new("RGB", (TILE[0], TILE[1] + LABEL_HEIGHT), (255, 255, 255))
+    tile.paste(picture.convert("RGB").resize(TILE, PIL.Image.Resampling.LANCZOS), (0, LABEL_HEIGHT))
+    PIL.ImageDraw.Draw(tile).text((4, 4), caption, fill=(0, 0, 0))
+    return tile
+
+
+def model_rows(name: str, examples: list) -> tuple[list[list[PIL.Image.Image]], float]:
+    """One row per example for model `name`: its segmentation (with the frame's mIoU) and the syntheses of the true
+    mask; and the mIoU over the four frames."""
+    pipe = load_pipeline(name, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    labels, rows = pipe.labels, []
+    total = np.zeros((labels.num_classes, labels.num_classes + 1), np.int64)
+    for _, photo, ids in examples:
+        predicted = pipe.segment(photo).ids[0]
+        matrix = confusion_matrix(predicted, ids, labels.num_classes, labels.ignore_id)
+        total += matrix
+        synthesized = pipe.synthesize(ids, seed=SEEDS[0], num_images_per_mask=len(SEEDS)).images
+        rows.append([_tile(PIL.Image.fromarray(labels.colorize(predicted)),
+                           f"{name}: segmented (1 step), mIoU {100 * mean_iou(matrix):.1f}"),
+                     *[_tile(image, f"{name}: from the true mask, seed {seed}")
+                       for image, seed in zip(synthesized, SEEDS)]])
+    return rows, 100 * mean_iou(total)
+
+
+def contact_sheet(models: list[str]) -> tuple[PIL.Image.Image, dict[str, float]]:
+    examples = frames()
+    labels = load_pipeline(models[0], device="cpu").labels
+    columns = [[_tile(photo, f"photo {stem.removeprefix('camvid_')}"),
+                _tile(PIL.Image.fromarray(labels.colorize(ids)), "true mask (CamVid)")]
+               for stem, photo, ids in examples]
+    scores = {}
+    for name in models:
+        rows, scores[name] = model_rows(name, examples)
+        for row, tiles in zip(columns, rows):
+            row.extend(tiles)
+    width, height = TILE[0], TILE[1] + LABEL_HEIGHT
+    sheet = PIL.Image.new("RGB", (width * len(columns[0]), height * len(columns)), (255, 255, 255))
+    for r, row in enumerate(columns):
+        for c, tile in enumerate(row):
+            sheet.paste(tile, (c * width, r * height))
+    return sheet, scores
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.contact_sheet", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(EMBEDDED_MODELS), choices=list(EMBEDDED_MODELS))
+    parser.add_argument("--out", type=Path, default=Path("docs/contact_sheet.png"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    sheet, scores = contact_sheet(args.models)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.out, optimize=True)
+    print(f"wrote {args.out}: " + ", ".join(f"{name} mIoU {miou:.1f} on the four frames"
+                                             for name, miou in scores.items()))
+    return scores
+
+
+if __name__ == "__main__":
+    main()
