@@ -1,4 +1,5 @@
-"""Command line: `python -m semflow segment IMAGE... --out DIR` and `... synthesize MASK... --out DIR`."""
+"""Command line: `python -m semflow segment IMAGE... --out DIR`, `... synthesize MASK... --out DIR` and
+`... edit PHOTO EDITED_MASK --out DIR`."""
 
 from __future__ import annotations
 
@@ -53,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--perturbation", type=float, default=None, help="β in 0..255 units (default: the model's)")
     common(syn)
 
+    edit = sub.add_parser("edit", help="a photo + its edited mask → the photo with only the edit re-synthesized",
+                          description="Re-synthesizes where the edited mask differs from the photo's own "
+                                      "segmentation (or --region), grown by --margin; outside that region the output "
+                                      "is the photo's own pixels. Writes one image per seed and the region.")
+    edit.add_argument("photo", type=Path, help="the photo")
+    edit.add_argument("mask", type=Path, help="its edited mask: class ids ('L') or a colour preview, at its size")
+    edit.add_argument("--region", type=Path, default=None,
+                      help="re-synthesize the white pixels of this image instead of the changed ones")
+    edit.add_argument("--margin", default="16", help=f"pixels the region grows by, 0..{limits.MAX_EDIT_MARGIN}")
+    edit.add_argument("--strength", type=float, default=0.0,
+                      help="0 keeps the rest of the photo exactly; up to 1 also restyles it")
+    edit.add_argument("--seeds", nargs="+", default=["0"], help="one edit per seed (default: 0)")
+    edit.add_argument("--perturbation", type=float, default=None, help="β in 0..255 units (default: the model's)")
+    common(edit)
+
     info = sub.add_parser("info", help="print the model's label set, resolution and defaults")
     info.add_argument("--model", default=None, help="model folder or Hub id (default as above)")
     return parser
@@ -72,9 +88,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command != "info":  # refuse bad settings before loading the model
         args.steps = None if args.steps is None else limits.check_steps(args.steps, "--steps")
-    if args.command == "synthesize":
+    if args.command in ("synthesize", "edit"):
         args.seeds = limits.check_seeds(args.seeds, "--seeds")
-    for path in getattr(args, "images", None) or getattr(args, "masks", None) or []:
+    if args.command == "edit":
+        args.margin = limits.check_margin(args.margin, "--margin")
+        args.strength = limits.check_strength(args.strength, "--strength")
+    files = [args.photo, args.mask, *([args.region] if args.region else [])] if args.command == "edit" else None
+    for path in files or getattr(args, "images", None) or getattr(args, "masks", None) or []:
         check_image_file(path, str(path))  # a missing file or a decompression bomb is refused from its header
     pipe = load_pipeline(args.model, device=getattr(args, "device", None))
     if args.command == "info":
@@ -91,6 +111,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {i:3d} {name} {color}")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.command == "edit":
+        pipe.set_progress_bar_config(disable=False, delay=PROGRESS_DELAY_S, leave=False, desc=args.photo.name)
+        _edit(pipe, args)
+        return 0
     paths = args.images if args.command == "segment" else args.masks
     for index, (path, stem) in enumerate(zip(paths, _unique_stems(paths)), start=1):
         pipe.set_progress_bar_config(disable=False, delay=PROGRESS_DELAY_S, mininterval=PROGRESS_DELAY_S / 10,
@@ -128,6 +152,32 @@ def _synthesize(pipe, args: argparse.Namespace, path: Path, stem: str) -> None:
     for seed, image in zip(args.seeds, images):
         image.save(args.out / f"{stem}_seed{seed}.png")
         print(args.out / f"{stem}_seed{seed}.png")
+
+
+def _edit(pipe, args: argparse.Namespace) -> None:
+    """A photo and its edited mask → one edited photo per seed and the region, at the photo's working size."""
+    import torch
+
+    photo = read_image(args.photo, str(args.photo))
+    size = photo.image.size
+    mask = read_mask(args.mask, pipe.labels, str(args.mask), size=size)
+    region = None
+    if args.region is not None:
+        region_file = read_image(args.region, str(args.region))
+        if region_file.image.size != size:
+            raise limits.InvalidInput(f"{args.region} is {region_file.original_size[0]}x{region_file.original_size[1]}"
+                                      f" but the photo is {photo.original_size[0]}x{photo.original_size[1]}")
+        region = np.asarray(region_file.image.convert("L")) >= 128
+    _note(photo.notices + mask.notices)
+    out = pipe.edit(photo.image, mask.ids, region=region, margin=args.margin, strength=args.strength,
+                    num_inference_steps=args.steps, solver=args.solver, perturbation=args.perturbation,
+                    generator=[torch.Generator().manual_seed(seed) for seed in args.seeds], num_images=len(args.seeds))
+    stem = safe_stem(os.fspath(args.photo))
+    for seed, image in zip(args.seeds, out.images):
+        image.save(args.out / f"{stem}_edit_seed{seed}.png")
+        print(args.out / f"{stem}_edit_seed{seed}.png")
+    PIL.Image.fromarray(out.region.astype(np.uint8) * 255).save(args.out / f"{stem}_region.png")
+    print(args.out / f"{stem}_region.png")
 
 
 def _note(notices: tuple[str, ...]) -> None:

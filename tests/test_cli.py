@@ -43,6 +43,33 @@ def test_segment_then_synthesize(model_dir, tmp_path, capsys):
                           np.asarray(PIL.Image.open(tmp_path / "syn" / "street_1_color_seed1.png")))
 
 
+def test_edit_keeps_the_photo_outside_the_edit(model_dir, tmp_path, capsys):
+    photo = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    PIL.Image.fromarray(photo).save(tmp_path / "photo.png")
+    assert main(["segment", str(tmp_path / "photo.png"), "--out", str(tmp_path / "seg"), "--model",
+                 str(model_dir)]) == 0
+    mask = np.asarray(PIL.Image.open(tmp_path / "seg" / "photo.png")).copy()
+    mask[2:8, 3:12] = (mask[2:8, 3:12] + 1) % 11
+    PIL.Image.fromarray(mask).save(tmp_path / "edited.png")
+    assert main(["edit", str(tmp_path / "photo.png"), str(tmp_path / "edited.png"), "--out", str(tmp_path / "ed"),
+                 "--model", str(model_dir), "--seeds", "0", "1", "--margin", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "ed").iterdir()) == ["photo_edit_seed0.png", "photo_edit_seed1.png",
+                                                                    "photo_region.png"]
+    region = np.asarray(PIL.Image.open(tmp_path / "ed" / "photo_region.png")) > 0
+    expected = np.zeros(mask.shape, bool)
+    expected[1:9, 2:13] = True
+    assert np.array_equal(region, expected)
+    edited = np.asarray(PIL.Image.open(tmp_path / "ed" / "photo_edit_seed0.png"))
+    assert np.array_equal(edited[~region], photo[~region])
+    assert main(["edit", str(tmp_path / "photo.png"), str(tmp_path / "seg" / "photo.png"), "--out", str(tmp_path),
+                 "--model", str(model_dir)]) == 2
+    assert "nothing to edit" in capsys.readouterr().err
+    PIL.Image.fromarray(mask[:, :-2]).save(tmp_path / "narrow.png")
+    assert main(["edit", str(tmp_path / "photo.png"), str(tmp_path / "narrow.png"), "--out", str(tmp_path),
+                 "--model", str(model_dir)]) == 2
+    assert "they must be the same size" in capsys.readouterr().err
+
+
 def test_errors_are_one_line(model_dir, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not an image")
     assert main(["segment", str(tmp_path / "notes.txt"), "--out", str(tmp_path), "--model", str(model_dir)]) == 2
