@@ -205,3 +205,14 @@ def test_study_baselines_train_and_do_their_one_task(dataset, config_file, tmp_p
     else:
         images = model.synthesize(np.zeros((30, 40), np.uint8), seed=0, num_images_per_mask=2).images
         assert [im.size for im in images] == [(40, 30)] * 2 and images[0] != images[1]
+
+
+def test_a_dataset_folder_rewritten_in_place_loads_its_new_rows(tmp_path):
+    from training.data import load_split
+
+    folder = write_hub_dataset(tmp_path / "streets", train=3)
+    assert len(load_split(str(folder), "train")) == 3
+    write_hub_dataset(tmp_path / "streets", train=5)
+    assert len(load_split(str(folder), "train")) == 5
+    other = write_hub_dataset(tmp_path / "elsewhere" / "streets", train=4)  # same name, another folder
+    assert len(load_split(str(other), "train")) == 4

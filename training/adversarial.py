@@ -49,8 +49,14 @@ class Critic:
 
     def __init__(self, learning_rate: float, device: torch.device | str = "cpu", in_channels: int = 6) -> None:
         self.discriminator = PatchDiscriminator(in_channels).to(device)
+        self.trained = self.discriminator  # what the optimizer steps: the discriminator, or its multi-process wrapper
         self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=learning_rate, betas=(0.5, 0.999),
                                            weight_decay=0.0)
+
+    def prepare(self, accelerator: Any) -> Critic:
+        """Hand the discriminator and its optimizer to `accelerator` (gradients averaged over the processes)."""
+        self.trained, self.optimizer = accelerator.prepare(self.discriminator, self.optimizer)
+        return self
 
     def generator_loss(self, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The net's adversarial term: gradients reach `fake`, not the discriminator (frozen until its `step`)."""
@@ -58,10 +64,12 @@ class Critic:
         return generator_hinge_loss(self.discriminator(fake, mask))
 
     def step(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> float:
-        """One discriminator update on real photos and the net's (detached) estimates; returns its loss."""
+        """One discriminator update on real photos and the net's (detached) estimates, in one forward pass; returns
+        its loss."""
         self.discriminator.requires_grad_(True)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = critic_hinge_loss(self.discriminator(real, mask), self.discriminator(fake.detach(), mask))
+        logits = self.trained(torch.cat([real, fake.detach()]), torch.cat([mask, mask]))
+        loss = critic_hinge_loss(*logits.chunk(2))
         loss.backward()
         self.optimizer.step()
         return loss.item()

@@ -13,6 +13,7 @@ import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+from semflow.folders import content_fingerprint
 from semflow.images import pil_to_rgb, resize_images, resize_labels, to_label_array
 from semflow.labels import LabelSet, get_label_set
 
@@ -27,8 +28,12 @@ def load_split(
     Raises:
         ValueError: the split does not exist (lists the ones that do).
     """
+    # `datasets` names the cache of a local folder after the folder's and its files' names alone: a folder rewritten
+    # in place, or another folder of the same name, would load the rows cached before
+    cache_dir = os.path.join(datasets.config.HF_DATASETS_CACHE, "local", content_fingerprint(dataset)) \
+        if os.path.isdir(dataset) else None
     try:
-        return datasets.load_dataset(dataset, config_name, split=split, streaming=streaming)
+        return datasets.load_dataset(dataset, config_name, split=split, streaming=streaming, cache_dir=cache_dir)
     except ValueError as error:
         if "split" in str(error).lower() or "Unknown split" in str(error):
             raise ValueError(f"dataset '{dataset}' has no split '{split}': {error}") from error
@@ -114,8 +119,10 @@ class SegmentationStream(torch.utils.data.IterableDataset):
     """Endless stream of augmented (image, ids) crops from a `datasets` split (in-memory or streaming): joint
     resize/crop/flip, then the photometric changes of the image.
 
-    Each worker walks its own shard of a per-epoch shuffle; randomness derives from (seed, epoch, worker), so a
-    run is reproducible for a given number of workers.
+    Every process of a run shuffles each epoch alike, and each of its data-loader workers walks its own shard of it
+    (shard ``process_index · workers + worker`` of ``num_processes · workers``), so the processes of a multi-process
+    run see disjoint data; randomness derives from (seed, epoch, shard), so a run is reproducible for a given number
+    of processes and workers.
     """
 
     def __init__(
@@ -132,9 +139,12 @@ class SegmentationStream(torch.utils.data.IterableDataset):
         seed: int = 0,
         start_epoch: int = 0,
         photometric: Photometric | None = None,
+        process_index: int = 0,
+        num_processes: int = 1,
     ) -> None:
         super().__init__()
         self.split, self.labels = split, labels
+        self.process_index, self.num_processes = process_index, num_processes
         self.columns = (image_column, mask_column)
         self.geometry = (tuple(resolution), tuple(crop), tuple(scale_range), hflip)
         self.lookup = id_lookup(label_map)
@@ -144,24 +154,25 @@ class SegmentationStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        shard, shards = self.process_index * workers + worker, self.num_processes * workers
         epoch = self.start_epoch
         while True:
-            rng = np.random.default_rng([self.seed, epoch, worker])
-            for example in self._epoch(epoch, worker, workers):
+            rng = np.random.default_rng([self.seed, epoch, shard])
+            for example in self._epoch(epoch, shard, shards):
                 image, ids = decode_example(example, *self.columns, self.labels, self.lookup)
                 image, ids = random_crop_flip(image, ids, *self.geometry, rng)
                 yield self.photometric(image, rng), ids
             epoch += 1
 
-    def _epoch(self, epoch: int, worker: int, workers: int) -> Iterator[dict[str, Any]]:
+    def _epoch(self, epoch: int, shard: int, shards: int) -> Iterator[dict[str, Any]]:
         if isinstance(self.split, datasets.IterableDataset):
             stream = self.split.shuffle(seed=self.seed + epoch, buffer_size=256)
             for index, example in enumerate(stream):
-                if index % workers == worker:
+                if index % shards == shard:
                     yield example
             return
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.split))
-        for index in order[worker::workers]:
+        for index in order[shard::shards]:
             yield self.split[int(index)]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import shlex
 import sys
 import time
@@ -132,12 +133,18 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     folder = RunFolder(args.output_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
+        # processes launched on a machine without CUDA (`accelerate launch --multi_gpu` there) join one gloo group
+        # only when the CPU is asked for; one process keeps whatever device it has
+        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
+        # the schedule counts optimizer steps, however many processes share each step's batch
+        step_scheduler_with_optimizer=False,
         log_with="tensorboard" if is_tensorboard_available() else None,
         project_config=ProjectConfiguration(project_dir=str(folder.path), logging_dir=str(folder.logs)),
     )
-    set_seed(config.seed)
+    per_process_batch = process_batch(config.batch_size, accelerator.num_processes)
+    set_seed(config.seed)  # the same initial weights in every process
 
     init = SemFlowPipeline.from_pretrained(model_folder(config.init_from)) if config.init_from else None
     labels = resolve_label_set(config.label_set, config.dataset, init.labels if init is not None else None)
@@ -171,20 +178,21 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     perceptual = PerceptualDistance().to(accelerator.device) if config.perceptual_weight else None
     critic = None
     if config.adversarial_weight:
-        critic = Critic(config.discriminator_learning_rate, accelerator.device)
+        critic = Critic(config.discriminator_learning_rate, accelerator.device).prepare(accelerator)
         accelerator.register_for_checkpointing(critic)
+    set_seed(config.seed, device_specific=True)  # each process its own noise, times and perturbations
 
     step, clock, history = resume(accelerator, folder) if args.resume else (0, {}, [])
     ema.to(accelerator.device)
-    samples_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
+    samples_per_step = config.batch_size * config.gradient_accumulation_steps  # over all processes
     stream = SegmentationStream(
         train_split, labels, config.image_column, config.mask_column, tuple(config.resolution), tuple(config.crop),
-        tuple(config.scale_range), config.hflip, config.label_map,
-        seed=config.seed + 1000 * accelerator.process_index,
+        tuple(config.scale_range), config.hflip, config.label_map, seed=config.seed,
         start_epoch=step * samples_per_step // max(_length(train_split), 1),
         photometric=Photometric.from_dict(config.photometric),
+        process_index=accelerator.process_index, num_processes=accelerator.num_processes,
     )
-    batches = iter(torch.utils.data.DataLoader(stream, batch_size=config.batch_size,
+    batches = iter(torch.utils.data.DataLoader(stream, batch_size=per_process_batch,
                                                num_workers=config.num_workers,
                                                persistent_workers=config.num_workers > 0))
     val_pairs = labelled_pairs(val_split, config.image_column, config.mask_column, model, config.validation_images,
@@ -222,12 +230,12 @@ def loop(run: Run) -> None:
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(net.parameters(), config.max_grad_norm)
             run.optimizer.step()
-            run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
             if adversarial(run):  # the discriminator's step, on the same batch
                 terms["critic"] = run.critic.step(batch.x_image, batch.image_end, batch.x_mask)
         if not accelerator.sync_gradients:
             continue
+        run.scheduler.step()
         run.step += 1
         run.ema.step(net.parameters())
         train_s += time.perf_counter() - tick
@@ -235,8 +243,10 @@ def loop(run: Run) -> None:
         progress.update(1)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         record: dict[str, Any] = {}
-        if step % config.log_every == 0 or step == config.max_steps:
-            record = {"loss": loss.item(), **{f"loss_{name}": value for name, value in terms.items()},
+        if step % config.log_every == 0 or step == config.max_steps:  # the batch's mean over every process
+            values = accelerator.reduce(torch.tensor([loss.item(), *terms.values()], device=accelerator.device),
+                                        reduction="mean").tolist()
+            record = {"loss": values[0], **{f"loss_{name}": value for name, value in zip(terms, values[1:])},
                       "lr": run.scheduler.get_last_lr()[0]}
         if step % config.checkpointing_steps == 0 or step == config.max_steps:
             save_checkpoint(accelerator, run.folder, step, config.checkpoints_total_limit,
@@ -386,6 +396,18 @@ def parameter_groups(net: torch.nn.Module, config: TrainConfig) -> list[dict[str
     if trunk:
         groups.append({"params": trunk, "lr": config.learning_rate * config.encoder_learning_rate_ratio})
     return groups
+
+
+def process_batch(batch_size: int, num_processes: int) -> int:
+    """Each process's share of the config's batch (the batch of one optimizer step, over all processes).
+
+    Raises:
+        ValueError: the batch does not split evenly.
+    """
+    if batch_size % num_processes:
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {num_processes} processes; choose a "
+                         f"multiple of {num_processes}")
+    return batch_size // num_processes
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:

@@ -1,0 +1,78 @@
+"""Training with several processes (`accelerate launch --multi_gpu --num_processes 2` on this CPU-only machine):
+each process its own shard of the data, one model and one log written, checkpoints that resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from datasets_helpers import TINY_CONFIG, write_hub_dataset
+
+from semflow import SemFlowPipeline
+from training.data import SegmentationStream, load_split
+from training.train import process_batch
+
+RENDEZVOUS_PORTS = range(29600, 29700)  # torch.distributed's rendezvous ports of these tests
+
+
+def rendezvous_port() -> int:
+    for port in RENDEZVOUS_PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {RENDEZVOUS_PORTS.start}-{RENDEZVOUS_PORTS.stop - 1} for the rendezvous")
+
+
+def accelerate_launch(processes: int, module: str, *args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch --multi_gpu --num_processes N -m module args` (1 CPU thread each), output captured."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(rendezvous_port()), "-m", module, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_processes_walk_disjoint_shards_of_each_epoch(tmp_path):
+    split = load_split(str(write_hub_dataset(tmp_path / "streets", train=8)), "train")
+    from semflow.labels import get_label_set
+
+    seen = []
+    for rank in range(2):
+        stream = SegmentationStream(split, get_label_set("camvid"), "image", "mask", (32, 48), (32, 48), (1.0, 1.0),
+                                    False, process_index=rank, num_processes=2)
+        seen.append([round(image.sum().item(), 3) for _, (image, _ids) in zip(range(4), stream)])
+    assert len(set(seen[0]) | set(seen[1])) == 8  # the 8 frames of epoch 0, each seen by one process
+
+
+def test_the_batch_is_shared_between_processes():
+    assert process_batch(8, 2) == 4
+    with pytest.raises(ValueError, match="batch_size 6 does not split evenly over 4 processes"):
+        process_batch(6, 4)
+
+
+@pytest.mark.slow  # two processes through torchrun, twice
+def test_two_processes_train_save_one_model_and_resume(tmp_path):
+    dataset = write_hub_dataset(tmp_path / "streets", train=8)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY_CONFIG, "batch_size": 4}))
+    out = tmp_path / "run"
+    args = ["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config)]
+    first = accelerate_launch(2, "training.train", *args, "--max-steps", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = accelerate_launch(2, "training.train", *args, "--max-steps", "4", "--resume")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stdout + second.stderr
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log] == [1, 2, 3, 4]  # written by the main process alone
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["steps"] == 4 and [r["from_step"] for r in summary["runs"]] == [
+        0, 2]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    SemFlowPipeline.from_pretrained(out)  # the one final model loads
