@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from training.baselines import Baseline
 from training.config import STREET_LIGHT, load_config
 from training.data import load_split
 from training.evaluate import synthesis_metrics
-from training.run_folder import LOG_FILE, SUMMARY_FILE, RunFolder
+from training.run_folder import SUMMARY_FILE, RunFolder
 from training.scores import labelled_pairs, segmentation_scores
 from training.trainable import Trainable
 
@@ -86,8 +88,8 @@ STUDIES = {
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
 JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter"}
 EVAL_FILE = "study_eval.json"
-CALIBRATION_STEPS = 8  # steps of a short run that measures a variant's seconds per step (the first is not counted)
-CALIBRATION_ROUNDS = 3
+CALIBRATION_STEPS = 10  # optimizer steps timed to measure a variant's CPU seconds per step
+TRAINING_THREADS = 1  # each variant trains on one CPU thread (two can train side by side on this machine)
 
 
 def variant_config(name: str, out: Path) -> Path:
@@ -102,32 +104,45 @@ def train_command(name: str, folder: Path, config: Path, dataset: str, steps: in
             VARIANTS[name].preset, "--config", str(config), "--max-steps", str(steps), "--save-dtype", "fp16"]
 
 
-def budgets(names: list[str], out: Path, dataset: str, minutes: float, rounds: int = CALIBRATION_ROUNDS,
-            again: bool = False) -> dict[str, dict[str, Any]]:
-    """The steps each variant gets in `minutes` of training, from its seconds per step measured in short runs of the
-    real training command (data, net, every loss term, the optimizer), kept in ``<name>.budget.json``.
+def cpu_seconds_per_step(name: str, out: Path, dataset: str, steps: int = CALIBRATION_STEPS) -> float:
+    """CPU seconds of one optimizer step of `name`'s training on one thread (its data, net, every loss term and the
+    optimizer, all in this process), timed with the process's CPU clock after one warm-up step: other work on the
+    machine slows the wall clock, not this."""
+    from training.train import build_parser, loop, setup
 
-    The short runs go round-robin over the variants, `rounds` times, and each variant's median counts: whatever else
-    the machine does then weighs on every variant alike. Measured once (`again` measures anew)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAINING_THREADS)
+    probe = out / "calibration" / name
+    shutil.rmtree(probe, ignore_errors=True)
+    command = train_command(name, probe, variant_config(name, out), dataset, steps + 1)
+    args = build_parser().parse_args([*command[3:], "--validation-split", "none", "--num-workers", "0",
+                                      "--checkpointing-steps", "1000000"])
+    run = setup(args, " ".join(command))
+    run.config.max_steps = 1
+    loop(run)  # warm-up
+    run.config.max_steps = 1 + steps
+    start = time.process_time()
+    loop(run)
+    seconds = (time.process_time() - start) / steps
+    torch.set_num_threads(threads)
+    return seconds
+
+
+def budgets(names: list[str], out: Path, dataset: str, minutes: float,
+            again: bool = False) -> dict[str, dict[str, Any]]:
+    """The steps each variant gets in `minutes` of training on one CPU thread, from its CPU seconds per step
+    (`cpu_seconds_per_step`), kept in ``<name>.budget.json``; measured once (`again` measures anew)."""
     files = {name: out / f"{name}.budget.json" for name in names}
     records = {name: json.loads(f.read_text()) for name, f in files.items() if f.is_file() and not again}
-    missing = [name for name in names if records.get(name, {}).get("minutes") != minutes]
-    seconds: dict[str, list[float]] = {name: [] for name in missing}
-    for _ in range(rounds if missing else 0):
-        for name in missing:
-            probe = out / "calibration" / name
-            shutil.rmtree(probe, ignore_errors=True)
-            command = [*train_command(name, probe, variant_config(name, out), dataset, CALIBRATION_STEPS),
-                       "--validation-split", "none", "--log-every", "1", "--checkpointing-steps", "1000000"]
-            print("+", " ".join(command), flush=True)
-            subprocess.run(command, check=True)
-            log = [json.loads(line) for line in (probe / LOG_FILE).read_text().splitlines()]
-            seconds[name].append((log[-1]["train_s"] - log[0]["train_s"]) / (len(log) - 1))  # the first step: warm-up
-    for name in missing:
-        per_step = statistics.median(seconds[name])
-        records[name] = {"minutes": minutes, "seconds_per_step": per_step, "measured": seconds[name],
+    for name in names:
+        if records.get(name, {}).get("minutes") == minutes and "cpu_seconds_per_step" in records[name]:
+            continue
+        per_step = cpu_seconds_per_step(name, out, dataset)
+        records[name] = {"minutes": minutes, "cpu_seconds_per_step": per_step, "seconds_per_step": per_step,
                          "steps": max(1, int(minutes * 60 / per_step))}
         files[name].write_text(json.dumps(records[name], indent=2))
+        print(f"{name}: {per_step:.2f} CPU s per step, {records[name]['steps']} steps in {minutes:g} minutes",
+              flush=True)
     return records
 
 
@@ -143,7 +158,7 @@ def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
     if RunFolder(folder).checkpoints():
         command.append("--resume")
     print("+", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(TRAINING_THREADS)})
     return folder
 
 
