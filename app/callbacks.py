@@ -13,15 +13,16 @@ import PIL.Image
 
 from semflow import limits
 
-from .editor import blank_background, editor_value, mask_from_editor
+from . import fill_tools
+from .editor import blank_background, editor_value, fill_payload, mask_from_editor
 from .errors import InputError
 from .exports import save_cvat_zip, save_gif, save_mask_files, save_voc_mask
 from .failures import user_errors
-from .fill_tools import flood_fill, replace_in_region, superpixel_fill
+from .fill_tools import MAX_FILL_SHARE, Fill, asks_first, changed_share
 from .info import model_info_markdown
 from .inputs import fit_for_editing
 from .model import gpu
-from .overlays import DEFAULT_OPACITY, legend_html, overlay, unsure_overlay
+from .overlays import DEFAULT_OPACITY, fill_preview, legend_html, mark_corner, overlay, unsure_overlay
 from .service import Synthesis, get_studio
 from .session import BLANK_LAYOUT, Session
 
@@ -60,7 +61,8 @@ def load_image(upload: dict[str, Any] | None, session: Session) -> tuple[Session
 def into_editor(session: Session, background: PIL.Image.Image, ids: np.ndarray | None, labels) -> tuple[Session, dict]:
     """Put `background` with the mask `ids` (None: empty) into the editor: its value (`editor.editor_value`, the only
     maker of it) and the tab's record of what the editor holds, against which every mask read back is checked."""
-    return session.replace(background=background, ids=ids), editor_value(background, ids, labels)
+    session = session.replace(background=background, ids=ids, corner=None, fill=None)
+    return session, editor_value(background, ids, labels)
 
 
 @user_errors
@@ -75,8 +77,9 @@ def segment(session: Session, steps: Any, solver: Any, opacity: Any, unsure: boo
     studio.check_opacity(opacity)
     ids, steps, confidence = studio.segment(session.image, steps, solver)
     labels = studio.labels
-    session, value = into_editor(session.replace(steps=steps, confidence=confidence), session.image, ids, labels)
-    return (session, update_overlay(session, opacity, unsure), legend_html(ids, labels), value,
+    session, value = into_editor(session.replace(steps=steps, confidence=confidence, prediction=ids), session.image,
+                                 ids, labels)
+    return (session, update_overlay(session, opacity, unsure), legend_of(session, labels), value,
             f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the editor, "
             f"then **Synthesize** or **Save**.")
 
@@ -245,14 +248,15 @@ def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
     opened = queue.open(claim.item.id)
     image, notice = fit_for_editing(opened.image.convert("RGB"), studio.settings.max_edit_side)
     ids = _at_size(opened.mask, image.size) if opened.mask is not None else None
-    session, value = into_editor(session.restart(image=image, source=claim.item.name, item=claim.item.id), image, ids,
-                                 studio.labels)
+    predicted = _at_size(opened.predicted, image.size) if opened.predicted is not None else None
+    session, value = into_editor(session.restart(image=image, source=claim.item.name, item=claim.item.id,
+                                                 prediction=predicted), image, ids, studio.labels)
     line = _queue_line(queue, f"{note}Item {claim.item.index + 1} of {len(queue)}: **{claim.item.name}** "
                               f"({opened.status}). ")
     # The item's mask over its photo (the photo alone before pre-annotation), where the fill tools are clicked.
     view = overlay(image, ids, studio.labels, DEFAULT_OPACITY) if ids is not None else image
     return (session, value, line, notice or "Correct the mask, then **Save mask to queue**.",
-            view, *cleared(studio.labels)[1:])
+            view, legend_of(session, studio.labels), *cleared(studio.labels)[2:])
 
 
 @user_errors
@@ -311,46 +315,107 @@ def export_queue(session: Session) -> str:
     return save_cvat_zip(masks, get_studio(session.model).labels, f"{queue.source.title}-cvat")
 
 
-# --- fill tools --------------------------------------------------------------------------------------------------
+# --- fill tools and edits ----------------------------------------------------------------------------------------
 
 FLOOD, SUPERPIXEL, REPLACE = "flood fill (similar colour)", "superpixel", "replace a class in a box (two clicks)"
 FILL_TOOLS = ("off", FLOOD, SUPERPIXEL, REPLACE)
+TOOLS = {FLOOD: fill_tools.FLOOD, SUPERPIXEL: fill_tools.SUPERPIXEL, REPLACE: fill_tools.BOX}
 
 
 @user_errors
 def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_name: str, replaced_name: str | None,
             tolerance: Any, opacity: Any, unsure: bool, event: gr.SelectData) -> tuple:
     """A click on the segmentation view fills the clicked region of the photo with a class in the editor's mask; for
-    the box tool, a first click sets a corner and a second replaces one class with another inside the box."""
+    the box tool, a first click sets a corner (marked on the view) and a second replaces one class with another inside
+    the box. A fill that would change more than `fill_tools.MAX_FILL_SHARE` of the image is shown as a preview and
+    waits for **Apply the fill**; any other is applied at once, as one step of the editor's undo history (the page's
+    editor script applies the layer it gets).
+
+    Returns: (session, the layer for the editor script or None, the segmentation view, the fill status, the apply
+    button)."""
     if tool not in FILL_TOOLS[1:]:
-        return session, gr.update(), gr.update(), gr.update()
+        return session, None, gr.update(), gr.update(), gr.update()
     if session is None or session.image is None:
         raise InputError("Fill tools work on a photo: upload one or open a queue item first.")
     studio = get_studio(session.model)
     class_id = studio.class_id(class_name)
     if class_id is None:
         raise InputError("Choose the class to fill with.")
-    ids = mask_from_editor(editor, session.background, studio.labels)
-    photo = np.asarray(session.image.convert("RGB"))
-    if ids.shape != photo.shape[:2]:
-        raise InputError("The editor's mask and the photo differ in size; segment the photo again.")
     x, y = (int(v) for v in event.index)
+    replaced = None
     if tool == REPLACE:
         replaced = studio.class_id(replaced_name)
         if replaced is None:
             raise InputError("Choose the class to replace.")
         if session.corner is None:
-            return (session.replace(corner=(x, y)), gr.update(), gr.update(),
-                    f"Corner at ({x}, {y}); click the opposite corner of the box.")
-        (x0, y0), box = session.corner, np.zeros(ids.shape, bool)
-        box[min(y0, y) : max(y0, y) + 1, min(x0, x) : max(x0, x) + 1] = True
-        ids = replace_in_region(ids, box, replaced, class_id)
-        note = f"Replaced {replaced_name} with {class_name} in the box ({x0}, {y0})–({x}, {y})."
-    elif tool == FLOOD:
-        ids = flood_fill(ids, photo, (x, y), class_id, limits.whole_number(tolerance, "Tolerance"))
-        note = f"Flood-filled the region at ({x}, {y}) with {class_name}."
+            session = session.replace(corner=(x, y), fill=None)
+            view = update_overlay(session, opacity, unsure)
+            return (session, None, mark_corner(view, (x, y)) if view is not None else gr.update(),
+                    f"Corner at ({x}, {y}); click the opposite corner of the box.", gr.update(visible=False))
+    fill = Fill(TOOLS[tool], (x, y), class_id, limits.whole_number(tolerance, "Tolerance"), replaced, session.corner)
+    before = mask_from_editor(editor, session.background, studio.labels)
+    after = fill.apply(before, np.asarray(session.image.convert("RGB")))
+    session = session.replace(corner=None)
+    if asks_first(before, after):
+        share = changed_share(before, after)
+        return (session.replace(fill=fill), None,
+                fill_preview(session.image, before, after, studio.labels, studio.check_opacity(opacity)),
+                f"This fill at ({x}, {y}) would change {share:.1%} of the image (more than {MAX_FILL_SHARE:.0%}); the "
+                f"view shows it (the rest dimmed). **Apply the fill** to make it, or click elsewhere"
+                + (", or lower the tolerance." if fill.tool == fill_tools.FLOOD else "."),
+                gr.update(visible=True))
+    return _filled(session, studio, before, after, fill, opacity, unsure)
+
+
+@user_errors
+def apply_fill(editor: dict[str, Any] | None, session: Session, opacity: Any, unsure: bool) -> tuple:
+    """Make the previewed fill, on the editor's mask as it is now (strokes painted since the preview included)."""
+    if session is None or session.fill is None or session.image is None:
+        raise InputError("There is no fill waiting: click on the segmentation view with a fill tool first.")
+    studio = get_studio(session.model)
+    before = mask_from_editor(editor, session.background, studio.labels)
+    after = session.fill.apply(before, np.asarray(session.image.convert("RGB")))
+    return _filled(session, studio, before, after, session.fill, opacity, unsure)
+
+
+def _filled(session: Session, studio, before: np.ndarray, after: np.ndarray, fill: Fill, opacity: Any,
+            unsure: bool) -> tuple:
+    """A fill made: the new layer for the editor script, the view and the legend of the mask after it."""
+    session = session.replace(ids=after, fill=None)
+    name = studio.labels.class_names[fill.class_id]
+    x, y = fill.point
+    if fill.tool == fill_tools.BOX:
+        (x0, y0) = fill.corner
+        note = f"Replaced {studio.labels.class_names[fill.replaced]} with {name} in the box ({x0}, {y0})–({x}, {y})"
+    elif fill.tool == fill_tools.FLOOD:
+        note = f"Flood-filled the region at ({x}, {y}) with {name}"
     else:
-        ids = superpixel_fill(ids, photo, (x, y), class_id)
-        note = f"Filled the superpixel at ({x}, {y}) with {class_name}."
-    session, value = into_editor(session.replace(corner=None), session.image, ids, studio.labels)
-    return session, value, update_overlay(session, opacity, unsure), note
+        note = f"Filled the superpixel at ({x}, {y}) with {name}"
+    note += f" ({changed_share(before, after):.1%} of the image changed; undo with z or the editor's undo)."
+    return (session, fill_payload(session.background, after, studio.labels), update_overlay(session, opacity, unsure),
+            note, gr.update(visible=False))
+
+
+@user_errors
+def mask_changed(editor: dict[str, Any] | None, session: Session, opacity: Any, unsure: bool) -> tuple:
+    """The editor's mask changed in the browser (a stroke, a fill, undo, redo): the segmentation view and the legend
+    follow it. (session, view, legend)"""
+    if session is None or session.background is None:
+        return session, gr.update(), gr.update()
+    studio = get_studio(session.model)
+    session = session.replace(ids=mask_from_editor(editor, session.background, studio.labels))
+    return session, update_overlay(session, opacity, unsure), legend_of(session, studio.labels)
+
+
+def legend_of(session: Session, labels) -> str:
+    """The legend of the tab's current mask: each class's share, and how much of the model's prediction a person has
+    corrected, with the model's mean confidence where the prediction still stands."""
+    if session.ids is None:
+        return legend_html(None, labels)
+    note = None
+    if session.prediction is not None and session.prediction.shape == session.ids.shape:
+        kept = session.ids == session.prediction
+        note = f"Corrected by hand: {1 - kept.mean():.1%} of the image."
+        if session.confidence is not None and kept.any():
+            note += f" Mean confidence where the model's mask stands: {session.confidence[kept].mean():.2f}."
+    return legend_html(session.ids, labels, note)

@@ -4,7 +4,9 @@ the layer it reads back still sits where it put it; and painted layers read back
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 from typing import Any
 
 import numpy as np
@@ -145,6 +147,15 @@ def editor_value(background: PIL.Image.Image, ids: np.ndarray | None, labels: La
     """What `gr.ImageEditor` shows: `background` with one mask layer of `ids` (`marked_layer`) over it. Every event
     that puts work into the editor builds its value here, so background and layer always have one size."""
     return {"background": background, "layers": [marked_layer(background, ids, labels)], "composite": None}
+
+
+def fill_payload(background: PIL.Image.Image, ids: np.ndarray, labels: LabelSet) -> dict[str, Any]:
+    """A fill's result as the page's editor script applies it (one step of the editor's own history): the whole new
+    layer (`marked_layer`) as a PNG data URL, and its size."""
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(marked_layer(background, ids, labels)).save(buffer, format="PNG")
+    return {"layer": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "width": background.width, "height": background.height}
 
 
 def blank_background(width: int, height: int) -> PIL.Image.Image:

@@ -1,5 +1,6 @@
 """The page's script for the mask editor (gradio 6.31's `gr.ImageEditor`, reached through the `window.editor` it sets):
-keeps every mask layer the size of its photo."""
+keeps every mask layer the size of its photo, applies the server's fills as steps of the editor's own undo history,
+and tells the server when the mask changed (so the legend and the segmentation view follow it)."""
 
 from __future__ import annotations
 
@@ -26,20 +27,102 @@ ALIGN = """
   };
 """
 
+# A fill the server computed arrives as the whole new layer (`editor.fill_payload`) and becomes one command of the
+# editor's history, beside its brush strokes: undo puts back the layer as it was, redo the fill. The editor is told of
+# the change as its brush tells it (until then the page sends back the value it was given, as if nothing was edited).
+# A fill computed from a mask the person has painted on since the click is not applied (it would undo those strokes);
+# the page says so.
+FILLS = """
+  let base = null;  // the editor's history when the segmentation view was last clicked (a fill's starting point)
+  const say = (text) => {
+    const status = document.querySelector("#%(status)s");
+    if (status) status.textContent = text;
+  };
+  const putLayer = async (payload) => {
+    const editor = window.editor;
+    if (!payload || !editor) return;
+    const manager = editor.layer_manager, layer = manager.get_layers()[0];
+    const draw = layer && manager.get_layer_textures(layer.id)?.draw;
+    if (!draw || Math.round(draw.width) !== payload.width || Math.round(draw.height) !== payload.height) {
+      say("The editor's mask is not the size of its photo, so the fill was not applied; reload the page.");
+      return;
+    }
+    if (base !== null && editor.command_manager.history !== base) {
+      say("You painted while the fill was being made, so it was not applied (it would undo those strokes); " +
+          "click again.");
+      changed();
+      return;
+    }
+    const image = new Image();
+    image.src = payload.layer;
+    await image.decode();
+    const Sprite = layer.container.children[0].constructor, RenderTexture = draw.constructor;
+    const Texture = Object.getPrototypeOf(RenderTexture), renderer = editor.context.app.renderer;
+    const render = (source, target) => {
+      const sprite = new Sprite(source);
+      renderer.render({container: sprite, target: target, clear: true});
+      sprite.destroy();
+    };
+    const before = RenderTexture.create({width: draw.width, height: draw.height,
+                                         resolution: window.devicePixelRatio || 1});
+    render(draw, before);
+    const after = Texture.from(image);
+    const command = {
+      name: "SemflowFill",
+      execute: async () => { render(after, draw); editor.context.request_render(); },
+      undo: async () => { render(before, draw); editor.context.request_render(); },
+    };
+    await editor.command_manager.execute(command, editor.context);
+    base = editor.command_manager.history;
+    // As a stroke does: the page then reads the mask from the canvas, not the value the server last sent.
+    editor.notify("change");
+  };
+  window.semflowPutLayer = putLayer;
+  document.addEventListener("pointerdown", (event) => {
+    if (event.target.closest && event.target.closest("#%(view)s") && window.editor) {
+      base = window.editor.command_manager.history;
+    }
+  }, true);
+"""
+
+# Every change of the editor's history (a stroke, a fill, undo, redo) presses the page's hidden "mask changed" button,
+# at most every WAIT ms; a history just reset (the server put new work into the editor) needs no news.
+CHANGES = """
+  let timer = null;
+  const changed = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => document.getElementById("%(changed)s")?.click(), %(wait)d);
+  };
+  const watch = (editor) => editor.command_manager.current_history.subscribe((node) => {
+    if (node.previous !== null || node.next !== null) changed();
+  });
+"""
+
 SCRIPT = """
 () => {
+%(changes)s
+%(fills)s
 %(align)s
   const start = () => {
     const editor = window.editor;
     if (!editor || !align(editor)) return setTimeout(start, 100);
+    watch(editor);
     window.semflowEditorReady = true;
   };
   start();
 }
 """
+WAIT_MS = 400
 
 
-def editor_script() -> str:
-    """The mask editor's script, a function the page runs once it has loaded."""
-    return SCRIPT % {"align": ALIGN}
+def editor_script(view_id: str, status_id: str, changed_id: str) -> str:
+    """The mask editor's script, a function the page runs once it has loaded.
+
+    Args:
+        view_id: elem_id of the segmentation view, where clicks start fills.
+        status_id: elem_id of the fill tools' status line.
+        changed_id: elem_id of the hidden button that tells the server the mask changed.
+    """
+    return SCRIPT % {"align": ALIGN, "fills": FILLS % {"status": status_id, "view": view_id},
+                     "changes": CHANGES % {"changed": changed_id, "wait": WAIT_MS}}
 

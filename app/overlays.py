@@ -1,5 +1,5 @@
-"""Views of a mask: colour overlay on the photo, where the model is unsure, the legend with each class's share,
-agreement between two masks."""
+"""Views of a mask: colour overlay on the photo, where the model is unsure, a fill's preview, a box's first corner, the
+legend with each class's share, agreement between two masks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import html
 
 import numpy as np
 import PIL.Image
+import PIL.ImageDraw
 
 from semflow.labels import LabelSet
 from semflow.metrics import confusion_matrix, mean_iou, pixel_accuracy
 
 UNSURE_RGB = (255, 0, 0)  # the heat-map's colour for "not sure at all"
+PREVIEW_DIM = 0.45  # how bright the pixels a previewed fill leaves alone stay
+CORNER_RGB, CORNER_ARM = (255, 255, 0), 7  # the box tool's first-corner mark: colour, arm length in pixels
 DEFAULT_OPACITY = 0.55  # of the mask over the photo, until the person moves the slider
 
 
@@ -50,6 +53,26 @@ def unsure_overlay(image: PIL.Image.Image, confidence: np.ndarray, opacity: floa
     return PIL.Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
 
 
+def fill_preview(image: PIL.Image.Image, before: np.ndarray, after: np.ndarray, labels: LabelSet,
+                 opacity: float = 0.5) -> PIL.Image.Image:
+    """A fill not yet applied: the mask after it over the photo, the pixels it would change at full brightness and
+    the rest dimmed."""
+    shown = np.asarray(overlay(image, after, labels, opacity), np.float32)
+    changed = (np.asarray(before) != np.asarray(after))[..., None]
+    return PIL.Image.fromarray(np.where(changed, shown, PREVIEW_DIM * shown).astype(np.uint8))
+
+
+def mark_corner(view: PIL.Image.Image, point: tuple[int, int]) -> PIL.Image.Image:
+    """`view` with a cross at `point` (x, y): where the box tool's first corner is."""
+    marked = view.convert("RGB").copy()
+    draw = PIL.ImageDraw.Draw(marked)
+    x, y = point
+    for colour, width in (((0, 0, 0), 3), (CORNER_RGB, 1)):
+        draw.line([(x - CORNER_ARM, y), (x + CORNER_ARM, y)], fill=colour, width=width)
+        draw.line([(x, y - CORNER_ARM), (x, y + CORNER_ARM)], fill=colour, width=width)
+    return marked
+
+
 def class_shares(ids: np.ndarray, labels: LabelSet) -> list[tuple[str, tuple[int, int, int], float]]:
     """(name, colour, share of the image) for every class present, largest first; unlabelled pixels last."""
     counts = np.bincount(np.asarray(ids, np.int64).ravel(), minlength=256)
@@ -63,8 +86,9 @@ def class_shares(ids: np.ndarray, labels: LabelSet) -> list[tuple[str, tuple[int
     return rows
 
 
-def legend_html(ids: np.ndarray | None, labels: LabelSet) -> str:
-    """An HTML legend: colour swatch, class name and share of the image (all classes when `ids` is None)."""
+def legend_html(ids: np.ndarray | None, labels: LabelSet, note: str | None = None) -> str:
+    """An HTML legend: colour swatch, class name and share of the image (all classes when `ids` is None), and under it
+    `note` (plain text) when given."""
     if ids is None:
         rows = [(name, colour, None) for name, colour in zip(labels.class_names, labels.colors)]
     else:
@@ -77,6 +101,8 @@ def legend_html(ids: np.ndarray | None, labels: LabelSet) -> str:
             f"<span style='width:14px;height:14px;border:1px solid #888;background:rgb({r},{g},{b});"
             f"display:inline-block'></span><span style='flex:1'>{html.escape(name)}{value}</span></div>"
         )
+    if note:
+        items.append(f"<div class='semflow-legend-note'>{html.escape(note)}</div>")
     return "<div class='semflow-legend'>" + "".join(items) + "</div>"
 
 

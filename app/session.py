@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
+from .fill_tools import Fill
+
 BLANK_LAYOUT = "blank-layout"  # the source of a layout painted from scratch
 
 
@@ -22,7 +24,9 @@ class Session:
             the editor is empty). Every mask read back from the editor is checked against it
             (`editor.mask_from_editor`).
         source: Where the work came from: the uploaded file's name, a layout file's name, or `BLANK_LAYOUT`.
-        ids: The mask last put into the editor (the prediction, a fill's result, a layout), (H, W) class ids.
+        ids: The mask as the tab last knew it (what it put into the editor, or read back from it), (H, W) class ids.
+        prediction: The model's mask of `image` (its prediction, or a queue item's pre-annotation), to tell which
+            pixels a person has corrected.
         steps: The steps that prediction took.
         confidence: Each pixel's confidence in that prediction, (H, W) in [0, 1].
         synthesized: The images last synthesized from the editor's mask.
@@ -31,12 +35,14 @@ class Session:
         item: The id of the queue item in the editor (None for work from elsewhere).
         owner: The tab's name in the queue's claims (made when a queue is first opened).
         corner: The first corner (x, y) of a box being drawn for "replace a class in a box".
+        fill: A fill shown as a preview that waits for the person's yes (it changes much of the image).
     """
 
     image: PIL.Image.Image | None = None
     background: PIL.Image.Image | None = None
     source: str | None = None
     ids: np.ndarray | None = None
+    prediction: np.ndarray | None = None
     steps: int | None = None
     confidence: np.ndarray | None = None
     synthesized: tuple[PIL.Image.Image, ...] = ()
@@ -45,6 +51,7 @@ class Session:
     item: str | None = None
     owner: str | None = None
     corner: tuple[int, int] | None = None
+    fill: Fill | None = None
 
     def replace(self, **changes: Any) -> Session:
         return dataclasses.replace(self, **changes)

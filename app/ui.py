@@ -32,6 +32,10 @@ CSS = """
 #mask-editor {min-height: 420px}
 """
 
+# The elements the editor script (`editor_script`) finds by id.
+VIEW_ID, FILL_STATUS_ID, MASK_CHANGED_ID = "segmentation-view", "fill-status", "mask-changed"
+PUT_LAYER = "(payload) => window.semflowPutLayer(payload)"  # the editor script applies a fill's layer
+
 ADAPTIVE = "rk45 is adaptive: it picks its own steps and ignores the Steps slider"
 
 HEADER = """# SemFlow Studio
@@ -93,7 +97,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 segment_button = gr.Button("Segment", variant="primary")
                 status = gr.Markdown()
             with gr.Column(scale=1):
-                overlay_view = gr.Image(label="Segmentation", format="png", interactive=False, height=320)
+                overlay_view = gr.Image(label="Segmentation", format="png", interactive=False, height=320,
+                                        elem_id=VIEW_ID)
                 with gr.Row():
                     opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                     unsure = gr.Checkbox(label="Show where the model is unsure (red: low confidence)", value=False)
@@ -104,7 +109,16 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                                              label="Fill with class")
                     replaced_class = gr.Dropdown(list(labels.class_names), value=labels.class_names[0],
                                                  label="Class to replace (box tool)")
-                    tolerance = gr.Slider(0, 128, value=DEFAULT_TOLERANCE, step=1, label="Flood fill tolerance")
+                    tolerance = gr.Slider(0, 128, value=DEFAULT_TOLERANCE, step=1, label="Flood fill tolerance",
+                                          elem_id="tolerance")
+                with gr.Row():
+                    fill_status = gr.Markdown(elem_id=FILL_STATUS_ID)
+                    apply_fill_button = gr.Button("Apply the fill", variant="primary", visible=False, scale=0,
+                                                  min_width=160)
+                # What the editor script gets: a fill's layer, applied as one step of the editor's undo history; and
+                # the button it presses when the mask changed in the browser.
+                fill_layer = gr.JSON(visible="hidden")
+                mask_changed_button = gr.Button(visible="hidden", elem_id=MASK_CHANGED_ID)
                 legend = gr.HTML(legend_html(None, labels), label="Legend")
 
         gr.Markdown("## Correct the mask")
@@ -214,9 +228,15 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         preannotate_button.click(cb.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
         save_queue_button.click(cb.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
         export_queue_button.click(cb.export_queue, state, queue_export, **ui("export_queue"))
+        filled = [state, fill_layer, overlay_view, fill_status, apply_fill_button]
         overlay_view.select(cb.fill_at, [editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity,
-                                         unsure], [state, editor, overlay_view, status], show_progress_on=[status],
-                            **ui("fill"))
+                                         unsure], filled, show_progress_on=[fill_status], **ui("fill")) \
+            .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_fill"))
+        apply_fill_button.click(cb.apply_fill, [editor, state, opacity, unsure], filled,
+                                show_progress_on=[fill_status], **ui("apply_fill")) \
+            .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_applied_fill"))
+        mask_changed_button.click(cb.mask_changed, [editor, state, opacity, unsure], [state, overlay_view, legend],
+                                  show_progress="hidden", trigger_mode="always_last", **ui("mask_changed"))
         model_choice.change(cb.choose_model, [model_choice, state],
                             [state, model_info, beta, seg_steps, seg_solver, syn_steps, syn_solver],
                             **ui("choose_model"), **model_slot)
@@ -243,5 +263,5 @@ def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | N
 
 def page_scripts(studio: Studio) -> str:
     """The page's scripts (swatch names and keys; the mask editor's) as the one function `launch(js=...)` takes."""
-    scripts = (page_script(studio.labels.class_names), editor_script())
+    scripts = (page_script(studio.labels.class_names), editor_script(VIEW_ID, FILL_STATUS_ID, MASK_CHANGED_ID))
     return "() => {\n" + "\n".join(f"  ({script.strip()})();" for script in scripts) + "\n}"

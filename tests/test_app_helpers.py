@@ -532,30 +532,81 @@ def test_on_a_space_with_sign_in_only_a_signed_in_visitor_works_on_a_queue(page,
         page.save_to_queue(None, session)
 
 
-def test_a_click_on_the_segmentation_flood_fills_the_editors_mask(page, studio):
-    from app.editor import editor_value, layer_to_labels
+def _layer_of(payload: dict) -> np.ndarray:
+    """The layer a fill sends to the page's editor script."""
+    import base64
+    import io
+
+    header, data = payload["layer"].split(",", 1)
+    assert header == "data:image/png;base64"
+    return np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_asks_first(page, studio):
+    from app.editor import editor_value, layer_to_labels, mark_agreement
     from app.session import Session
 
     photo = np.zeros((20, 30, 3), np.uint8)
-    photo[:, 15:] = 200  # two flat halves
+    photo[:, 15:] = 200  # two flat halves, a small square in the right one
+    photo[2:6, 20:24] = 90
     image = PIL.Image.fromarray(photo)
     session = Session(image=image, background=image, ids=np.zeros((20, 30), np.uint8))
     editor = editor_value(session.image, session.ids, studio.labels)
-    click = SimpleNamespace(index=[20, 5])
-    session, editor, view, note = page.fill_at(editor, session, page.FLOOD, "Road", None, 10, 0.5, False, click)
-    filled = layer_to_labels(editor["layers"][0], studio.labels)
-    assert (filled[:, 15:] == 3).all() and (filled[:, :15] == 0).all() and view.size == (30, 20)
-    assert note == "Flood-filled the region at (20, 5) with Road."
+
+    session, payload, view, note, button = page.fill_at(editor, session, page.FLOOD, "Road", None, 10, 0.5, False,
+                                                        SimpleNamespace(index=[21, 3]))  # the square: 16 pixels
+    layer = _layer_of(payload)
+    filled = layer_to_labels(layer, studio.labels)
+    assert (payload["width"], payload["height"]) == (30, 20) and mark_agreement(layer, image) == (1.0, 600)
+    assert (filled[2:6, 20:24] == 3).all() and (filled == 3).sum() == 16 and view.size == (30, 20)
+    assert note.startswith("Flood-filled the region at (21, 3) with Road (2.7% of the image changed; undo")
+    assert button["visible"] is False and np.array_equal(session.ids, filled)
+
+    editor = editor_value(session.image, filled, studio.labels)
+    click = SimpleNamespace(index=[17, 15])  # the rest of the right half: 284 pixels, 47% of the image
+    waiting, payload, preview, note, button = page.fill_at(editor, session, page.FLOOD, "Car", None, 10, 0.5, False,
+                                                           click)
+    assert payload is None and button["visible"] is True and waiting.fill is not None
+    assert note.startswith("This fill at (17, 15) would change 47.3% of the image (more than 10%)")
+    assert "lower the tolerance" in note
+    shown = np.asarray(preview).astype(int)
+    assert shown[10, 5].sum() < 0.5 * np.asarray(page.overlay(image, filled, studio.labels, 0.5))[10, 5].sum()
+    session, payload, _, note, button = page.apply_fill(editor, waiting, 0.5, False)
+    applied = layer_to_labels(_layer_of(payload), studio.labels)
+    assert (applied[:, 15:][filled[:, 15:] != 3] == 8).all() and (applied[:, :15] == 0).all()
+    assert session.fill is None and button["visible"] is False and "47.3% of the image changed" in note
+    with pytest.raises(gr.Error, match="There is no fill waiting"):
+        page.apply_fill(editor, session, 0.5, False)
+
     unchanged = page.fill_at(editor, session, "off", "Road", None, 10, 0.5, False, click)
-    assert unchanged[0] is session
+    assert unchanged[0] is session and unchanged[1] is None
     with pytest.raises(gr.Error, match="Choose the class"):
         page.fill_at(editor, session, page.SUPERPIXEL, None, None, 10, 0.5, False, click)
-    # the box tool: Road → Car inside the box from (18, 2) to (25, 9) only
-    session, _, _, note = page.fill_at(editor, session, page.REPLACE, "Car", "Road", 10, 0.5, False,
-                                       SimpleNamespace(index=[18, 2]))
-    assert session.corner == (18, 2) and "opposite corner" in note
-    session, editor, _, note = page.fill_at(editor, session, page.REPLACE, "Car", "Road", 10, 0.5, False,
-                                            SimpleNamespace(index=[25, 9]))
-    replaced = layer_to_labels(editor["layers"][0], studio.labels)
-    assert (replaced[2:10, 18:26] == 8).all() and (replaced == 8).sum() == 64 and session.corner is None
-    assert (replaced[:, :15] == 0).all() and note.startswith("Replaced Road with Car")
+    # the box tool: the first corner is marked on the view; Road → Car inside the box from (18, 2) to (25, 9) only
+    session, payload, view, note, _ = page.fill_at(editor, session, page.REPLACE, "Car", "Road", 10, 0.5, False,
+                                                   SimpleNamespace(index=[18, 2]))
+    assert session.corner == (18, 2) and "opposite corner" in note and payload is None
+    assert tuple(np.asarray(view)[2, 18 + 3]) == (255, 255, 0), "no mark at the first corner"
+    session, payload, _, note, _ = page.fill_at(editor, session, page.REPLACE, "Car", "Sky", 10, 0.5, False,
+                                                SimpleNamespace(index=[25, 9]))
+    replaced = layer_to_labels(_layer_of(payload), studio.labels)
+    assert (replaced[2:10, 18:26] != 0).all() and session.corner is None and note.startswith("Replaced Sky with Car")
+    assert (replaced[2:6, 20:24] == 3).all(), "the box replaces only the class asked for"
+
+
+def test_the_legend_follows_the_mask_in_the_editor(page, studio):
+    from app.editor import editor_value
+    from app.session import Session
+
+    image = PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    prediction = np.zeros((20, 30), np.uint8)
+    session = Session(image=image, background=image, ids=prediction, prediction=prediction,
+                      confidence=np.full((20, 30), 0.8, np.float32))
+    assert "100.0%" in page.legend_of(session, studio.labels) and "Corrected by hand: 0.0%" in \
+        page.legend_of(session, studio.labels)
+    painted = prediction.copy()
+    painted[:10] = 8
+    session, view, legend = page.mask_changed(editor_value(image, painted, studio.labels), session, 0.5, False)
+    assert np.array_equal(session.ids, painted) and view.size == (30, 20)
+    assert "Car" in legend and "50.0%" in legend and "Corrected by hand: 50.0% of the image." in legend
+    assert "Mean confidence where the model&#x27;s mask stands: 0.80." in legend

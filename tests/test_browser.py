@@ -1,8 +1,8 @@
 """A real browser (Debian's Chromium, headless, via Playwright) drives the shared app server: upload, segment, paint a
 stroke, synthesize, save; the saved mask must hold the stroke's class at the stroke's pixels; an example layout must
 show on the editor's canvas; files that are not usable images get a sentence, not a bare "Error"; the swatches have
-names and new work clears old outputs; a work queue is pre-annotated, flood-filled, saved by key and resumed after a
-restart (its own servers).
+names and new work clears old outputs; a work queue is pre-annotated, flood-filled (a large fill, applied after its
+preview), saved by key and resumed after a restart (its own servers).
 
 The screenshots of the first and the queue test go to a temporary folder; `UPDATE_SCREENSHOT=1` makes them refresh
 the README's docs/screenshot.png and docs/queue.png instead (`UPDATE_SCREENSHOT=1 python -m pytest -q
@@ -238,7 +238,10 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
             view = page.locator(".block", has=page.get_by_text("Segmentation", exact=True)).first.locator("img")
             box = view.bounding_box()
             page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + 0.5 * box["height"])
-            page.wait_for_timeout(3000)  # the fill goes to the server and back into the editor
+            page.get_by_text("This fill at").wait_for(timeout=60_000)  # half the image: previewed, asked first
+            page.get_by_role("button", name="Apply the fill").click()
+            page.get_by_text("Flood-filled the region at").wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)  # the fill goes to the server and back into the editor
             page.get_by_role("heading", name="Correct the mask").click()  # focus on the page for the shortcut
             page.keyboard.press("s")
             page.get_by_text("Saved the mask of f1").wait_for(timeout=60_000)

@@ -3,6 +3,7 @@ smaller one's mask stays on its photo, and the saved mask is, pixel for pixel, w
 
 import io
 import json
+import re
 
 import numpy as np
 import PIL.Image
@@ -152,3 +153,101 @@ def test_beta_follows_the_model_and_the_papers_variants_differ(server, tmp_path)
         page.wait_for_function("() => document.querySelector('#beta input[type=number]')?.value === '40'",
                                timeout=60_000)
         browser.close()
+
+
+def _click_on_view(page, point: tuple[int, int], size: tuple[int, int], expect: str) -> tuple[int, int]:
+    """Click the segmentation view near the photo's pixel `point` (it shows the photo scaled to fit its box, and the
+    mouse moves by whole CSS pixels) and wait for the fill status to start with `expect`; returns the pixel the server
+    got, from the status ("... at (x, y) ...")."""
+    box = page.locator("#segmentation-view img").bounding_box()
+    scale = min(box["width"] / size[0], box["height"] / size[1])
+    left = box["x"] + (box["width"] - scale * size[0]) / 2
+    top = box["y"] + (box["height"] - scale * size[1]) / 2
+    page.mouse.click(left + point[0] * scale, top + point[1] * scale)
+    page.wait_for_function("(expect) => document.querySelector('#fill-status')?.innerText.startsWith(expect)",
+                           arg=expect, timeout=60_000)
+    got = re.search(r"at \((\d+), (\d+)\)", page.locator("#fill-status").inner_text())
+    assert got and abs(int(got[1]) - point[0]) <= 2 and abs(int(got[2]) - point[1]) <= 2, got
+    return int(got[1]), int(got[2])
+
+
+def _fill_point(photo: np.ndarray, ids: np.ndarray, class_id: int, low: float, high: float,
+                tolerance: int) -> tuple[int, int]:
+    """A pixel whose flood region would change between `low` and `high` of the image."""
+    from app.fill_tools import flood_fill
+
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        point = (int(rng.integers(10, photo.shape[1] - 10)), int(rng.integers(10, photo.shape[0] - 10)))
+        if low < (flood_fill(ids, photo, point, class_id, tolerance) != ids).mean() < high:
+            return point
+    raise AssertionError(f"no fill changing {low:.0%}-{high:.0%} of the photo")
+
+
+def _press(page, key: str) -> None:
+    page.get_by_role("heading", name="Correct the mask").click()  # focus on the page, not a text field
+    page.keyboard.press(key)
+    page.wait_for_timeout(800)
+
+
+def test_fills_are_steps_of_the_editors_undo_history_and_large_ones_ask_first(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from app.fill_tools import DEFAULT_TOLERANCE, MAX_FILL_SHARE, flood_fill
+
+    _, street, _ = _photos(tmp_path)
+    photo = np.asarray(PIL.Image.open(street).convert("RGB"))
+    pavement, car = CAMVID.class_names.index("Pavement"), CAMVID.class_names.index("Car")
+    with sync_playwright() as playwright:
+        browser, page = open_app(playwright, server.url)
+        _segment(page, street, (480, 360))
+        segmented = editor_layer(page)
+        box = canvas_box(page)
+        _press(page, CLASS_KEYS[car])
+        paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(500)
+        stroked = editor_layer(page)
+        assert not np.array_equal(stroked, segmented)
+
+        page.get_by_label("flood fill (similar colour)").check()
+        page.get_by_label("Fill with class").first.click()
+        page.get_by_role("option", name="Pavement", exact=True).click()
+        before = layer_to_labels(stroked, CAMVID)
+        small = _fill_point(photo, before, pavement, 0.003, MAX_FILL_SHARE / 2, DEFAULT_TOLERANCE)
+        small = _click_on_view(page, small, (480, 360), "Flood-filled the region at")
+        page.wait_for_timeout(1000)
+        filled = editor_layer(page)
+        expected = flood_fill(before, photo, small, pavement)
+        assert np.array_equal(layer_to_labels(filled, CAMVID), expected), "the fill in the editor is not the fill"
+        page.locator(".semflow-legend-note", has_text="Corrected by hand").wait_for(timeout=30_000)
+
+        _press(page, "z")  # undo the fill, then the stroke; redo both
+        assert np.array_equal(editor_layer(page), stroked), "undo did not restore the mask before the fill"
+        _press(page, "z")
+        assert np.array_equal(editor_layer(page), segmented), "the stroke is not a step of the same history"
+        _press(page, "y")
+        _press(page, "y")
+        assert np.array_equal(editor_layer(page), filled), "redo did not bring the stroke and the fill back"
+
+        page.locator("#tolerance input[type=number]").fill("24")  # the old default: one click took half the frame
+        page.locator("#tolerance input[type=number]").press("Enter")
+        large = _fill_point(photo, expected, pavement, 2 * MAX_FILL_SHARE, 0.9, 24)
+        large = _click_on_view(page, large, (480, 360), "This fill at")
+        page.wait_for_timeout(800)
+        assert np.array_equal(editor_layer(page), filled), "a large fill was made without asking"
+        page.get_by_role("button", name="Apply the fill").click()
+        page.get_by_text("Flood-filled the region at").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        assert f"at ({large[0]}, {large[1]}) with Pavement" in page.locator("#fill-status").inner_text()
+        assert np.array_equal(layer_to_labels(editor_layer(page), CAMVID), flood_fill(expected, photo, large, pavement,
+                                                                                     24))
+        _press(page, "z")
+        assert np.array_equal(editor_layer(page), filled), "undo did not take back the large fill"
+
+        count = len(_rows(server))
+        page.get_by_role("button", name="Save image + corrected mask").click()
+        page.wait_for_function(f"() => document.body.innerText.includes('{count + 1} annotations in the folder')",
+                               timeout=60_000)
+        browser.close()
+    saved = np.asarray(PIL.Image.open(server.root / "annotations" / _rows(server)[-1]["mask_file_name"]))
+    assert np.array_equal(saved, expected), "the saved mask is not the mask after the undone large fill"

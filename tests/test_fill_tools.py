@@ -102,3 +102,21 @@ def test_replace_changes_only_the_old_class_inside_the_region():
 def test_bad_input_is_refused_with_a_sentence(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+def test_a_fill_asked_for_on_the_page_applies_its_tool_and_a_large_one_asks_first():
+    from app.fill_tools import BOX, FLOOD, MAX_FILL_SHARE, SUPERPIXEL, Fill, asks_first, changed_share
+
+    photo = blocks()
+    ids = np.full((20, 30), 3, np.uint8)
+    flood = Fill(FLOOD, (2, 7), 8, tolerance=0)
+    assert np.array_equal(flood.apply(ids, photo), flood_fill(ids, photo, (2, 7), 8, 0))
+    square = Fill(FLOOD, (22, 7), 8).apply(ids, photo)
+    assert changed_share(ids, square) == 25 / 600 and not asks_first(ids, square)
+    half = flood.apply(ids, photo)
+    assert changed_share(ids, half) == 0.5 > MAX_FILL_SHARE and asks_first(ids, half)
+    assert np.array_equal(Fill(SUPERPIXEL, (2, 7), 8).apply(ids, photo), superpixel_fill(ids, photo, (2, 7), 8))
+    box = Fill(BOX, (4, 3), 8, replaced=3, corner=(1, 1)).apply(ids, photo)
+    assert (box[1:4, 1:5] == 8).all() and (box == 8).sum() == 12
+    with pytest.raises(ValueError, match="not a complete fill"):
+        Fill(BOX, (4, 3), 8).apply(ids, photo)
