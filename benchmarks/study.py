@@ -270,14 +270,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = args.variants or STUDIES[args.study]
     out.mkdir(parents=True, exist_ok=True)
     judge_name = JUDGES[args.study]
-    trained = ([judge_name] if judge_name in VARIANTS and judge_name not in names else []) + names
-    costs = budgets(trained, out, args.dataset, args.minutes or 0.0, again=args.recalibrate)
+    costs = budgets(names, out, args.dataset, args.minutes or 0.0, again=args.recalibrate)
     if args.calibrate_only:
         return costs
-    for name in trained:
+    for name in names:  # several processes may train disjoint subsets side by side (with --no-table)
         train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
 
     torch.set_num_threads(2)
+    if judge_name in VARIANTS and not RunFolder(out / judge_name).read(SUMMARY_FILE):
+        raise SystemExit(f"the judge of the cycle column, {judge_name}, is not trained yet: include it in --variants")
     judge = load_model(out / judge_name) if judge_name in VARIANTS else load_pipeline(judge_name, device="cpu")
     pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)
     stride = max(1, len(pairs) // args.synthesis_frames) if args.synthesis_frames else 1

@@ -71,6 +71,12 @@ PRESETS["camvid-symmetric"] = {**PRESETS["camvid-small"], "formulation": "symmet
 PRESETS["camvid-pretrained"] = {**PRESETS["camvid-symmetric"], "net": "encoder-unet", "pixel_factor": 1, "unet": {},
                                 "learning_rate": 5e-4, "encoder_learning_rate_ratio": 0.2}
 
+# The same backbone in the paper's formulation (velocity prediction, the perturbation of camvid-small), for a fair
+# comparison of the two formulations on one net.
+PRESETS["camvid-pretrained-semflow"] = {**PRESETS["camvid-pretrained"], "formulation": "semflow",
+                                        "prediction": "velocity",
+                                        "perturbation": PRESETS["camvid-small"]["perturbation"]}
+
 # Fine-tuning an existing model (--init-from) on a few corrected frames, e.g. the app's annotation folder: a gentle
 # learning rate, a short run, no validation split (an annotation folder has none).
 PRESETS["finetune"] = {**PRESETS["camvid-small"], "learning_rate": 1e-4, "warmup_steps": 20, "max_steps": 300,
