@@ -24,6 +24,14 @@ import numpy as np
 import PIL.Image
 import PIL.PngImagePlugin
 
+from semflow.annotation_layout import (
+    FILE_KEYS,
+    IMAGE_FILE_KEY,
+    IMAGES_FOLDER,
+    MASK_FILE_KEY,
+    MASKS_FOLDER,
+    METADATA_FILE,
+)
 from semflow.filenames import safe_stem
 from semflow.hub import push_folder
 
@@ -31,14 +39,10 @@ from .errors import StorageError
 
 logger = logging.getLogger(__name__)
 
-IMAGES = "images"
-MASKS = "masks"
-METADATA = "metadata.jsonl"
 PUSHED = ".pushed.json"
 LOCK = ".annotations.lock"
 QUARANTINE = ".quarantine"  # hidden, so `load_dataset("imagefolder")` never reads what is moved there
 ROW_CHUNK = "semflow-annotation"  # a PNG text chunk of every mask: its metadata row, for re-indexing after a crash
-FILE_KEYS = ("file_name", "mask_file_name")  # the columns of a row that name its files (imagefolder's convention)
 TEMP_SUFFIX = ".tmp"  # temporary files are ".<final name>.<random>.tmp" beside their final name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SAFE = "Earlier annotations are safe."
@@ -134,10 +138,10 @@ class AnnotationStore:
         if ids.min() < 0 or ids.max() > 255:
             raise ValueError("mask ids must be in 0..255")
         name = f"{_timestamp()}-{safe_stem(metadata.get('source_file'), 'image', 40)}-{secrets.token_hex(4)}"
-        row = {"file_name": f"{IMAGES}/{name}.png", "mask_file_name": f"{MASKS}/{name}.png",
+        row = {IMAGE_FILE_KEY: f"{IMAGES_FOLDER}/{name}.png", MASK_FILE_KEY: f"{MASKS_FOLDER}/{name}.png",
                **{key: _clean(value) for key, value in metadata.items() if key not in FILE_KEYS}}
-        files = {self.root / row["file_name"]: _png(image.convert("RGB")),
-                 self.root / row["mask_file_name"]: _png(PIL.Image.fromarray(ids.astype(np.uint8)), row)}
+        files = {self.root / row[IMAGE_FILE_KEY]: _png(image.convert("RGB")),
+                 self.root / row[MASK_FILE_KEY]: _png(PIL.Image.fromarray(ids.astype(np.uint8)), row)}
         with self._writing("This annotation was not saved"):
             written: list[Path] = []
             try:
@@ -154,7 +158,7 @@ class AnnotationStore:
 
     def rows(self) -> list[dict[str, Any]]:
         """All metadata rows, oldest first."""
-        path = self.root / METADATA
+        path = self.root / METADATA_FILE
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -183,21 +187,21 @@ class AnnotationStore:
         """
         with self.lock:
             pushed = set(json.loads((self.root / PUSHED).read_text())) if (self.root / PUSHED).is_file() else set()
-            new = [row for row in self.rows() if row["file_name"] not in pushed]
+            new = [row for row in self.rows() if row[IMAGE_FILE_KEY] not in pushed]
             if not new:
                 return None
             push_id = f"{_timestamp()}-{secrets.token_hex(4)}"
             with tempfile.TemporaryDirectory() as staging:
-                for sub in (IMAGES, MASKS):
+                for sub in (IMAGES_FOLDER, MASKS_FOLDER):
                     os.makedirs(os.path.join(staging, sub))
                 for row in new:
                     for key in FILE_KEYS:
                         shutil.copyfile(self.root / row[key], os.path.join(staging, row[key]))
-                with open(os.path.join(staging, METADATA), "w", encoding="utf-8") as f:
+                with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as f:
                     f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in new)
                 url = push_folder(staging, repo_id, repo_type="dataset", path_in_repo=f"data/{push_id}", token=token,
                                   private=private, commit_message=f"Add {len(new)} annotations ({push_id})")
-            _write_atomic(self.root / PUSHED, json.dumps(sorted(pushed | {r["file_name"] for r in new})).encode())
+            _write_atomic(self.root / PUSHED, json.dumps(sorted(pushed | {r[IMAGE_FILE_KEY] for r in new})).encode())
         return url
 
     # --- internals ------------------------------------------------------------------------------------------------
@@ -206,7 +210,7 @@ class AnnotationStore:
     def _writing(self, what_failed: str) -> Iterator[None]:
         """The folders exist and the lock is held; an OSError on the way becomes a `StorageError` saying why."""
         try:
-            for folder in (self.root / IMAGES, self.root / MASKS):
+            for folder in (self.root / IMAGES_FOLDER, self.root / MASKS_FOLDER):
                 folder.mkdir(parents=True, exist_ok=True)
             with self.lock:
                 yield
@@ -217,21 +221,21 @@ class AnnotationStore:
             raise storage_error(error, what_failed) from error
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
-        _write_atomic(self.root / METADATA, "".join(json.dumps(row, ensure_ascii=False) + "\n"
+        _write_atomic(self.root / METADATA_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n"
                                                     for row in rows).encode())
 
     def _recover(self) -> Recovery:
         removed = []
-        for folder in (self.root, self.root / IMAGES, self.root / MASKS):
+        for folder in (self.root, self.root / IMAGES_FOLDER, self.root / MASKS_FOLDER):
             for path in sorted(folder.glob(f".*{TEMP_SUFFIX}")):
                 if path.is_file():
                     path.unlink()
                     removed.append(path.relative_to(self.root).as_posix())
         rows = self.rows()
         indexed = {row.get(key) for row in rows for key in FILE_KEYS}
-        missing = tuple(row.get("file_name") for row in rows
+        missing = tuple(row.get(IMAGE_FILE_KEY) for row in rows
                         if not all((self.root / str(row.get(key))).is_file() for key in FILE_KEYS))
-        stems = sorted({path.stem for sub in (IMAGES, MASKS) for path in (self.root / sub).glob("*.png")
+        stems = sorted({path.stem for sub in (IMAGES_FOLDER, MASKS_FOLDER) for path in (self.root / sub).glob("*.png")
                         if f"{sub}/{path.name}" not in indexed})
         reindexed, quarantined, new_rows = [], [], []
         for stem in stems:
@@ -240,7 +244,7 @@ class AnnotationStore:
                 new_rows.append(row)
                 reindexed.append(stem)
                 continue
-            for sub in (IMAGES, MASKS):
+            for sub in (IMAGES_FOLDER, MASKS_FOLDER):
                 source = self.root / sub / f"{stem}.png"
                 if source.is_file():
                     quarantined.append(_move_to_quarantine(self.root, source).relative_to(self.root).as_posix())
@@ -254,10 +258,10 @@ class AnnotationStore:
     def _complete_row(self, stem: str) -> dict[str, Any] | None:
         """The metadata row of a complete pair (both files decode, the mask is an "L" PNG of the image's size), from
         the row the mask carries when it has one; None when the pair is incomplete."""
-        row = {"file_name": f"{IMAGES}/{stem}.png", "mask_file_name": f"{MASKS}/{stem}.png"}
+        row = {IMAGE_FILE_KEY: f"{IMAGES_FOLDER}/{stem}.png", MASK_FILE_KEY: f"{MASKS_FOLDER}/{stem}.png"}
         try:
-            with PIL.Image.open(self.root / row["file_name"]) as image, \
-                    PIL.Image.open(self.root / row["mask_file_name"]) as mask:
+            with PIL.Image.open(self.root / row[IMAGE_FILE_KEY]) as image, \
+                    PIL.Image.open(self.root / row[MASK_FILE_KEY]) as mask:
                 image.load()
                 mask.load()
                 if mask.mode != "L" or mask.size != image.size:

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from app.annotations import IMAGES, MASKS, QUARANTINE, TEMP_SUFFIX, AnnotationStore
+from app.annotations import QUARANTINE, TEMP_SUFFIX, AnnotationStore
+from semflow.annotation_layout import IMAGES_FOLDER as IMAGES
+from semflow.annotation_layout import MASKS_FOLDER as MASKS
 
 ACK = "ack"
 

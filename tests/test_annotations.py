@@ -13,8 +13,9 @@ import PIL.Image
 import pytest
 
 import app.annotations as annotations
-from app.annotations import LOCK, METADATA, QUARANTINE, ROW_CHUNK, AnnotationStore, Recovery
+from app.annotations import LOCK, QUARANTINE, ROW_CHUNK, AnnotationStore, Recovery
 from app.errors import StorageError, UserError
+from semflow.annotation_layout import METADATA_FILE as METADATA
 
 RNG = np.random.default_rng(0)
 
@@ -179,3 +180,17 @@ def test_saved_files_get_the_umask_mode(tmp_path, umask):
         os.umask(previous)
     for path in (saved.image_path, saved.mask_path, tmp_path / "ann" / METADATA):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_training_reads_the_columns_the_app_writes(tmp_path):
+    from semflow.annotation_layout import IMAGE_COLUMN, MASK_COLUMN
+    from training.config import TrainConfig
+    from training.data import load_split
+
+    store = AnnotationStore(tmp_path / "annotations")
+    store.save(PIL.Image.new("RGB", (8, 6)), np.full((6, 8), 3, np.uint8), {"annotator": "me"})
+    config = TrainConfig()
+    assert (config.image_column, config.mask_column) == (IMAGE_COLUMN, MASK_COLUMN)
+    split = load_split(str(tmp_path / "annotations"), "train")  # as `training.train --dataset annotations` does
+    assert {IMAGE_COLUMN, MASK_COLUMN} <= set(split.column_names)
+    assert np.asarray(split[0][config.mask_column]).max() == 3

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from semflow.annotation_layout import IMAGE_COLUMN, MASK_COLUMN
+
 # Photometric augmentation for street scenes from other drives and in other light (training.photometric fields).
 STREET_LIGHT = {"probability": 0.8, "brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.03, "gamma": 0.3,
                 "white_balance": 0.08, "blur": 0.25, "noise": 0.02}
@@ -93,8 +95,8 @@ class TrainConfig:
     dataset_config: str | None = None
     train_split: str = "train"
     validation_split: str | None = "validation"
-    image_column: str = "image"
-    mask_column: str = "mask"
+    image_column: str = IMAGE_COLUMN  # the annotation folder's columns (semflow.annotation_layout) by default
+    mask_column: str = MASK_COLUMN
     streaming: bool = False
     label_set: str | dict | None = None  # None: the init model's, else the dataset's id2label.json, else an error
     label_map: dict[str, int] | None = None  # dataset id → model id, applied before training
