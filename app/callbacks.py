@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from .model import gpu
 from .overlays import DEFAULT_OPACITY, fill_preview, legend_html, mark_corner, overlay, unsure_overlay
 from .service import Synthesis, get_studio
 from .session import BLANK_LAYOUT, Session
+from .work_queue import WORST_FIRST
 
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
 BETA_STEP = 0.5  # the β slider's step (and how far below its limit it stops)
+ANNOTATOR_ID = re.compile(r"[0-9a-f]{32}")  # what a browser keeps as its annotator id (a uuid4 in hex)
 
 
 def cleared(labels) -> tuple:
@@ -79,26 +82,40 @@ def segment(session: Session, steps: Any, solver: Any, opacity: Any, unsure: boo
     labels = studio.labels
     session, value = into_editor(session.replace(steps=steps, confidence=confidence, prediction=ids), session.image,
                                  ids, labels)
-    return (session, update_overlay(session, opacity, unsure), legend_of(session, labels), value,
+    return (session, view_of(session, ids, opacity, unsure), legend_of(session, ids, labels), value,
             f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the editor, "
             f"then **Synthesize** or **Save**.")
 
 
-@user_errors
-def update_overlay(session: Session, opacity: Any, unsure: bool = False) -> PIL.Image.Image | None:
-    """The prediction over the photo, or with `unsure` the heat-map of where the model is unsure."""
-    if session is None or session.image is None or session.ids is None:
+def view_of(session: Session, ids: np.ndarray | None, opacity: Any, unsure: bool = False) -> PIL.Image.Image | None:
+    """The segmentation view: the mask `ids` over the tab's photo, or with `unsure` the heat-map of where the model is
+    unsure."""
+    if session is None or session.image is None or ids is None:
         return None
     studio = get_studio(session.model)
     opacity = studio.check_opacity(opacity)
     if unsure and session.confidence is not None:
         return unsure_overlay(session.image, session.confidence, opacity)
-    return overlay(session.image, session.ids, studio.labels, opacity)
+    return overlay(session.image, ids, studio.labels, opacity)
+
+
+@user_errors
+def update_overlay(editor: dict[str, Any] | None, session: Session, opacity: Any,
+                   unsure: bool = False) -> PIL.Image.Image | None:
+    """The segmentation view at another opacity, or switched to or from the heat-map: of the mask as the editor holds
+    it now (the tab's last one while the editor is empty)."""
+    if session is None or session.background is None:
+        return None
+    studio = get_studio(session.model)
+    has_mask = bool((editor or {}).get("layers"))
+    ids = mask_from_editor(editor, session.background, studio.labels) if has_mask else session.ids
+    return view_of(session, ids, opacity, unsure)
 
 
 @user_errors
 def blank_layout(width: Any, height: Any, fill: str | None, session: Session) -> tuple:
-    """A blank canvas to paint a layout from scratch, filled with one class (or empty)."""
+    """A blank canvas to paint a layout from scratch, filled with one class (or empty); the Image box is emptied (it
+    shows what the editor works on)."""
     session = session or Session()
     studio = get_studio(session.model)
     width, height = studio.check_blank_size(width, height)
@@ -107,19 +124,19 @@ def blank_layout(width: Any, height: Any, fill: str | None, session: Session) ->
     session, value = into_editor(session.restart(source=BLANK_LAYOUT), blank_background(width, height), ids,
                                  studio.labels)
     return (session, value, f"Blank {width}x{height} layout. Paint classes, then **Synthesize**.",
-            *cleared(studio.labels))
+            *cleared(studio.labels), None)
 
 
 @user_errors
 def load_layout(mask_path: str | None, session: Session) -> tuple:
-    """An example layout (a class-id PNG) into the editor, on a blank canvas."""
+    """An example layout (a class-id PNG) into the editor, on a blank canvas; the Image box is emptied."""
     session = session or Session()
     studio = get_studio(session.model)
     ids = studio.open_mask(mask_path)
     session, value = into_editor(session.restart(source=Path(mask_path).name if mask_path else "layout"),
                                  blank_background(ids.shape[1], ids.shape[0]), ids, studio.labels)
     return (session, value, "Layout loaded into the editor. Paint over it, then **Synthesize**.",
-            *cleared(studio.labels))
+            *cleared(studio.labels), None)
 
 
 @user_errors
@@ -218,12 +235,21 @@ def _queue_of(session: Session, profile: gr.OAuthProfile | None = None):
 
 def _annotator(session: Session, profile: gr.OAuthProfile | None) -> str:
     """Who claims and saves queue items: on a Space with Hugging Face sign-in, the signed-in visitor (nobody else may
-    write to a queue); elsewhere (one person's `python app.py`) the tab's own name."""
+    write to a queue); elsewhere the browser's own annotator id (`start_tab`), so that a reload, another tab of the
+    same browser or a restart of the app keeps one's claims."""
     if get_studio(session.model).settings.oauth:
         if profile is None:
             raise InputError("Sign in with Hugging Face first: work queues record who annotated each item.")
         return profile.username
-    return session.owner or uuid.uuid4().hex
+    return session.owner or uuid.uuid4().hex  # the page had not started yet: an id for this tab only
+
+
+def start_tab(browser_id: str | None, session: Session) -> tuple[str, Session]:
+    """A tab opens: the annotator id its browser keeps (`gr.BrowserState`; a new one the first time) becomes the tab's
+    name in the work queues' claims."""
+    browser_id = browser_id if isinstance(browser_id, str) and ANNOTATOR_ID.fullmatch(browser_id) else \
+        uuid.uuid4().hex
+    return browser_id, (session or Session()).replace(owner=browser_id)
 
 
 def _at_size(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -240,43 +266,61 @@ def _queue_line(queue, note: str = "") -> str:
 
 
 def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
-    """The claimed item in the editor (its corrected mask, else its pre-annotation), or the queue's end."""
+    """The claimed item in the editor (its corrected mask, else its pre-annotation) and in the Image box, with its
+    status and mean confidence; or, when there is no other item to open, everything left as it is."""
     studio = get_studio(session.model)
     if claim is None:
-        return (session, gr.update(), _queue_line(queue, "Nothing left to open here (finished, or held by another "
-                                                         "annotator). "), "", *cleared(studio.labels))
+        held = " (you still hold this one)" if session.item is not None else ""
+        line = _queue_line(queue, f"{note}No other item to open: the rest are finished or held by another "
+                                  f"annotator{held}. ")
+        return session, gr.update(), line, *[gr.update()] * (2 + len(cleared(studio.labels)))
     opened = queue.open(claim.item.id)
     image, notice = fit_for_editing(opened.image.convert("RGB"), studio.settings.max_edit_side)
     ids = _at_size(opened.mask, image.size) if opened.mask is not None else None
     predicted = _at_size(opened.predicted, image.size) if opened.predicted is not None else None
     session, value = into_editor(session.restart(image=image, source=claim.item.name, item=claim.item.id,
                                                  prediction=predicted), image, ids, studio.labels)
+    confidence = "" if opened.confidence is None else f", mean confidence {opened.confidence:.2f}"
     line = _queue_line(queue, f"{note}Item {claim.item.index + 1} of {len(queue)}: **{claim.item.name}** "
-                              f"({opened.status}). ")
+                              f"({opened.status}{confidence}). ")
     # The item's mask over its photo (the photo alone before pre-annotation), where the fill tools are clicked.
     view = overlay(image, ids, studio.labels, DEFAULT_OPACITY) if ids is not None else image
     return (session, value, line, notice or "Correct the mask, then **Save mask to queue**.",
-            view, legend_of(session, studio.labels), *cleared(studio.labels)[2:])
+            view, legend_of(session, ids, studio.labels), *cleared(studio.labels)[2:], image)
 
 
 @user_errors
 def open_queue(location: str | None, split: str | None, sort: str, session: Session,
                profile: gr.OAuthProfile | None = None) -> tuple:
-    """Open a folder or dataset as a queue and resume where this tab's annotator stopped (or the first unfinished)."""
+    """Open a folder or dataset as a queue: worst first, at its least confident unfinished item; in queue order, where
+    this annotator stopped (the unfinished item they still hold), else at the first unfinished one."""
     session = session or Session()
     owner = _annotator(session, profile)
     queue = get_studio(session.model).queue(location, split)
     session = session.replace(queue=(location.strip(), (split or "").strip()), owner=owner)
-    return _show_item(session, queue, queue.resume(session.owner, sort=sort), "Opened the queue. ")
+    claim = queue.claim_next(owner, sort=sort) if sort == WORST_FIRST else queue.resume(owner, sort=sort)
+    return _show_item(session, queue, claim, "Opened the queue. ")
+
+
+@user_errors
+def reorder_queue(sort: str, session: Session, profile: gr.OAuthProfile | None = None) -> tuple:
+    """Another order chosen: the open queue goes to the first unfinished item in it (worst first: the least confident
+    one). Nothing happens while no queue is open."""
+    if session is None or session.queue is None:
+        return session, gr.update(), gr.update(), *[gr.update()] * (2 + len(cleared(get_studio().labels)))
+    queue = _queue_of(session, profile)
+    return _show_item(session, queue, queue.claim_next(session.owner, sort=sort), f"Order: {sort}. ")
 
 
 def queue_move(step: int, unfinished: bool):
-    """A callback that opens the next (`step` 1) or previous (-1) item, only unfinished ones with `unfinished`."""
+    """A callback that opens the next (`step` 1) or previous (-1) item in the chosen order, only unfinished ones with
+    `unfinished`; past the last item it goes on from the first (and back), so every item can be reached."""
 
     @user_errors
     def move(sort: str, session: Session, profile: gr.OAuthProfile | None = None) -> tuple:
         queue = _queue_of(session, profile)
-        return _show_item(session, queue, queue.claim_next(session.owner, session.item, step, unfinished, sort))
+        return _show_item(session, queue, queue.claim_next(session.owner, session.item, step, unfinished, sort,
+                                                           wrap=True))
 
     return move
 
@@ -349,7 +393,7 @@ def fill_at(editor: dict[str, Any] | None, session: Session, tool: str, class_na
             raise InputError("Choose the class to replace.")
         if session.corner is None:
             session = session.replace(corner=(x, y), fill=None)
-            view = update_overlay(session, opacity, unsure)
+            view = view_of(session, session.ids, opacity, unsure)
             return (session, None, mark_corner(view, (x, y)) if view is not None else gr.update(),
                     f"Corner at ({x}, {y}); click the opposite corner of the box.", gr.update(visible=False))
     fill = Fill(TOOLS[tool], (x, y), class_id, limits.whole_number(tolerance, "Tolerance"), replaced, session.corner)
@@ -392,30 +436,31 @@ def _filled(session: Session, studio, before: np.ndarray, after: np.ndarray, fil
     else:
         note = f"Filled the superpixel at ({x}, {y}) with {name}"
     note += f" ({changed_share(before, after):.1%} of the image changed; undo with z or the editor's undo)."
-    return (session, fill_payload(session.background, after, studio.labels), update_overlay(session, opacity, unsure),
+    return (session, fill_payload(session.background, after, studio.labels), view_of(session, after, opacity, unsure),
             note, gr.update(visible=False))
 
 
 @user_errors
 def mask_changed(editor: dict[str, Any] | None, session: Session, opacity: Any, unsure: bool) -> tuple:
     """The editor's mask changed in the browser (a stroke, a fill, undo, redo): the segmentation view and the legend
-    follow it. (session, view, legend)"""
+    follow it. (view, legend) — the tab's session is left alone, so that this event, which the page sends on its own,
+    never writes back an older session over a newer one."""
     if session is None or session.background is None:
-        return session, gr.update(), gr.update()
+        return gr.update(), gr.update()
     studio = get_studio(session.model)
-    session = session.replace(ids=mask_from_editor(editor, session.background, studio.labels))
-    return session, update_overlay(session, opacity, unsure), legend_of(session, studio.labels)
+    ids = mask_from_editor(editor, session.background, studio.labels)
+    return view_of(session, ids, opacity, unsure), legend_of(session, ids, studio.labels)
 
 
-def legend_of(session: Session, labels) -> str:
-    """The legend of the tab's current mask: each class's share, and how much of the model's prediction a person has
-    corrected, with the model's mean confidence where the prediction still stands."""
-    if session.ids is None:
+def legend_of(session: Session, ids: np.ndarray | None, labels) -> str:
+    """The legend of the mask `ids` of the tab's photo: each class's share, and how much of the model's prediction a
+    person has corrected, with the model's mean confidence where the prediction still stands."""
+    if ids is None:
         return legend_html(None, labels)
     note = None
-    if session.prediction is not None and session.prediction.shape == session.ids.shape:
-        kept = session.ids == session.prediction
+    if session.prediction is not None and session.prediction.shape == ids.shape:
+        kept = ids == session.prediction
         note = f"Corrected by hand: {1 - kept.mean():.1%} of the image."
         if session.confidence is not None and kept.any():
             note += f" Mean confidence where the model's mask stands: {session.confidence[kept].mean():.2f}."
-    return legend_html(session.ids, labels, note)
+    return legend_html(ids, labels, note)

@@ -85,16 +85,17 @@ FILLS = """
   }, true);
 """
 
-# Every change of the editor's history (a stroke, a fill, undo, redo) presses the page's hidden "mask changed" button,
-# at most every WAIT ms; a history just reset (the server put new work into the editor) needs no news.
+# Every edit in the editor's history (a stroke, a fill, undo or redo of one) presses the page's hidden "mask changed"
+# button, at most every WAIT ms; the server putting new work into the editor (its photo, a history reset) does not.
 CHANGES = """
   let timer = null;
   const changed = () => {
     clearTimeout(timer);
     timer = setTimeout(() => document.getElementById("%(changed)s")?.click(), %(wait)d);
   };
+  const edit = (node) => node && node.command && node.command.name !== "AddImage";
   const watch = (editor) => editor.command_manager.current_history.subscribe((node) => {
-    if (node.previous !== null || node.next !== null) changed();
+    if (edit(node) || edit(node.next)) changed();
   });
 """
 

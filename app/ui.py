@@ -35,6 +35,7 @@ CSS = """
 # The elements the editor script (`editor_script`) finds by id.
 VIEW_ID, FILL_STATUS_ID, MASK_CHANGED_ID = "segmentation-view", "fill-status", "mask-changed"
 PUT_LAYER = "(payload) => window.semflowPutLayer(payload)"  # the editor script applies a fill's layer
+BROWSER_ID_KEY = "semflow-annotator-id"  # the key gr.BrowserState keeps the annotator id under (not a secret)
 
 ADAPTIVE = "rk45 is adaptive: it picks its own steps and ignores the Steps slider"
 
@@ -54,6 +55,9 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="SemFlow Studio") as demo:
         state = gr.State(Session())
+        # The annotator id this browser keeps (localStorage) across reloads, tabs and restarts of the app: the name of
+        # its claims in work queues. It is an id, not a secret, hence the fixed key that lets a restarted app read it.
+        browser_id = gr.BrowserState(None, storage_key="semflow-annotator", secret=BROWSER_ID_KEY)
         with gr.Row():
             gr.Markdown(HEADER)
             choices = model_choices()
@@ -81,16 +85,16 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 save_queue_button = gr.Button("Save mask to queue (s)", variant="primary", elem_id="queue-save")
                 export_queue_button = gr.Button("Export corrected masks (CVAT zip)")
             queue_status = gr.Markdown("Open a queue to work through its images; progress is kept in the annotation "
-                                       "folder, so a restart resumes where you stopped.")
+                                       "folder, so a restart resumes where you stopped.", elem_id="queue-status")
             queue_export = gr.File(label="CVAT export", interactive=False, height=90)
 
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                 format="png", height=320)
+                                 format="png", height=320, elem_id="image-input")
                 if photos:
-                    gr.Examples([[e["image"]] for e in photos], inputs=[image],
-                                example_labels=[e["title"] for e in photos], label="Example photos")
+                    photo_picker = gr.Examples([[e["image"]] for e in photos], inputs=[image],
+                                               example_labels=[e["title"] for e in photos], label="Example photos")
                 with gr.Row():
                     seg_steps = gr.Slider(1, MAX_STEPS, value=pipe.config.segmentation_steps, step=1, label="Steps")
                     seg_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver", info=ADAPTIVE)
@@ -197,18 +201,25 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         # file or a decompression bomb, before the app could say what is wrong.
         downloads = [mask_ids_file, mask_color_file, mask_voc_file]
         fresh = [overlay_view, legend, gallery, round_trip, trajectory, save_status, *downloads]
-        image.change(cb.load_image, [image, state], [state, editor, status, *fresh], show_progress_on=[status],
-                     preprocess=False, **ui("load_image"))
+        # A person's upload, paste, clear or example photo loads the image; the app setting the Image box (to show a
+        # queue item) does not.
+        loading = {"show_progress_on": [status], "preprocess": False}
+        image.upload(cb.load_image, [image, state], [state, editor, status, *fresh], **loading, **ui("load_image"))
+        image.clear(cb.load_image, [image, state], [state, editor, status, *fresh], **loading, **ui("clear_image"))
+        if photos:
+            photo_picker.load_input_event.then(cb.load_image, [image, state], [state, editor, status, *fresh],
+                                               **loading, **ui("load_example_photo"))
         segment_button.click(cb.segment, [state, seg_steps, seg_solver, opacity, unsure],
                              [state, overlay_view, legend, editor, status], show_progress_on=[overlay_view],
                              **ui("segment"), **model_slot)
-        opacity.release(cb.update_overlay, [state, opacity, unsure], overlay_view, **ui("overlay"))
-        unsure.change(cb.update_overlay, [state, opacity, unsure], overlay_view, **ui("unsure"))
+        opacity.release(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("overlay"))
+        unsure.change(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("unsure"))
         blank_button.click(cb.blank_layout, [blank_width, blank_height, blank_fill, state],
-                           [state, editor, status, *fresh], show_progress_on=[status], **ui("blank_layout"))
+                           [state, editor, status, *fresh, image], show_progress_on=[status], **ui("blank_layout"))
         if layouts:
-            layout_picker.load_input_event.then(cb.load_layout, [layout_file, state], [state, editor, status, *fresh],
-                                                  show_progress_on=[status], **ui("load_layout"))
+            layout_picker.load_input_event.then(cb.load_layout, [layout_file, state],
+                                                [state, editor, status, *fresh, image], show_progress_on=[status],
+                                                **ui("load_layout"))
         synthesize_button.click(cb.synthesize, [editor, state, variants, seed, beta, syn_steps, syn_solver,
                                                 show_trajectory, direction],
                                 [state, gallery, round_trip, trajectory], show_progress_on=[round_trip],
@@ -217,9 +228,11 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                           **ui("save_annotation"))
         export_button.click(cb.export_mask, [editor, state], downloads, **ui("export_mask"))
         push_button.click(cb.push_annotations, None, save_status, **ui("push_annotations"))
-        item_outputs = [state, editor, queue_status, status, *fresh]
+        item_outputs = [state, editor, queue_status, status, *fresh, image]
         open_queue_button.click(cb.open_queue, [queue_location, queue_split, queue_sort, state], item_outputs,
                                 show_progress_on=[queue_status], **ui("open_queue"))
+        queue_sort.change(cb.reorder_queue, [queue_sort, state], item_outputs, show_progress_on=[queue_status],
+                          **ui("reorder_queue"))
         for button, (step, unfinished), name in ((previous_button, (-1, False), "previous"),
                                                  (next_button, (1, False), "next"),
                                                  (unfinished_button, (1, True), "next_unfinished")):
@@ -235,12 +248,13 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         apply_fill_button.click(cb.apply_fill, [editor, state, opacity, unsure], filled,
                                 show_progress_on=[fill_status], **ui("apply_fill")) \
             .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_applied_fill"))
-        mask_changed_button.click(cb.mask_changed, [editor, state, opacity, unsure], [state, overlay_view, legend],
+        mask_changed_button.click(cb.mask_changed, [editor, state, opacity, unsure], [overlay_view, legend],
                                   show_progress="hidden", trigger_mode="always_last", **ui("mask_changed"))
         model_choice.change(cb.choose_model, [model_choice, state],
                             [state, model_info, beta, seg_steps, seg_solver, syn_steps, syn_solver],
                             **ui("choose_model"), **model_slot)
 
+        demo.load(cb.start_tab, [browser_id, state], [browser_id, state], **ui("start_tab"))
         api.add_endpoints(studio, model_slot)
     return demo
 

@@ -307,18 +307,19 @@ class WorkQueue:
         confidence = {item.id: records.get(item.id, {}).get("confidence") for item in self.items}
         return sorted(confidence, key=lambda i: (confidence[i] is None, confidence[i] or 0.0, self._by_id[i].index))
 
-    def next_id(self, current: str | None = None, sort: str = QUEUE_ORDER, unfinished: bool = False) -> str | None:
+    def next_id(self, current: str | None = None, sort: str = QUEUE_ORDER, unfinished: bool = False,
+                wrap: bool = False) -> str | None:
         """The item after `current` (the first when None); with `unfinished`, the next not yet corrected, wrapping
-        around to the start. None when there is none."""
-        return next(self._candidates(current, 1, sort, unfinished, self.statuses()), None)
+        around to the start (with `wrap`, every item wraps around). None when there is none."""
+        return next(self._candidates(current, 1, sort, unfinished, self.statuses(), wrap), None)
 
-    def previous_id(self, current: str | None = None, sort: str = QUEUE_ORDER,
-                    unfinished: bool = False) -> str | None:
-        """The item before `current` (the last when None); with `unfinished`, wrapping around to the end."""
-        return next(self._candidates(current, -1, sort, unfinished, self.statuses()), None)
+    def previous_id(self, current: str | None = None, sort: str = QUEUE_ORDER, unfinished: bool = False,
+                    wrap: bool = False) -> str | None:
+        """The item before `current` (the last when None); with `unfinished` or `wrap`, wrapping around to the end."""
+        return next(self._candidates(current, -1, sort, unfinished, self.statuses(), wrap), None)
 
-    def _candidates(self, current: str | None, step: int, sort: str, unfinished: bool,
-                    statuses: dict[str, str]) -> Iterator[str]:
+    def _candidates(self, current: str | None, step: int, sort: str, unfinished: bool, statuses: dict[str, str],
+                    wrap: bool = False) -> Iterator[str]:
         order = self.order(sort)
         if step not in (1, -1):
             raise ValueError(f"step must be 1 (next) or -1 (previous), got {step!r}")
@@ -327,7 +328,8 @@ class WorkQueue:
         else:
             position = order.index(self.item(current).id)
             after = order[position + 1 :] if step == 1 else order[:position][::-1]
-            before = (order[:position] if step == 1 else order[position + 1 :][::-1]) if unfinished else []
+            around = unfinished or wrap
+            before = (order[:position] if step == 1 else order[position + 1 :][::-1]) if around else []
             sequence = after + before
         return (i for i in sequence if not unfinished or statuses[i] not in FINISHED)
 
@@ -346,14 +348,14 @@ class WorkQueue:
             return self._take(item, owner, claims)
 
     def claim_next(self, owner: str, current: str | None = None, step: int = 1, unfinished: bool = True,
-                   sort: str = QUEUE_ORDER) -> Claim | None:
+                   sort: str = QUEUE_ORDER, wrap: bool = False) -> Claim | None:
         """Claim the first item after (`step` 1) or before (-1) `current` that nobody else holds; see `next_id` for
-        the order and `unfinished`. Returns None when every such item is finished or held by someone else."""
+        the order, `unfinished` and `wrap`. Returns None when every such item is finished or held by someone else."""
         owner = _owner(owner)
         with self._locked("Claiming the next item failed"):
             claims = self._live_claims()
             statuses = self.statuses()
-            for item_id in self._candidates(current, step, sort, unfinished, statuses):
+            for item_id in self._candidates(current, step, sort, unfinished, statuses, wrap):
                 if claims.get(item_id, {}).get("owner", owner) == owner:
                     return self._take(self._by_id[item_id], owner, claims)
             return None

@@ -25,6 +25,7 @@ def free_port() -> int:
     """A local port of `TEST_PORTS` that nothing listens on now."""
     for port in TEST_PORTS:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -37,11 +38,13 @@ class AppServer:
     """`python app.py` on a free local port, with the given environment over this one.
 
     The app's own variables (``SEMFLOW_*``) are not inherited from the shell: a test says every setting its server
-    has. The port is the server's own even when ``GRADIO_SERVER_PORT`` is set in the shell or in `env`.
+    has. The port is the server's own even when ``GRADIO_SERVER_PORT`` is set in the shell or in `env`; `port` asks
+    for one (a restarted app on its old port keeps its pages' browser storage, which is per address and port).
     """
 
-    def __init__(self, env: dict[str, str], log: Path, timeout: float = 1800, cwd: Path = ROOT) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log: Path, timeout: float = 1800, cwd: Path = ROOT,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("SEMFLOW_")}
         full_env = {**inherited, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **env,

@@ -371,7 +371,7 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     assert session.ids.shape == (30, 40) and session.steps == 1 and overlay_image.size == (40, 30)
     assert status.startswith("Segmented in 1 step(s); mean confidence ")
     assert session.confidence.shape == (30, 40) and 0 <= session.confidence.min() <= session.confidence.max() <= 1
-    heat = page.update_overlay(session, 1.0, True)
+    heat = page.update_overlay(editor, session, 1.0, True)
     assert heat.size == (40, 30) and np.asarray(heat).tobytes() != np.asarray(overlay_image).tobytes()
     assert np.array_equal(layer_to_labels(editor["layers"][0], studio.labels), session.ids)
     session, gallery, report, gif = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, page.MASK_TO_IMAGE)
@@ -379,9 +379,10 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     message, ids_path, _, voc_path = page.save_annotation(editor, session, "me")
     assert PIL.Image.open(voc_path).mode == "P"
     assert message.startswith("Saved") and np.array_equal(np.asarray(PIL.Image.open(ids_path)), session.ids)
-    session, editor, _, *fresh = page.blank_layout(64, 80, "Road", session)
+    session, editor, _, *fresh, photo = page.blank_layout(64, 80, "Road", session)
     overlay_view, _, gallery, report, gif, save_status, *downloads = fresh
     assert (overlay_view, gallery, report, gif, save_status, downloads) == (None, [], "", None, "", [None] * 3)
+    assert photo is None, "a layout empties the Image box"
     assert session.image is None and (layer_to_labels(editor["layers"][0], studio.labels) == 3).all()
     with pytest.raises(gr.Error, match="no image to save"):
         page.save_annotation(editor, session, "me")
@@ -482,7 +483,7 @@ def test_examples_are_real_photos_and_drawn_layouts_made_without_the_model(tmp_p
 def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page, studio, tmp_path):
     import zipfile
 
-    from app.editor import editor_value
+    from app.editor import editor_value, layer_to_labels
     from app.session import Session
     from app.work_queue import CORRECTED, PREANNOTATED
 
@@ -490,14 +491,16 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     frames.mkdir()
     for name in ["a.png", "b.png", "c.png"]:
         PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(frames / name)
-    session, editor, line, status, *fresh = page.open_queue(str(frames), "", "queue order", Session())
+    session, editor, line, status, *fresh, photo = page.open_queue(str(frames), "", "queue order", Session())
     assert session.item == "a.png" and session.owner and "Item 1 of 3: **a**" in line and "0 / 3 corrected" in line
     assert fresh[0].size == (30, 20) and fresh[1:] == list(page.cleared(studio.labels))[1:]
+    assert photo is session.image, "the Image box shows the queue item, as the editor does"
     seen = []
     line = page.preannotate_queue(session, progress=lambda done, desc: seen.append(done))
     assert "Pre-annotated 3 item(s)" in line and seen[-1] == (3, 3) and "3 pre-annotated" in line
     session, editor, line, *_ = page.queue_move(1, False)("queue order", session)
-    assert session.item == "b.png" and f"({PREANNOTATED})" in line and editor["layers"][0][..., 3].any()
+    assert session.item == "b.png" and f"({PREANNOTATED}, mean confidence 0." in line
+    assert (layer_to_labels(editor["layers"][0], studio.labels) != studio.labels.ignore_id).all()
     ids = np.full((20, 30), 3, np.uint8)
     line = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
     assert "Saved the mask of **b**" in line and "1 / 3 corrected" in line
@@ -602,11 +605,55 @@ def test_the_legend_follows_the_mask_in_the_editor(page, studio):
     prediction = np.zeros((20, 30), np.uint8)
     session = Session(image=image, background=image, ids=prediction, prediction=prediction,
                       confidence=np.full((20, 30), 0.8, np.float32))
-    assert "100.0%" in page.legend_of(session, studio.labels) and "Corrected by hand: 0.0%" in \
-        page.legend_of(session, studio.labels)
+    legend = page.legend_of(session, prediction, studio.labels)
+    assert "100.0%" in legend and "Corrected by hand: 0.0%" in legend
     painted = prediction.copy()
     painted[:10] = 8
-    session, view, legend = page.mask_changed(editor_value(image, painted, studio.labels), session, 0.5, False)
-    assert np.array_equal(session.ids, painted) and view.size == (30, 20)
+    view, legend = page.mask_changed(editor_value(image, painted, studio.labels), session, 0.5, False)
+    assert view.size == (30, 20) and (np.asarray(view) == np.asarray(page.overlay(image, painted, studio.labels,
+                                                                                 0.5))).all()
     assert "Car" in legend and "50.0%" in legend and "Corrected by hand: 50.0% of the image." in legend
     assert "Mean confidence where the model&#x27;s mask stands: 0.80." in legend
+
+
+def test_a_tab_claims_queue_items_under_its_browsers_id_and_worst_first_reaches_every_unfinished_item(page, studio,
+                                                                                                      tmp_path):
+    from app.session import Session
+    from app.work_queue import WORST_FIRST
+
+    browser_id, session = page.start_tab(None, Session())
+    assert page.ANNOTATOR_ID.fullmatch(browser_id) and session.owner == browser_id
+    kept, again = page.start_tab(browser_id, Session())
+    assert kept == browser_id and again.owner == browser_id, "the browser's id is kept"
+    assert page.start_tab("../not an id", Session())[0] != "../not an id"
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in "abcde":
+        PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(frames / f"{name}.png")
+    session, *_ = page.open_queue(str(frames), "", "queue order", session)
+    queue = studio.queue(str(frames))
+    for name, confidence in zip("abcde", (0.9, 0.3, 0.7, 0.1, 0.5)):
+        queue.set_prediction(f"{name}.png", np.zeros((20, 30), np.uint8), confidence)
+    queue.save("d.png", np.zeros((20, 30), np.uint8), browser_id)  # the least confident one is finished
+    _, reload = page.start_tab(browser_id, Session())
+    reload, _, line, *_ = page.open_queue(str(frames), "", "queue order", reload)
+    assert reload.item == "a.png" and "Item 1 of 5" in line, "a reload resumes the item its browser holds"
+    session, _, line, *_ = page.reorder_queue(WORST_FIRST, session)
+    assert session.item == "b.png" and "mean confidence 0.30" in line, "worst first: the least confident unfinished"
+    seen = [session.item]
+    for _ in range(5):
+        session, _, line, *_ = page.queue_move(1, False)(WORST_FIRST, session)
+        seen.append(session.item)
+    assert seen == ["b.png", "e.png", "c.png", "a.png", "d.png", "b.png"], "Next goes round every item, worst first"
+    assert set(seen) >= {"a.png", "b.png", "c.png", "e.png"}
+    other = Session(owner="f" * 32)
+    other, _, line, *_ = page.open_queue(str(frames), "", WORST_FIRST, other)
+    assert other.item == "e.png", "another browser skips the item this one holds"
+    for name in "abce":
+        queue.save(f"{name}.png", np.zeros((20, 30), np.uint8), other.owner if name == "e" else browser_id)
+    stay = page.queue_move(1, True)(WORST_FIRST, session)
+    assert stay[0] is session and "No other item to open" in stay[2] and all(
+        isinstance(out, dict) for out in stay[3:]), "nothing left: the editor and the views stay as they are"
+    idle = page.reorder_queue(WORST_FIRST, Session())
+    assert idle[0].queue is None and all(isinstance(out, dict) for out in idle[1:])
