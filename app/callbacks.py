@@ -26,7 +26,7 @@ from .model import gpu
 from .overlays import DEFAULT_OPACITY, fill_preview, legend_html, mark_corner, overlay, unsure_overlay
 from .service import Synthesis, get_studio
 from .session import BLANK_LAYOUT, Session
-from .work_queue import WORST_FIRST
+from .work_queue import WORST_FIRST, takes_split
 
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
 BETA_STEP = 0.5  # the β slider's step (and how far below its limit it stops)
@@ -73,7 +73,7 @@ def into_editor(session: Session, background: PIL.Image.Image, ids: np.ndarray |
 def segment(session: Session, steps: Any, solver: Any, opacity: Any, unsure: bool = False,
             progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
     """Image → mask: the overlay (or where the model is unsure), the legend, and the prediction as the editor's mask
-    layer."""
+    layer; a picture far from what the model knows (`Studio.unfamiliar`) is said to be so."""
     if session is None or session.image is None:
         raise InputError("Please upload an image (or pick an example) first.")
     studio = get_studio(session.model)
@@ -82,20 +82,25 @@ def segment(session: Session, steps: Any, solver: Any, opacity: Any, unsure: boo
     labels = studio.labels
     session, value = into_editor(session.replace(steps=steps, confidence=confidence, prediction=ids), session.image,
                                  ids, labels)
-    return (session, view_of(session, ids, opacity, unsure), legend_of(session, ids, labels), value,
-            f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the editor, "
-            f"then **Synthesize** or **Save**.")
+    status = (f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the "
+              f"editor, then **Synthesize** or **Save**.")
+    unfamiliar = studio.unfamiliar(float(confidence.mean()))
+    if unfamiliar:
+        gr.Warning(unfamiliar)
+        status = f"⚠️ **{unfamiliar}** {status}"
+    return session, view_of(session, ids, opacity, unsure), legend_of(session, ids, labels), value, status
 
 
 def view_of(session: Session, ids: np.ndarray | None, opacity: Any, unsure: bool = False) -> PIL.Image.Image | None:
     """The segmentation view: the mask `ids` over the tab's photo, or with `unsure` the heat-map of where the model is
-    unsure."""
+    unsure (pixels corrected by hand are no longer in doubt)."""
     if session is None or session.image is None or ids is None:
         return None
     studio = get_studio(session.model)
     opacity = studio.check_opacity(opacity)
-    if unsure and session.confidence is not None:
-        return unsure_overlay(session.image, session.confidence, opacity)
+    if unsure and session.confidence is not None and session.confidence.shape == ids.shape:
+        settled = ids != session.prediction if session.prediction is not None else None
+        return unsure_overlay(session.image, session.confidence, opacity, settled)
     return overlay(session.image, ids, studio.labels, opacity)
 
 
@@ -201,7 +206,7 @@ def push_annotations(oauth_token: gr.OAuthToken | None) -> str:
 
 
 @user_errors
-def choose_model(name: str, session: Session) -> tuple:
+def choose_model(name: str, session: Session, direction: str = MASK_TO_IMAGE) -> tuple:
     """The tab works with another model from now on (its mask stays): its info, and every synthesis and segmentation
     setting back at this model's defaults (β at the model's own perturbation, within its range, shown only where it
     applies), so nothing of the previous model's settings carries over."""
@@ -210,7 +215,33 @@ def choose_model(name: str, session: Session) -> tuple:
     config = studio.pipe.config
     return (session, model_info_markdown(studio.model), gr.update(**beta_slider(studio)),
             gr.update(value=config.segmentation_steps), gr.update(value=config.solver),
-            gr.update(value=config.synthesis_steps), gr.update(value=config.solver))
+            gr.update(value=config.synthesis_steps), gr.update(value=config.solver),
+            trajectory_caption(name, direction))
+
+
+def trajectory_caption(model: str | None, direction: str) -> str:
+    """What the trajectory animation of `model` (a choice; None: the configured one) shows in `direction`: for the
+    paper's formulation the state itself moves between the photo and the mask in anchor colours (its Fig. 7); for the
+    symmetric one the part being made starts as Gaussian noise, the other part held at the given end."""
+    noisy = get_studio(model).pipe.formulation.uses_noise
+    if direction == IMAGE_TO_MASK:
+        return ("*Trajectory*: the mask channel, from Gaussian noise to the mask (drawn in the anchor colours), "
+                "guided by the photo." if noisy else
+                "*Trajectory*: the photo turning into its mask, drawn in the anchor colours (the paper's Fig. 7).")
+    return ("*Trajectory*: the image channel, from Gaussian noise to the image, guided by the mask." if noisy else
+            "*Trajectory*: the mask, drawn in the anchor colours and perturbed by β, turning into the image (the "
+            "paper's Fig. 7).")
+
+
+def split_field(location: str | None, session: Session) -> dict:
+    """The split field, shown only for what takes a split (a Hub dataset id, an imagefolder, a dataset folder), not
+    for a plain folder of images."""
+    studio = get_studio(session.model if session else None)
+    try:
+        location = studio.queue_location(location.strip()) if isinstance(location, str) and location.strip() else ""
+    except InputError:  # outside the queue folder: the person learns why on opening it
+        return gr.update()
+    return gr.update(visible=bool(location) and takes_split(location))
 
 
 def beta_slider(studio) -> dict[str, Any]:
@@ -281,8 +312,9 @@ def _show_item(session: Session, queue, claim, note: str = "") -> tuple:
     session, value = into_editor(session.restart(image=image, source=claim.item.name, item=claim.item.id,
                                                  prediction=predicted), image, ids, studio.labels)
     confidence = "" if opened.confidence is None else f", mean confidence {opened.confidence:.2f}"
+    unfamiliar = studio.unfamiliar(opened.confidence) if opened.confidence is not None else None
     line = _queue_line(queue, f"{note}Item {claim.item.index + 1} of {len(queue)}: **{claim.item.name}** "
-                              f"({opened.status}{confidence}). ")
+                              f"({opened.status}{confidence}). " + (f"⚠️ {unfamiliar} " if unfamiliar else ""))
     # The item's mask over its photo (the photo alone before pre-annotation), where the fill tools are clicked.
     view = overlay(image, ids, studio.labels, DEFAULT_OPACITY) if ids is not None else image
     return (session, value, line, notice or "Correct the mask, then **Save mask to queue**.",
@@ -350,13 +382,14 @@ def save_to_queue(editor: dict[str, Any] | None, session: Session, profile: gr.O
 
 
 @user_errors
-def export_queue(session: Session) -> str:
-    """Every corrected mask of the open queue as a CVAT "Segmentation mask 1.1" zip."""
+def export_queue(session: Session) -> dict:
+    """Every corrected mask of the open queue as a CVAT "Segmentation mask 1.1" zip, ``<queue>_cvat.zip``, in the
+    export box (hidden until there is an export)."""
     queue = _queue_of(session)
     masks = [(item.name, ids) for item, ids in queue.corrected_masks()]
     if not masks:
         raise InputError("No item of this queue is corrected yet: save a mask to the queue first.")
-    return save_cvat_zip(masks, get_studio(session.model).labels, f"{queue.source.title}-cvat")
+    return gr.update(value=save_cvat_zip(masks, get_studio(session.model).labels, queue.source.title), visible=True)
 
 
 # --- fill tools and edits ----------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """The model-info panel: the model's identity (never a path), label set, resolution, defaults, training data and
-metrics taken from the model card."""
+metrics taken from the model card, with the card's server paths and commands left out."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from semflow.loading import LoadedModel
+
+_COMMAND = re.compile(r"\s*Reproduce: `[^`]*`\.?")  # how the card's figures were made: a command with server paths
+_CODE = re.compile(r"`([^`\s]+)`")
 
 
 def card_section(card: str | None, title: str) -> str | None:
@@ -36,4 +40,18 @@ def model_info_markdown(model: LoadedModel) -> str:
         lines.insert(0, f"⚠️ {model.notice}")
     metrics = card_section(model.card, "Metrics")
     body = "\n\n".join(lines)
-    return body + ("\n\n### Metrics (from the model card)\n\n" + metrics if metrics else "")
+    return public(body + ("\n\n### Metrics (from the model card)\n\n" + metrics if metrics else ""))
+
+
+def public(text: str) -> str:
+    """`text` as a visitor may see it: the card's "Reproduce:" commands left out, and a local path in code (a dataset
+    or run folder on the server, `../shared/datasets/camvid`) shown by its last part (`camvid`). Hub ids stay."""
+    text = _COMMAND.sub("", text)
+    return _CODE.sub(lambda match: f"`{_public_name(match[1])}`", text)
+
+
+def _public_name(token: str) -> str:
+    if "/" not in token:
+        return token
+    local = token.startswith((".", "/", "~")) or Path(token).expanduser().exists()
+    return Path(token.rstrip("/")).name if local else token

@@ -18,7 +18,7 @@ from .examples import build_examples, canvas_size, layout_examples, photo_exampl
 from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
 from .model import model_choices
-from .overlays import DEFAULT_OPACITY, legend_html
+from .overlays import DEFAULT_OPACITY, legend_html, unsure_scale_html
 from .service import MAX_VARIANTS, Studio, get_studio
 from .session import Session
 from .settings import Settings, get_settings
@@ -27,9 +27,13 @@ from .work_queue import SORTS
 
 logger = logging.getLogger(__name__)
 
+# The editor's tools sit over the left edge of its canvas: the canvas starts to their right, so that no photo (scaled
+# to fit, as on a phone) lies under them.
 CSS = """
 .semflow-legend {font-size: 0.9em; max-height: 320px; overflow-y: auto}
+.semflow-unsure-scale {display: flex; align-items: center; font-size: 0.85em}
 #mask-editor {min-height: 420px}
+#mask-editor .pixi-target {left: 52px; width: calc(100% - 52px)}
 """
 
 # The elements the editor script (`editor_script`) finds by id.
@@ -59,7 +63,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         # its claims in work queues. It is an id, not a secret, hence the fixed key that lets a restarted app read it.
         browser_id = gr.BrowserState(None, storage_key="semflow-annotator", secret=BROWSER_ID_KEY)
         with gr.Row():
-            gr.Markdown(HEADER)
+            with gr.Column(scale=1, min_width=320):  # on a phone the model picker goes under the title, not beside it
+                gr.Markdown(HEADER)
             choices = model_choices()
             model_choice = gr.Dropdown(choices, value=choices[0], label="Model", scale=0, min_width=220,
                                        info="The paper's SemFlow or the symmetric formulation (SymmFlow); details "
@@ -73,7 +78,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             with gr.Row():
                 queue_location = gr.Textbox(label="Folder of images, imagefolder, or Hub dataset id", scale=3,
                                             placeholder="e.g. ./frames or org/street-frames")
-                queue_split = gr.Textbox(label="Split (datasets)", value="train", scale=1)
+                queue_split = gr.Textbox(label="Split (datasets)", value="train", scale=1, visible=False)
                 queue_sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Order", scale=1,
                                          info="worst first: lowest mean confidence first (after pre-annotation)")
                 open_queue_button = gr.Button("Open queue", variant="primary", scale=1)
@@ -86,7 +91,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 export_queue_button = gr.Button("Export corrected masks (CVAT zip)")
             queue_status = gr.Markdown("Open a queue to work through its images; progress is kept in the annotation "
                                        "folder, so a restart resumes where you stopped.", elem_id="queue-status")
-            queue_export = gr.File(label="CVAT export", interactive=False, height=90)
+            queue_export = gr.File(label="CVAT export", interactive=False, height=90, visible=False)
 
         with gr.Row():
             with gr.Column(scale=1):
@@ -106,6 +111,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 with gr.Row():
                     opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                     unsure = gr.Checkbox(label="Show where the model is unsure (red: low confidence)", value=False)
+                unsure_scale = gr.HTML(unsure_scale_html(), visible=False)
                 with gr.Row():
                     fill_tool = gr.Radio(list(cb.FILL_TOOLS), value=cb.FILL_TOOLS[0],
                                          label="Click on the segmentation to fill (into the editor's mask)")
@@ -131,8 +137,9 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             label="Mask editor", elem_id="mask-editor",
             type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(),
             brush=gr.Brush(colors=palette, default_color=palette[0], color_mode="fixed", default_size=12),
+            # One mask layer and no layer panel (Gradio names every layer it loads "Layer 1").
             eraser=gr.Eraser(default_size=12), layers=gr.LayerOptions(allow_additional_layers=False,
-                                                                       layers=["mask"]),
+                                                                       layers=["mask"], disabled=True),
             canvas_size=(canvas_width, canvas_height), height=480,
         )
         gr.Markdown(shortcut_help(labels.class_names))
@@ -165,9 +172,9 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             gallery = gr.Gallery(label="Synthesized", elem_id="synthesized", columns=2, height="auto",
                                  object_fit="contain", format="png")
             with gr.Column():
-                trajectory = gr.Image(label="Trajectory (the mask end is drawn in anchor colours: each class as the "
-                                            "colour the flow starts or ends at)", type="filepath", interactive=False,
-                                      height=280)
+                trajectory = gr.Image(label="Trajectory", type="filepath", interactive=False, height=280)
+                trajectory_caption = gr.Markdown(cb.trajectory_caption(None, cb.MASK_TO_IMAGE),
+                                                 elem_id="trajectory-caption")
                 round_trip = gr.Markdown()
 
         gr.Markdown("## Save the annotation")
@@ -212,8 +219,11 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         segment_button.click(cb.segment, [state, seg_steps, seg_solver, opacity, unsure],
                              [state, overlay_view, legend, editor, status], show_progress_on=[overlay_view],
                              **ui("segment"), **model_slot)
-        opacity.release(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("overlay"))
-        unsure.change(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("unsure"))
+        # The opacity follows the slider once it is let go, and the number typed into its box.
+        opacity.change(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, trigger_mode="always_last",
+                       show_progress="hidden", **ui("overlay"))
+        unsure.change(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("unsure")) \
+            .then(lambda shown: gr.update(visible=shown), unsure, unsure_scale, **ui("unsure_scale"))
         blank_button.click(cb.blank_layout, [blank_width, blank_height, blank_fill, state],
                            [state, editor, status, *fresh, image], show_progress_on=[status], **ui("blank_layout"))
         if layouts:
@@ -231,6 +241,8 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         item_outputs = [state, editor, queue_status, status, *fresh, image]
         open_queue_button.click(cb.open_queue, [queue_location, queue_split, queue_sort, state], item_outputs,
                                 show_progress_on=[queue_status], **ui("open_queue"))
+        for typed in (queue_location.blur, queue_location.submit):
+            typed(cb.split_field, [queue_location, state], queue_split, show_progress="hidden", **ui("split_field"))
         queue_sort.change(cb.reorder_queue, [queue_sort, state], item_outputs, show_progress_on=[queue_status],
                           **ui("reorder_queue"))
         for button, (step, unfinished), name in ((previous_button, (-1, False), "previous"),
@@ -250,8 +262,10 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
             .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_applied_fill"))
         mask_changed_button.click(cb.mask_changed, [editor, state, opacity, unsure], [overlay_view, legend],
                                   show_progress="hidden", trigger_mode="always_last", **ui("mask_changed"))
-        model_choice.change(cb.choose_model, [model_choice, state],
-                            [state, model_info, beta, seg_steps, seg_solver, syn_steps, syn_solver],
+        direction.change(cb.trajectory_caption, [model_choice, direction], trajectory_caption,
+                         **ui("trajectory_caption"))
+        model_defaults = [beta, seg_steps, seg_solver, syn_steps, syn_solver, trajectory_caption]
+        model_choice.change(cb.choose_model, [model_choice, state, direction], [state, model_info, *model_defaults],
                             **ui("choose_model"), **model_slot)
 
         demo.load(cb.start_tab, [browser_id, state], [browser_id, state], **ui("start_tab"))

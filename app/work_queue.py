@@ -208,6 +208,18 @@ def open_source(location: str | os.PathLike, split: str | None = None) -> Source
     return DatasetSource(_load_dataset(name, split), f"dataset:{name}:{split}", name.rsplit("/", 1)[-1], split)
 
 
+def takes_split(location: str | os.PathLike) -> bool:
+    """Whether a split applies to `location` as `open_source` opens it: a Hub dataset id, an imagefolder or a dataset
+    folder in Hub layout take one; a plain folder of images (any image file directly or further down) does not."""
+    path = Path(location).expanduser()
+    if not path.is_dir():
+        return not path.exists()  # a Hub id (a file is no queue at all)
+    if any((path / name).is_file() or any(path.glob(f"*/{name}")) for name in METADATA_FILES):
+        return True
+    images = (file for file in path.rglob("*") if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file())
+    return next(images, None) is None
+
+
 def _load_dataset(location: str, split: str, **kwargs: Any) -> Any:
     import datasets
 

@@ -441,7 +441,7 @@ def test_a_tab_picks_the_papers_model_beside_the_default_and_keeps_it(embedded_m
 
     monkeypatch.setenv("SEMFLOW_ANNOTATIONS_DIR", str(tmp_path / "annotations"))
     assert embedded_models.model_choices() == ["symmetric", "semflow"], "the default first"
-    session, info, beta, seg_steps, seg_solver, syn_steps, syn_solver = callbacks.choose_model("semflow", Session())
+    session, info, beta, seg_steps, seg_solver, syn_steps, syn_solver, _ = callbacks.choose_model("semflow", Session())
     assert session.model == "semflow" and "(semflow formulation)" in info
     assert beta["visible"] is True and seg_steps["value"] == 1, "the paper's model synthesizes with a β"
     assert beta["value"] == 40 and beta["maximum"] < 127.5 / 2 and "trained with 40" in beta["label"]
@@ -504,7 +504,7 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     ids = np.full((20, 30), 3, np.uint8)
     line = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
     assert "Saved the mask of **b**" in line and "1 / 3 corrected" in line
-    with zipfile.ZipFile(page.export_queue(session)) as archive:
+    with zipfile.ZipFile(page.export_queue(session)["value"]) as archive:
         assert "SegmentationClass/b.png" in archive.namelist()
     # a new tab (a restart): the same folder's queue, its progress kept; "Next unfinished" skips the corrected item
     other, _, line, *_ = page.open_queue(str(frames), "", "queue order", Session())

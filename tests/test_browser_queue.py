@@ -1,6 +1,7 @@
 """The work queue in a real browser (Debian's Chromium, headless), several items in one tab: a smaller item after a
 larger one saves its mask in place; worst first opens the least confident unfinished item and Next reaches every
-unfinished one, with each item's confidence shown; the Image box shows the queue item; a reload, another tab of the
+unfinished one, with each item's confidence shown; the split field only for what takes a split, the CVAT box only with
+an export, named after its queue; the Image box shows the queue item; a reload, another tab of the
 same browser and a restart of the app keep one's claims, which another browser still respects (own servers)."""
 
 import io
@@ -95,6 +96,15 @@ def test_a_queue_walked_worst_first_saves_in_place_and_reaches_every_unfinished_
     try:
         with sync_playwright() as playwright:
             browser, page = open_app(playwright, server.url)
+            page.get_by_text("Work queue: annotate a whole folder or dataset").click()
+            location = page.get_by_label("Folder of images, imagefolder, or Hub dataset id")
+            split = page.get_by_label("Split (datasets)")
+            for typed, shown in (("org/street-frames", True), (str(frames), False)):
+                location.fill(typed)
+                location.blur()
+                page.wait_for_timeout(1500)
+                assert split.is_visible() == shown, f"the split field for {typed}"
+            assert not page.locator(".block", has_text="CVAT export").first.is_visible(), "an empty export box shows"
             _open_queue(page, frames)
             assert _item(page) == "a_big"
             page.get_by_role("button", name="Pre-annotate all").click()
@@ -117,6 +127,8 @@ def test_a_queue_walked_worst_first_saves_in_place_and_reaches_every_unfinished_
             assert np.array_equal(saved, layer_to_labels(after, CAMVID)), "the saved mask is not the editor's"
             touched = (after != before).any(-1)
             assert touched.any() and np.array_equal(saved[~touched], layer_to_labels(before, CAMVID)[~touched])
+            page.get_by_role("button", name="Export corrected masks (CVAT zip)").click()
+            page.locator('td.filename[aria-label="frames_cvat.zip"]').wait_for(timeout=60_000)
 
             confidence = {item_id.split("/")[-1].rsplit(".", 1)[0]: record["confidence"]
                           for item_id, record in _state(tmp_path)["items"].items()}
