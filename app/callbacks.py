@@ -481,7 +481,10 @@ def mask_changed(editor: dict[str, Any] | None, session: Session, opacity: Any, 
     if session is None or session.background is None:
         return gr.update(), gr.update()
     studio = get_studio(session.model)
-    ids = mask_from_editor(editor, session.background, studio.labels)
+    try:
+        ids = mask_from_editor(editor, session.background, studio.labels)
+    except InputError:  # the editor is between two pieces of work; the person's next action says what is wrong
+        return gr.update(), gr.update()
     return view_of(session, ids, opacity, unsure), legend_of(session, ids, studio.labels)
 
 

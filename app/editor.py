@@ -196,13 +196,14 @@ def mask_from_editor(value: dict[str, Any] | None, background: PIL.Image.Image |
     if sizes != {background.size}:
         width, height = next(size for size in sizes if size != background.size)
         raise InputError(f"The editor's mask is {width}x{height} but its photo is {background.width}x"
-                         f"{background.height}; nothing was saved. Reload the page and open the image again.")
+                         f"{background.height}, so it was not used (nothing was saved). Reload the page and open the "
+                         f"image again.")
     layer = layer.astype(np.uint8)
     if layer.shape[2] == 4:
         agreement, marked = mark_agreement(layer, background)
         if marked >= MIN_MARKED and agreement < MIN_MARK_AGREEMENT:
-            raise InputError("The editor's mask does not line up with its photo (the browser shifted or scaled it); "
-                             "nothing was saved. Reload the page and open the image again.")
+            raise InputError("The editor's mask does not line up with its photo (the browser shifted or scaled it), "
+                             "so it was not used (nothing was saved). Reload the page and open the image again.")
     return layer_to_labels(layer, labels)
 
 

@@ -33,7 +33,7 @@ ALIGN = """
 # A fill computed from a mask the person has painted on since the click is not applied (it would undo those strokes);
 # the page says so.
 FILLS = """
-  let base = null;  // the editor's history when the segmentation view was last clicked (a fill's starting point)
+  let base = null;  // the editor's history when a fill was last asked for (a click on the view or on Apply)
   const say = (text) => {
     const status = document.querySelector("#%(status)s");
     if (status) status.textContent = text;
@@ -79,7 +79,7 @@ FILLS = """
   };
   window.semflowPutLayer = putLayer;
   document.addEventListener("pointerdown", (event) => {
-    if (event.target.closest && event.target.closest("#%(view)s") && window.editor) {
+    if (event.target.closest && event.target.closest("#%(view)s, #%(apply)s") && window.editor) {
       base = window.editor.command_manager.history;
     }
   }, true);
@@ -116,14 +116,15 @@ SCRIPT = """
 WAIT_MS = 400
 
 
-def editor_script(view_id: str, status_id: str, changed_id: str) -> str:
+def editor_script(view_id: str, apply_id: str, status_id: str, changed_id: str) -> str:
     """The mask editor's script, a function the page runs once it has loaded.
 
     Args:
         view_id: elem_id of the segmentation view, where clicks start fills.
+        apply_id: elem_id of the button that makes a previewed fill.
         status_id: elem_id of the fill tools' status line.
         changed_id: elem_id of the hidden button that tells the server the mask changed.
     """
-    return SCRIPT % {"align": ALIGN, "fills": FILLS % {"status": status_id, "view": view_id},
+    return SCRIPT % {"align": ALIGN, "fills": FILLS % {"status": status_id, "view": view_id, "apply": apply_id},
                      "changes": CHANGES % {"changed": changed_id, "wait": WAIT_MS}}
 

@@ -37,7 +37,8 @@ CSS = """
 """
 
 # The elements the editor script (`editor_script`) finds by id.
-VIEW_ID, FILL_STATUS_ID, MASK_CHANGED_ID = "segmentation-view", "fill-status", "mask-changed"
+VIEW_ID, APPLY_FILL_ID, FILL_STATUS_ID, MASK_CHANGED_ID = "segmentation-view", "apply-fill", "fill-status", \
+    "mask-changed"
 PUT_LAYER = "(payload) => window.semflowPutLayer(payload)"  # the editor script applies a fill's layer
 BROWSER_ID_KEY = "semflow-annotator-id"  # the key gr.BrowserState keeps the annotator id under (not a secret)
 
@@ -124,7 +125,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 with gr.Row():
                     fill_status = gr.Markdown(elem_id=FILL_STATUS_ID)
                     apply_fill_button = gr.Button("Apply the fill", variant="primary", visible=False, scale=0,
-                                                  min_width=160)
+                                                  min_width=160, elem_id=APPLY_FILL_ID)
                 # What the editor script gets: a fill's layer, applied as one step of the editor's undo history; and
                 # the button it presses when the mask changed in the browser.
                 fill_layer = gr.JSON(visible="hidden")
@@ -291,5 +292,6 @@ def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | N
 
 def page_scripts(studio: Studio) -> str:
     """The page's scripts (swatch names and keys; the mask editor's) as the one function `launch(js=...)` takes."""
-    scripts = (page_script(studio.labels.class_names), editor_script(VIEW_ID, FILL_STATUS_ID, MASK_CHANGED_ID))
+    scripts = (page_script(studio.labels.class_names),
+               editor_script(VIEW_ID, APPLY_FILL_ID, FILL_STATUS_ID, MASK_CHANGED_ID))
     return "() => {\n" + "\n".join(f"  ({script.strip()})();" for script in scripts) + "\n}"

@@ -109,7 +109,7 @@ def test_the_mask_gradio_centred_after_a_larger_image_is_refused():
     photo, ids = street(), blobs()
     value = editor_value(photo, ids, CAMVID)
     shifted = placed_like_gradio_after_a_larger_image(value["layers"][0], (512, 512))
-    with pytest.raises(InputError, match="nothing was saved"):
+    with pytest.raises(InputError, match=r"not used \(nothing was saved\)"):
         mask_from_editor(returned(value, shifted), photo, CAMVID)
 
 
@@ -121,7 +121,7 @@ def test_a_scaled_mask_another_size_or_another_photo_is_refused():
     with pytest.raises(InputError, match="does not line up"):
         mask_from_editor(returned(value, scaled), photo, CAMVID)
     big = marked_layer(street(512, 512), blobs(512, 512), CAMVID)
-    with pytest.raises(InputError, match="The editor's mask is 512x512 but its photo is 480x360; nothing was saved"):
+    with pytest.raises(InputError, match="The editor's mask is 512x512 but its photo is 480x360, so it was not used"):
         mask_from_editor(returned(value, big), photo, CAMVID)
     with pytest.raises(InputError, match="is 512x512 but its photo is 480x360"):
         mask_from_editor({"background": np.zeros((512, 512, 3), np.uint8), "layers": [layer]}, photo, CAMVID)
@@ -164,7 +164,8 @@ def test_the_page_saves_nothing_from_a_misplaced_mask(page, tmp_path):
     session, value, *_ = callbacks.load_image({"path": str(tmp_path / "street.png")}, Session())
     session, _, _, value, _ = callbacks.segment(session, 1, "euler", 0.5)
     shifted = placed_like_gradio_after_a_larger_image(value["layers"][0], (512, 512))
-    with pytest.raises(gr.Error, match=r"photo \(the browser shifted or scaled it\); nothing was saved"):
+    refusal = r"does not line up with its photo \(the browser shifted or scaled it\), so it was not used \(nothing was"
+    with pytest.raises(gr.Error, match=refusal):
         callbacks.save_annotation(returned(value, shifted), session, "me")
     assert studio.store.rows() == [] and not (tmp_path / "ann" / "masks").exists()
     message, *_ = callbacks.save_annotation(returned(value), session, "me")
