@@ -1,5 +1,6 @@
 """What the browser tests share: Debian's Chromium launched headless through Playwright on an app page, screenshots of
-page regions, waiting for the mask editor's canvas, painting a stroke, and the editor's own layer read back."""
+page regions, waiting for the mask editor's canvas, picking a class brush by key and painting a stroke, and the
+editor's own layer read back."""
 
 from __future__ import annotations
 
@@ -77,6 +78,16 @@ def canvas_is_uncovered(page, box: dict) -> bool:
 
 def canvas_box(page) -> dict:
     return page.locator("#mask-editor .pixi-target canvas").bounding_box()
+
+
+def pick_class(page, key: str, colour: tuple[int, int, int]) -> None:
+    """Press a class's key (with the focus on the page, not a text field) and wait until the editor's brush has its
+    colour: the page script picks the swatch a moment later, and a stroke started before would have the old one."""
+    page.get_by_role("heading", name="Correct the mask").click()
+    page.keyboard.press(key)
+    hex_colour = "#" + "".join(f"{channel:02x}" for channel in colour)
+    page.wait_for_function("(hex) => window.editor.tools.get('brush').state.color === hex", arg=hex_colour,
+                           timeout=10_000)
 
 
 def paint_stroke(page, cx: float, cy: float) -> None:

@@ -22,6 +22,7 @@ from browser_helpers import (
     canvas_is_uncovered,
     open_app,
     paint_stroke,
+    pick_class,
     require_chromium,
     shown,
     stroke_share,
@@ -84,8 +85,7 @@ def test_segment_paint_synthesize_save(server, tmp_path):
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         colour = pipe.labels.colors[stroke_class]
         assert stroke_share(page, cx, cy, colour) < 0.5, "the prediction already shows the stroke's class there"
-        page.get_by_role("heading", name="Correct the mask").click()  # focus on the page, not a text field
-        page.keyboard.press(CLASS_KEYS[stroke_class])  # the class's key picks its brush
+        pick_class(page, CLASS_KEYS[stroke_class], colour)  # the class's key picks its brush
         paint_stroke(page, cx, cy)
         assert stroke_share(page, cx, cy, colour) > 0.9, "the painted stroke does not show on the canvas"
         page.keyboard.press("z")  # undo, then redo, by key

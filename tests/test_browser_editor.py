@@ -15,6 +15,7 @@ from browser_helpers import (
     editor_size,
     open_app,
     paint_stroke,
+    pick_class,
     require_chromium,
     wait_until_canvas_settles,
 )
@@ -67,8 +68,7 @@ def _stroke_and_save(page, server, path) -> tuple[np.ndarray, np.ndarray, np.nda
     agreement, marked = mark_agreement(before, photo)
     assert marked > 0.9 * photo.width * photo.height and agreement == 1.0, "the layer is not where the server put it"
     box = canvas_box(page)
-    page.get_by_role("heading", name="Correct the mask").click()  # focus on the page, not a text field
-    page.keyboard.press(CLASS_KEYS[STROKE_CLASS])
+    pick_class(page, CLASS_KEYS[STROKE_CLASS], CAMVID.colors[STROKE_CLASS])
     paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_timeout(500)
     after = editor_layer(page)
@@ -203,7 +203,7 @@ def test_fills_are_steps_of_the_editors_undo_history_and_large_ones_ask_first(se
         _segment(page, street, (480, 360))
         segmented = editor_layer(page)
         box = canvas_box(page)
-        _press(page, CLASS_KEYS[car])
+        pick_class(page, CLASS_KEYS[car], CAMVID.colors[car])
         paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.wait_for_timeout(500)
         stroked = editor_layer(page)
@@ -235,7 +235,7 @@ def test_fills_are_steps_of_the_editors_undo_history_and_large_ones_ask_first(se
         large = _click_on_view(page, large, (480, 360), "This fill at")
         page.wait_for_timeout(800)
         assert np.array_equal(editor_layer(page), filled), "a large fill was made without asking"
-        _press(page, CLASS_KEYS[car])  # a stroke while the preview waits: the fill is made on top of it
+        pick_class(page, CLASS_KEYS[car], CAMVID.colors[car])  # a stroke while the preview waits: the fill goes on it
         paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)
         page.wait_for_timeout(500)
         restroked = editor_layer(page)

@@ -18,6 +18,8 @@ from browser_helpers import (
     launch,
     open_app,
     paint_stroke,
+    pick_class,
+    require_chromium,
     wait_until_canvas_settles,
 )
 
@@ -34,6 +36,8 @@ def frames(tmp_path):
     """Six frames: a 512x512 one first, then five 480x360 ones (the CamVid validation frames shipped as the app's
     examples, see their NOTICE, and one of them mirrored)."""
     from app.examples import PHOTOS
+
+    require_chromium()
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -115,8 +119,8 @@ def test_a_queue_walked_worst_first_saves_in_place_and_reaches_every_unfinished_
             before = editor_layer(page)
             assert before.shape[:2] == (360, 480) and mark_agreement(before, photo)[0] == 1.0
             box = canvas_box(page)
-            page.get_by_role("heading", name="Correct the mask").click()
-            page.keyboard.press(CLASS_KEYS[CAMVID.class_names.index("Car")])
+            car = CAMVID.class_names.index("Car")
+            pick_class(page, CLASS_KEYS[car], CAMVID.colors[car])
             paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             page.wait_for_timeout(500)
             after = editor_layer(page)
