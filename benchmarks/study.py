@@ -1,9 +1,10 @@
-"""Equal-budget studies: every variant of a study trains for the same CPU wall clock (each variant's steps from its own
-measured seconds per step) or the same optimizer steps, on the same data, then one table (Markdown + JSON) of
-segmentation, synthesis, cycle, diversity and speed figures. Resumable: a finished variant is not trained or
+"""Equal-budget studies: every variant of a study trains for the same CPU time (each variant's steps from its own
+measured one-thread CPU seconds per step) or the same optimizer steps, on the same data, then one table (Markdown +
+JSON) of segmentation, synthesis, cycle, diversity and speed figures. Resumable: a finished variant is not trained or
 evaluated again, an unfinished one resumes from its newest checkpoint.
 
     python -m benchmarks.study --study pretrained --minutes 40 [--out runs/study-pretrained] [--variants NAME ...]
+        [--shipped symmetric semflow]
     python -m benchmarks.study --study formulations --steps 200
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from semflow import SemFlowPipeline
-from semflow.loading import load_pipeline
+from semflow.loading import EMBEDDED_MODELS, load_pipeline, model_folder
 from training.baselines import CONFIG_FILE as BASELINE_FILE
 from training.baselines import Baseline
 from training.config import STREET_LIGHT, load_config
@@ -88,6 +89,7 @@ STUDIES = {
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
 JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter"}
 EVAL_FILE = "study_eval.json"
+SHIPPED_PREFIX = "shipped-"  # `--shipped NAME` scores an embedded model as a row; its results go to <out>/shipped-NAME
 CALIBRATION_STEPS = 10  # optimizer steps timed to measure a variant's CPU seconds per step
 TRAINING_THREADS = 1  # each variant trains on one CPU thread (two can train side by side on this machine)
 
@@ -163,6 +165,10 @@ def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
 
 
 def load_model(folder: Path) -> Trainable:
+    if folder.name.startswith(SHIPPED_PREFIX):  # an embedded model, scored beside the variants
+        pipe = load_pipeline(folder.name.removeprefix(SHIPPED_PREFIX), device="cpu", dtype=torch.float32)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     if (folder / BASELINE_FILE).is_file():
         return Baseline.from_pretrained(folder)
     pipe = SemFlowPipeline.from_pretrained(folder, dtype=torch.float32)
@@ -175,7 +181,8 @@ def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference
     """Validation mIoU at 1 step on `pairs`, and synthesis metrics with the judge's cycle on `synthesis_pairs`."""
     model = load_model(folder)
     tasks = model.tasks
-    result: dict[str, Any] = {"training_run": RunFolder(folder).read(SUMMARY_FILE)}
+    run = model_folder(folder.name.removeprefix(SHIPPED_PREFIX)) if folder.name.startswith(SHIPPED_PREFIX) else folder
+    result: dict[str, Any] = {"training_run": RunFolder(run).read(SUMMARY_FILE)}
     scores = None
     if "segment" in tasks:
         scores = segmentation_scores(model, pairs, steps=1)
@@ -201,6 +208,16 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     return result
 
 
+def _total_steps(run: dict[str, Any]) -> int:
+    """Optimizer steps of a run and of every model it was initialised from."""
+    return run["steps"] + (_total_steps(run["initialised_from"]) if run.get("initialised_from") else 0)
+
+
+def _hours(run: dict[str, Any]) -> float:
+    seconds = run.get("wall_clock_s") or run.get("train_s") or 0.0
+    return seconds / 3600 + (_hours(run["initialised_from"]) if run.get("initialised_from") else 0.0)
+
+
 def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(timed(fn, repeats, warmup=1))
 
@@ -213,7 +230,7 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
              f"frames; synthesis (FID, KID, cycle, diversity) on {synthesis_frames} of them spread over the split.",
              "",
              "| variant | steps | val mIoU, 1 step | cycle mIoU (own) | cycle / real (own) | cycle mIoU (judge) | "
-             "FID | KID×1000 | FID / real-vs-real | seed diversity L1 | s / step | segment s | synthesize s |",
+             "FID | KID×1000 | FID / real-vs-real | seed diversity L1 | CPU s / step | segment s | synthesize s |",
              "| --- |" + " --- |" * 13]
     reference = None
     for name, row in rows.items():
@@ -221,12 +238,16 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
         own, judged = synthesis.get("cycle") or {}, synthesis.get("judged_cycle") or {}
         reference = synthesis.get("real_vs_real") or reference
         ratio = synthesis["fid"] / synthesis["real_vs_real"]["fid"] if synthesis.get("real_vs_real") else None
+        budget = row["budget"]
+        described = (f"{name}: {VARIANTS[name].description}" if name in VARIANTS else
+                     f"{name}: the embedded `{name.removeprefix(SHIPPED_PREFIX)}` model, for comparison (trained "
+                     f"outside the study, {_hours(row['training_run']):.1f} h)")
         lines.append(
-            f"| {name}: {VARIANTS[name].description} | {row['training_run']['steps']} | {cell(row.get('val_miou'))} | "
+            f"| {described} | {_total_steps(row['training_run'])} | {cell(row.get('val_miou'))} | "
             f"{cell(own.get('miou'))} | {cell(own.get('ratio'), 2)} | {cell(judged.get('miou'))} | "
             f"{cell(synthesis.get('fid'))} | {cell(1000 * synthesis['kid'] if 'kid' in synthesis else None)} | "
             f"{cell(ratio, 2)} | {cell((synthesis.get('diversity') or {}).get('pixel_l1_between_seeds'), 3)} | "
-            f"{cell(row['budget']['seconds_per_step'], 2)} | {cell(row['latency'].get('segment_s'), 3)} | "
+            f"{cell(budget and budget['cpu_seconds_per_step'], 2)} | {cell(row['latency'].get('segment_s'), 3)} | "
             f"{cell(row['latency'].get('synthesize_s'), 2)} |")
     if reference:
         lines += ["", f"Real-vs-real reference: {reference['images']} training frames vs the validation frames, FID "
@@ -238,9 +259,10 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
         lines += ["", f"Judge for the cycle column: `{judge['judge']}` (one fixed segmenter for every row), mIoU "
                       f"{judge['real_photo_miou']:.1f} on the real photos of the same frames."]
     lines += ["", "Seed diversity: mean absolute pixel difference (0..1) between two seeds of the same mask. "
-                  "s / step: one optimizer step of the variant's own training (its preset's batch and crop, data, "
-                  "every loss term), measured in a short run of the real command; latency: one 480x360 input at the "
-                  "model's default steps; all on 2 CPU threads.",
+                  "CPU s / step: one optimizer step of the variant's own training (its preset's batch and crop, data, "
+                  "every loss term) on one CPU thread, timed in-process after a warm-up; each variant trains for "
+                  "the budget divided by it. Latency: one 480x360 input at the model's default steps on 2 CPU "
+                  "threads.",
               "", f"Reproduce: `{command}`"]
     return "\n".join(lines)
 
@@ -255,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dataset", default="../shared/datasets/camvid")
     parser.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS),
                         help="a subset of the study's variants (default: all of them)")
+    parser.add_argument("--shipped", nargs="*", default=[], choices=list(EMBEDDED_MODELS),
+                        help="embedded models scored as extra rows on the same frames (trained elsewhere, no budget)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--synthesis-frames", type=int, default=None,
                         help="synthesis metrics on this many validation frames spread over the split (default: all)")
@@ -287,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                       len(synthesis_pairs))]
     judge_real = segmentation_scores(judge, synthesis_pairs, steps=1)
     rows = {}
-    for name in names:
+    for name in names + [SHIPPED_PREFIX + shipped for shipped in args.shipped]:
         folder = out / name
         cached = RunFolder(folder).read(EVAL_FILE)
         if cached is None:
@@ -295,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
             RunFolder(folder).write(EVAL_FILE, cached)
-        rows[name] = {**cached, "budget": costs[name]}
+        rows[name] = {**cached, "budget": costs.get(name)}
     if args.no_table:
         return {}
     image, mask = pairs[0]
@@ -304,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["latency"] = latency(out / name, image, mask)
             RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
     preset = load_config(preset=VARIANTS[names[0]].preset)
-    budget_text = (f"{args.minutes:g} minutes of training each on 2 CPU threads (batch {preset.batch_size} of "
+    budget_text = (f"{args.minutes:g} minutes of one-thread CPU time each (batch {preset.batch_size} of "
                    f"{preset.crop[0]}x{preset.crop[1]} crops)" if args.minutes else
                    f"{args.steps} optimizer steps of batch {preset.batch_size} each")
     markdown = to_markdown(rows, budget_text, len(pairs), len(synthesis_pairs), command)
