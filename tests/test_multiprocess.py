@@ -4,39 +4,14 @@ each process its own shard of the data, one model and one log written, checkpoin
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 from datasets_helpers import TINY_CONFIG, write_hub_dataset
+from launch_helpers import accelerate_launch
 
 from semflow import SemFlowPipeline
 from training.data import SegmentationStream, load_split
 from training.train import process_batch
-
-RENDEZVOUS_PORTS = range(29600, 29700)  # torch.distributed's rendezvous ports of these tests
-
-
-def rendezvous_port() -> int:
-    for port in RENDEZVOUS_PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {RENDEZVOUS_PORTS.start}-{RENDEZVOUS_PORTS.stop - 1} for the rendezvous")
-
-
-def accelerate_launch(processes: int, module: str, *args: str) -> subprocess.CompletedProcess:
-    """`accelerate launch --multi_gpu --num_processes N -m module args` (1 CPU thread each), output captured."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(rendezvous_port()), "-m", module, *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_processes_walk_disjoint_shards_of_each_epoch(tmp_path):
