@@ -3,8 +3,10 @@ default; settings: `app.settings`)."""
 
 import logging
 
+from app.service import Studios
 from app.ui import build_demo, launch
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    launch(build_demo())
+    studios = Studios()
+    launch(build_demo(studios), studios)

@@ -4,7 +4,6 @@ crash, clear words when the disk cannot be written, and Hub pushes."""
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import io
 import json
 import logging
@@ -13,13 +12,10 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
 import numpy as np
 import PIL.Image
 import PIL.PngImagePlugin
@@ -35,7 +31,7 @@ from semflow.annotation_layout import (
 from semflow.filenames import safe_stem
 from semflow.hub import push_folder
 
-from .errors import StorageError
+from .storage import TEMP_SUFFIX, folder_lock, unlink_quietly, write_atomic, writing
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +39,7 @@ PUSHED = ".pushed.json"
 LOCK = ".annotations.lock"
 QUARANTINE = ".quarantine"  # hidden, so `load_dataset("imagefolder")` never reads what is moved there
 ROW_CHUNK = "semflow-annotation"  # a PNG text chunk of every mask: its metadata row, for re-indexing after a crash
-TEMP_SUFFIX = ".tmp"  # temporary files are ".<final name>.<random>.tmp" beside their final name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SAFE = "Earlier annotations are safe."
-_REASONS = {  # errno → what is wrong, in words a person can act on
-    errno.ENOSPC: "there is no space left on the disk that holds the annotation folder",
-    errno.EDQUOT: "the disk quota of the annotation folder is used up",
-    errno.EROFS: "the annotation folder is on a read-only disk",
-    errno.EACCES: "the server is not allowed to write to the annotation folder (permission denied)",
-    errno.EPERM: "the server is not allowed to write to the annotation folder (permission denied)",
-    errno.ENOTDIR: "the annotation folder's path (or a part of it) is a file, not a folder",
-    errno.EEXIST: "the annotation folder's path (or a part of it) is a file, not a folder",
-}
 
 
 @dataclass(frozen=True)
@@ -119,7 +104,7 @@ class AnnotationStore:
 
     def __init__(self, root: str | os.PathLike, lock_timeout: float = 60.0) -> None:
         self.root = Path(root)
-        self.lock = filelock.FileLock(str(self.root / LOCK), timeout=lock_timeout)
+        self.lock = folder_lock(self.root / LOCK, lock_timeout)
 
     def save(self, image: PIL.Image.Image, ids: np.ndarray, metadata: dict[str, Any]) -> SavedAnnotation:
         """Write the image, its mask and one metadata row; returns once all three are durable.
@@ -146,12 +131,12 @@ class AnnotationStore:
             written: list[Path] = []
             try:
                 for path, data in files.items():
-                    _write_atomic(path, data)
+                    write_atomic(path, data)
                     written.append(path)
                 self._write_rows([*self.rows(), row])
             except BaseException:
                 for path in written:  # no orphan pair: the row was not written, so neither are its files
-                    _unlink_quietly(path)
+                    unlink_quietly(path)
                 raise
         paths = list(files)
         return SavedAnnotation(name, paths[0], paths[1], row)
@@ -201,27 +186,17 @@ class AnnotationStore:
                     f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in new)
                 url = push_folder(staging, repo_id, repo_type="dataset", path_in_repo=f"data/{push_id}", token=token,
                                   private=private, commit_message=f"Add {len(new)} annotations ({push_id})")
-            _write_atomic(self.root / PUSHED, json.dumps(sorted(pushed | {r[IMAGE_FILE_KEY] for r in new})).encode())
+            write_atomic(self.root / PUSHED, json.dumps(sorted(pushed | {r[IMAGE_FILE_KEY] for r in new})).encode())
         return url
 
     # --- internals ------------------------------------------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self, what_failed: str) -> Iterator[None]:
-        """The folders exist and the lock is held; an OSError on the way becomes a `StorageError` saying why."""
-        try:
-            for folder in (self.root / IMAGES_FOLDER, self.root / MASKS_FOLDER):
-                folder.mkdir(parents=True, exist_ok=True)
-            with self.lock:
-                yield
-        except StorageError:
-            raise
-        except OSError as error:
-            logger.warning("annotation folder %s: %s: %r", self.root, what_failed, error)
-            raise storage_error(error, what_failed) from error
+    def _writing(self, what_failed: str):
+        """The folders exist and the lock is held (`storage.writing`)."""
+        return writing(self.lock, (self.root / IMAGES_FOLDER, self.root / MASKS_FOLDER), what_failed)
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
-        _write_atomic(self.root / METADATA_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n"
+        write_atomic(self.root / METADATA_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n"
                                                     for row in rows).encode())
 
     def _recover(self) -> Recovery:
@@ -278,18 +253,6 @@ class AnnotationStore:
         return stored
 
 
-def storage_error(error: OSError, what_failed: str) -> StorageError:
-    """`error` in words a person can act on: what failed, why, and that earlier annotations are safe."""
-    if isinstance(error, filelock.Timeout):
-        return StorageError(f"{what_failed}: the annotation folder is busy with other saves. {_SAFE} Please try "
-                            f"again in a moment.")
-    reason = _REASONS.get(error.errno)
-    if reason is None:
-        reason = f"the annotation folder could not be written ({error.strerror or type(error).__name__})"
-    return StorageError(f"{what_failed}: {reason}. {_SAFE} Please ask whoever runs this server to fix it, then try "
-                        f"again.")
-
-
 def _clean(value: Any, limit: int = 200) -> Any:
     if isinstance(value, str):
         return _CONTROL.sub("", value).strip()[:limit]
@@ -314,47 +277,6 @@ def _png(image: PIL.Image.Image, row: dict[str, Any] | None = None) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
-
-
-def _file_mode() -> int:
-    """0o666 less the process's umask: the mode `open()` would give a new file."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):  # not Linux: read it by setting it (not thread-safe, rarely used)
-        umask = os.umask(0o022)
-        os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path` with the umask's mode, flush it to disk, then rename it over `path`."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(descriptor, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        _unlink_quietly(Path(temporary))
-        raise
-    try:  # the rename is done; make it durable too (a failure here loses nothing already written)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError as error:
-        logger.warning("could not flush the folder %s to disk: %r", path.parent, error)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as error:  # recovery at the next start removes or quarantines what is left
-        logger.warning("could not remove %s: %r", path, error)
 
 
 def _move_to_quarantine(root: Path, source: Path) -> Path:

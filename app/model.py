@@ -1,52 +1,88 @@
-"""The app's models, each loaded once per process (which model, device and dtype: `semflow.loading`): the configured
+"""The models of one app process, each loaded once (which model, device and dtype: `semflow.loading`): the configured
 one and the embedded ones a visitor may pick instead; and the ZeroGPU decorator the functions running them carry."""
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import sys
 import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from semflow.loading import DEFAULT_MODEL, EMBEDDED_MODELS, LoadedModel, load_model, requested_model
 
-_lock = threading.Lock()
-_loaded: dict[str | None, LoadedModel] = {}  # by choice; None: the configured model
+ROOT = Path(__file__).resolve().parents[1]  # the folder app.py (and this project's own spaces/ folder) is in
 
 
-def get_model(choice: str | None = None) -> LoadedModel:
-    """The model of `choice` (one of `model_choices`), or for None the configured one (`SEMFLOW_MODEL`, a built
-    Space's model, the embedded default), loaded on first use. The configured model falls back to the embedded default
-    with a notice when it cannot be loaded (the app must still start)."""
-    with _lock:
-        if None not in _loaded:
-            _loaded[None] = load_model(fallback=True)
-        if choice is None or choice == _configured_choice(_loaded[None]):
-            return _loaded[None]
-        if choice not in _loaded:
-            _loaded[choice] = load_model(choice)
-        return _loaded[choice]
+class Models:
+    """The configured model (`configured`: an embedded model's name, a folder or a Hub id; None: `$SEMFLOW_MODEL`,
+    else the embedded default) and the embedded models of `offered`, each loaded on first use. The configured model
+    falls back to the embedded default with a notice when it cannot be loaded (the app must still start)."""
 
+    def __init__(self, configured: str | None = None, offered: Mapping[str, Path] = EMBEDDED_MODELS,
+                 load: Callable[..., LoadedModel] = load_model) -> None:
+        self.configured, self.offered, self._load = configured, dict(offered), load
+        self._lock = threading.Lock()
+        self._loaded: dict[str | None, LoadedModel] = {}  # by choice; None: the configured model
 
-def model_choices() -> list[str]:
-    """What a visitor may pick: the configured model first (by its name, never a path), then the embedded models
-    present in this install."""
-    configured = _configured_choice(get_model())
-    return [configured, *(name for name, folder in EMBEDDED_MODELS.items() if name != configured and folder.is_dir())]
+    @classmethod
+    def of(cls, loaded: LoadedModel) -> Models:
+        """Only `loaded`, as the configured model (tests and scripts that bring their own)."""
+        models = cls(offered={})
+        models._loaded[None] = loaded
+        return models
 
+    def get(self, choice: str | None = None) -> LoadedModel:
+        """The model of `choice` (one of `choices`), or for None the configured one."""
+        with self._lock:
+            if None not in self._loaded:
+                self._loaded[None] = self._load(self.configured, fallback=True)
+            if choice is None or choice == self._configured_choice(self._loaded[None]):
+                return self._loaded[None]
+            if choice not in self._loaded:
+                self._loaded[choice] = self._load(choice)
+            return self._loaded[choice]
 
-def _configured_choice(loaded: LoadedModel) -> str:
-    """The configured model as a choice: an embedded model by its name (also when the app fell back to it)."""
-    if loaded.notice:
-        return DEFAULT_MODEL
-    source = requested_model()
-    return source if source in EMBEDDED_MODELS else loaded.name
+    def choices(self) -> list[str]:
+        """What a visitor may pick: the configured model first (by its name, never a path), then the offered
+        embedded models present in this install."""
+        configured = self._configured_choice(self.get())
+        return [configured, *(name for name, folder in self.offered.items()
+                              if name != configured and folder.is_dir())]
+
+    def _configured_choice(self, loaded: LoadedModel) -> str:
+        """The configured model as a choice: an embedded model by its name (also when the app fell back to it)."""
+        if loaded.notice:
+            return DEFAULT_MODEL
+        source = requested_model(self.configured)
+        return source if source in self.offered else loaded.name
 
 
 def _no_gpu(fn=None, **kwargs):
     return fn if fn is not None else (lambda f: f)
 
 
-try:  # On ZeroGPU Spaces, inference functions must carry spaces.GPU; elsewhere it is a no-op.
-    import spaces  # the Hugging Face package (this repository's spaces/ folder is not a package)
+def hugging_face_spaces():
+    """The Hugging Face `spaces` package, or None where it is not installed. From this project's root a plain
+    ``import spaces`` can also find the project's own spaces/ folder (no __init__.py: a namespace package) first, or
+    get it from an earlier import; the package is then looked for on the rest of the path."""
+    module = sys.modules.get("spaces")
+    if module is not None and getattr(module, "__file__", None):
+        return module
+    path = [entry for entry in sys.path if Path(entry or ".").resolve() != ROOT]
+    spec = importlib.machinery.PathFinder.find_spec("spaces", path)
+    if spec is None or spec.origin is None or spec.loader is None:  # absent, or only namespace folders
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["spaces"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["spaces"]
+        raise
+    return module
 
-    gpu = getattr(spaces, "GPU", _no_gpu)
-except ImportError:  # pragma: no cover - depends on the environment
-    gpu = _no_gpu
+
+# On ZeroGPU Spaces, inference functions must carry spaces.GPU; elsewhere it is a no-op.
+gpu = getattr(hugging_face_spaces(), "GPU", _no_gpu)

@@ -19,6 +19,7 @@ import PIL.Image
 from semflow.loading import load_model
 
 from .errors import UserError
+from .queue_words import progress_line
 from .work_queue import open_queue
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{done}/{total}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)", flush=True)
 
     count = queue.preannotate(predictor(model.pipe), progress=report, overwrite=args.overwrite)
-    print(f"pre-annotated {count} item(s) with {model.name}; {queue.progress().line}")
+    print(f"pre-annotated {count} item(s) with {model.name}; {progress_line(queue.progress())}")
     return 0
 
 

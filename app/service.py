@@ -15,17 +15,18 @@ import PIL.Image
 
 from semflow import limits
 from semflow.loading import LoadedModel
-from semflow.samplers import SOLVERS
+from semflow.solvers import SOLVERS
 
 from .annotations import AnnotationStore, SavedAnnotation
 from .errors import InputError, UserError
 from .examples import photo_examples
 from .inputs import fit_for_editing, open_image, open_mask
-from .model import get_model, model_choices
-from .overlays import agreement
+from .model import Models
+from .overlays import agreement, overlay, unsure_overlay
 from .preannotate import predictor
+from .queue_sources import QueueItem, takes_split
 from .settings import Settings, get_settings
-from .work_queue import WorkQueue, open_queue
+from .work_queue import WORST_FIRST, Progress, WorkQueue, open_queue
 
 MAX_VARIANTS = 4  # images one request may synthesize in the app (the pipeline allows more)
 # A picture whose mean confidence is below this share of the validation frames' is far from what the model knows. On
@@ -52,6 +53,31 @@ class Synthesis:
     trajectory: list[PIL.Image.Image] | None = None
 
 
+@dataclass(frozen=True)
+class QueueStop:
+    """Where a queue operation leaves an annotator: the queue's progress, and the item they now hold (None when there
+    was no other item to open: the rest are finished or held by others).
+
+    Attributes:
+        image: The item's photo at its editing size (`notice` says when it was brought to it).
+        mask: The item's corrected mask, else its pre-annotation, else None; at the editing size.
+        predicted: Its pre-annotation at the editing size (to tell what a person corrected).
+        status: Its status code (`work_queue.STATUSES`).
+        confidence: The pre-annotation's mean confidence, if there is one.
+        unfamiliar: A sentence when that confidence says the photo is far from what the model knows.
+    """
+
+    progress: Progress
+    item: QueueItem | None = None
+    image: PIL.Image.Image | None = None
+    notice: str | None = None
+    mask: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    status: str | None = None
+    confidence: float | None = None
+    unfamiliar: str | None = None
+
+
 class Studio:
     """One model, the app's settings and the annotation folder; every method checks what it is given and raises
     `InputError` (or `semflow.limits.InvalidInput`) with a sentence for anything a person could get wrong."""
@@ -61,6 +87,7 @@ class Studio:
         self.settings = settings
         self.store = store if store is not None else AnnotationStore(settings.annotations_dir)
         self._queues: dict[tuple[str, str | None], WorkQueue] = {}
+        self._queue_lock, self._typical_lock = threading.Lock(), threading.Lock()
         self._typical: list[float | None] = []  # the validation frames' mean confidence, once measured
 
     @property
@@ -115,6 +142,15 @@ class Studio:
             raise InputError(f"Width and height must be between {low} and {high} pixels.")
         return width, height
 
+    def view(self, image: PIL.Image.Image, ids: np.ndarray, opacity: Any, confidence: np.ndarray | None = None,
+             settled: np.ndarray | None = None) -> PIL.Image.Image:
+        """The mask `ids` over `image` at `opacity`; with `confidence`, the heat-map of where the model is unsure
+        instead (pixels `settled` by hand never tinted)."""
+        opacity = self.check_opacity(opacity)
+        if confidence is not None:
+            return unsure_overlay(image, confidence, opacity, settled)
+        return overlay(image, ids, self.labels, opacity)
+
     def class_id(self, name: str | None) -> int | None:
         """The id of a class named in a menu; None for the unlabelled entry (or nothing chosen)."""
         if not name or name == self.labels.ignore_name:
@@ -152,12 +188,12 @@ class Studio:
     def typical_confidence(self) -> float | None:
         """The model's mean confidence on validation frames of its label set (the example photos shipped with the app,
         CamVid validation frames), measured once; None when there are none for its label set."""
-        with _lock:
+        with self._typical_lock:
             if self._typical:
                 return self._typical[0]
         photos = [open_image(example["image"]) for example in photo_examples(self.labels)]
         typical = float(np.mean([self.segment(photo)[2].mean() for photo in photos])) if photos else None
-        with _lock:
+        with self._typical_lock:
             self._typical[:] = [typical]
         return typical
 
@@ -233,7 +269,7 @@ class Studio:
         if not isinstance(location, str) or not location.strip():
             raise InputError("Type a folder of images or a Hub dataset id to open as a queue.")
         key = (self.queue_location(location.strip()), (split or "").strip() or None)
-        with _lock:
+        with self._queue_lock:
             if key not in self._queues:
                 self._queues[key] = open_queue(key[0], key[1], self.store.root)
             return self._queues[key]
@@ -251,9 +287,69 @@ class Studio:
                              "queue; a Hub dataset id works from anywhere.")
         return str(path)
 
-    def preannotate(self, queue: WorkQueue, progress: Any = None) -> int:
-        """Pre-annotate every queue item without a prediction (`preannotate.predictor`); returns how many."""
-        return queue.preannotate(predictor(self.pipe), progress=progress)
+    def takes_split(self, location: Any) -> bool | None:
+        """Whether `location` takes a split (`queue_sources.takes_split`); None when it may not be opened here."""
+        try:
+            location = self.queue_location(location.strip()) if isinstance(location, str) and location.strip() \
+                else ""
+        except InputError:
+            return None
+        return bool(location) and takes_split(location)
+
+    def open_queue(self, location: Any, split: Any, owner: str, sort: str) -> QueueStop:
+        """Open a queue for `owner`: worst first, at its least confident unfinished item; in queue order where they
+        stopped (the unfinished item they still hold), else at the first unfinished one."""
+        queue = self.queue(location, split)
+        claim = queue.claim_next(owner, sort=sort) if sort == WORST_FIRST else queue.resume(owner, sort=sort)
+        return self._stop(queue, claim)
+
+    def move(self, location: Any, split: Any, owner: str, current: str | None, step: int = 1,
+             unfinished: bool = True, sort: str = WORST_FIRST, wrap: bool = False) -> QueueStop:
+        """Claim for `owner` the next (`step` 1) or previous (-1) item after `current` (from the start: None) that
+        nobody else holds, in the order `sort`, only unfinished ones with `unfinished`, going round with `wrap`."""
+        queue = self.queue(location, split)
+        return self._stop(queue, queue.claim_next(owner, current, step, unfinished, sort, wrap=wrap))
+
+    def claim(self, location: Any, split: Any, owner: str, item_id: str) -> QueueStop:
+        """Claim one item for `owner` (`work_queue.ItemClaimed` while another annotator holds it)."""
+        queue = self.queue(location, split)
+        return self._stop(queue, queue.claim(item_id, owner))
+
+    def save_to_queue(self, location: Any, split: Any, owner: str, item_id: str | None,
+                      ids: np.ndarray) -> tuple[str, Progress]:
+        """Store `ids` (at the editing size) as the corrected mask of the item `owner` holds, at the item's own size;
+        returns the item's name and the queue's progress."""
+        queue = self.queue(location, split)
+        if item_id is None:
+            raise InputError("The editor does not hold a queue item: open one with Next or Previous.")
+        item = queue.item(item_id)
+        queue.save(item.id, at_size(ids, queue.source.image(item).size), owner)
+        return item.name, queue.progress()
+
+    def preannotate(self, location: Any, split: Any, progress: Any = None) -> tuple[int, Progress]:
+        """Pre-annotate every item of the queue without a prediction (`preannotate.predictor`); returns how many, and
+        the queue's progress."""
+        queue = self.queue(location, split)
+        return queue.preannotate(predictor(self.pipe), progress=progress), queue.progress()
+
+    def queue_progress(self, location: Any, split: Any) -> Progress:
+        return self.queue(location, split).progress()
+
+    def corrected_masks(self, location: Any, split: Any) -> tuple[str, list[tuple[str, np.ndarray]]]:
+        """The queue's short name and (item name, class ids) of each corrected item, in queue order (for exports)."""
+        queue = self.queue(location, split)
+        return queue.source.title, [(item.name, ids) for item, ids in queue.corrected_masks()]
+
+    def _stop(self, queue: WorkQueue, claim) -> QueueStop:
+        if claim is None:
+            return QueueStop(queue.progress())
+        opened = queue.open(claim.item.id)
+        image, notice = fit_for_editing(opened.image.convert("RGB"), self.settings.max_edit_side)
+        mask = at_size(opened.mask, image.size) if opened.mask is not None else None
+        predicted = at_size(opened.predicted, image.size) if opened.predicted is not None else None
+        unfamiliar = self.unfamiliar(opened.confidence) if opened.confidence is not None else None
+        return QueueStop(queue.progress(), claim.item, image, notice, mask, predicted, opened.status,
+                         opened.confidence, unfamiliar)
 
     def count(self) -> int:
         """Annotations in the folder."""
@@ -303,25 +399,50 @@ def number(value: Any, name: str) -> float:
     return result
 
 
-_lock = threading.Lock()
-_studios: dict[str | None, Studio] = {}  # by choice; None: the configured model
+def at_size(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids brought to `size` (width, height) by nearest neighbour: between a queue item and its editing size."""
+    if (ids.shape[1], ids.shape[0]) == tuple(size):
+        return ids
+    return np.asarray(PIL.Image.fromarray(np.asarray(ids, np.uint8)).resize(size, PIL.Image.Resampling.NEAREST))
 
 
-def get_studio(model: str | None = None) -> Studio:
-    """The studio of `model` (one of `model.model_choices`; None: the configured model), with the settings read from
-    the environment; all studios share one annotation folder. Every event asks for one: a studio made before is
-    returned at once, without checking the choices again."""
-    with _lock:
-        if model in _studios:
-            return _studios[model]
-    choices = model_choices()
-    if model is not None and model not in choices:
-        raise InputError(f"Unknown model '{model}'; choose one of {', '.join(choices)}.")
-    choice = choices[0] if model is None else model
-    loaded = get_model(choice)
-    with _lock:
-        if choice not in _studios:
-            first = next(iter(_studios.values()), None)
-            _studios[choice] = Studio(loaded, get_settings(), first.store if first else None)
-        _studios[model] = _studios[choice]  # None: the configured model's studio
-        return _studios[choice]
+class Studios:
+    """The studios of one app process: one per model a visitor may pick (`model.Models`), all with the same settings
+    and one annotation folder. The page and the API are built on one `Studios` and ask it for the studio of the
+    model a tab works with."""
+
+    def __init__(self, settings: Settings | None = None, models: Models | None = None,
+                 store: AnnotationStore | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.models = models or Models(self.settings.model)
+        self.store = store if store is not None else AnnotationStore(self.settings.annotations_dir)
+        self._lock = threading.Lock()
+        self._studios: dict[str | None, Studio] = {}  # by choice; None: the configured model
+
+    @classmethod
+    def of(cls, studio: Studio) -> Studios:
+        """`studio` alone, as the configured model's (tests and scripts that bring their own)."""
+        studios = cls(studio.settings, Models.of(studio.model), studio.store)
+        studios._studios[None] = studio
+        return studios
+
+    def choices(self) -> list[str]:
+        """The models a visitor may pick, the configured one first."""
+        return self.models.choices()
+
+    def get(self, model: str | None = None) -> Studio:
+        """The studio of `model` (one of `choices`; None: the configured model). A studio made before is returned at
+        once, without checking the choices again (every event asks for one)."""
+        with self._lock:
+            if model in self._studios:
+                return self._studios[model]
+        choices = self.choices()
+        if model is not None and model not in choices:
+            raise InputError(f"Unknown model '{model}'; choose one of {', '.join(choices)}.")
+        key = None if model is None or model == choices[0] else model  # None: the configured model
+        loaded = self.models.get(key)
+        with self._lock:
+            if key not in self._studios:
+                self._studios[key] = Studio(loaded, self.settings, self.store)
+            self._studios[model] = self._studios[key]  # the configured model also by its name
+            return self._studios[key]

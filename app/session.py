@@ -30,7 +30,7 @@ class Session:
         steps: The steps that prediction took.
         confidence: Each pixel's confidence in that prediction, (H, W) in [0, 1].
         synthesized: The images last synthesized from the editor's mask.
-        model: The model the tab works with (a name from `model.model_choices`; None: the configured model).
+        model: The model the tab works with (a name from `model.Models.choices`; None: the configured model).
         queue: The work queue the tab has open, as (location, split); None when none is.
         item: The id of the queue item in the editor (None for work from elsewhere).
         owner: The tab's name in the queue's claims (made when a queue is first opened).

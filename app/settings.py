@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,8 +13,10 @@ from semflow import limits
 from semflow.hub import parse_model_ref
 from semflow.loading import ENV_MODEL
 
+# Written by `spaces/build.py` beside app.py: the Hub model a built Space serves when `$SEMFLOW_MODEL` is unset.
+SPACE_FILE = "semflow_space.json"
+SPACE_CONFIG = Path(__file__).resolve().parents[1] / SPACE_FILE
 # Every variable the app takes, with its meaning: the README's table says the same (a test compares them).
-# `SEMFLOW_MODEL` is read by `semflow.loading`, which owns the model source chain; it is listed for the table.
 VARIABLES = {
     ENV_MODEL: "model: an embedded model's name, a folder, or a Hub id `org/name[@revision]` (default: the "
                "embedded default)",
@@ -46,10 +49,13 @@ class Settings:
     """What the app was configured with (see `VARIABLES` for the variable behind each field).
 
     Attributes:
+        model: The model to serve: `SEMFLOW_MODEL`, else a built Space's model (`SPACE_FILE`), else None (the
+            embedded default).
         oauth: Whether visitors can sign in with Hugging Face (a Space with ``hf_oauth: true`` sets
             ``OAUTH_CLIENT_ID``); only then can a visitor push with their own account.
     """
 
+    model: str | None = None
     annotations_dir: Path = field(default_factory=lambda: Path.cwd() / "annotations")
     annotations_repo: str | None = None
     push_with_server_token: bool = False
@@ -65,8 +71,8 @@ class Settings:
     queue_root: Path = field(default_factory=Path.cwd)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from `environ` (default: the process environment).
+    def from_env(cls, environ: Mapping[str, str] | None = None, space_file: Path = SPACE_CONFIG) -> Settings:
+        """Read the settings from `environ` (default: the process environment) and a built Space's `space_file`.
 
         Raises:
             SettingsError: a variable is malformed (not a whole number, out of range, not a repo id, not a yes/no).
@@ -106,6 +112,7 @@ class Settings:
             if not valid:
                 raise SettingsError(f"SEMFLOW_ANNOTATIONS_REPO must be a Hub dataset id like 'org/name', got {repo!r}")
         return cls(
+            model=text(ENV_MODEL) or space_model(space_file),
             annotations_dir=Path(text("SEMFLOW_ANNOTATIONS_DIR") or defaults.annotations_dir),
             annotations_repo=repo,
             push_with_server_token=flag("SEMFLOW_PUSH_WITH_SERVER_TOKEN"),
@@ -125,6 +132,23 @@ class Settings:
     def can_push(self) -> bool:
         """Whether pushing annotations is possible at all: a repo, and an identity to push with."""
         return self.annotations_repo is not None and (self.oauth or self.push_with_server_token)
+
+
+def space_model(path: Path) -> str | None:
+    """The model a built Space serves (its `SPACE_FILE`, beside app.py), or None where there is no such file.
+
+    Raises:
+        SettingsError: the file is there but does not name a model.
+    """
+    if not path.is_file():
+        return None
+    try:
+        model = json.loads(path.read_text(encoding="utf-8")).get("model")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        model = None
+    if not isinstance(model, str) or not model.strip():
+        raise SettingsError(f"{path.name} must hold {{\"model\": \"org/name[@revision]\"}}")
+    return model.strip()
 
 
 @functools.cache

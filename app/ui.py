@@ -1,14 +1,18 @@
 """The page: its layout and which event calls which callback; the work is in `callbacks` (the page) and `api` (the
-public endpoints), both on `service`."""
+public endpoints), both on one `service.Studios`. Each callback returns a view (`views`) whose fields are named after
+the components here (`Parts`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
 from semflow.limits import MAX_SEED, MAX_STEPS
-from semflow.samplers import SOLVERS
+from semflow.solvers import SOLVERS
 
 from . import api
 from . import callbacks as cb
@@ -17,13 +21,13 @@ from .errors import StorageError
 from .examples import build_examples, canvas_size, layout_examples, photo_examples_of
 from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
-from .model import model_choices
 from .overlays import DEFAULT_OPACITY, legend_html, unsure_scale_html
-from .service import MAX_VARIANTS, Studio, get_studio
+from .queue_words import SORT_CHOICES
+from .service import MAX_VARIANTS, Studio, Studios
 from .session import Session
-from .settings import Settings, get_settings
 from .shortcuts import page_script, shortcut_help
-from .work_queue import SORTS
+from .views import Filled, MaskFiles, MaskFollowed, ModelChosen, Saved, Segmented, Synthesized, TabStarted, View, Work
+from .work_queue import QUEUE_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +54,36 @@ then synthesize new images from the corrected mask — one rectified-flow model 
 ([SemFlow](https://arxiv.org/abs/2405.20282)). Save the image with its mask to grow a training set."""
 
 
-def build_demo(studio: Studio | None = None) -> gr.Blocks:
-    studio = studio or get_studio()
+class Parts(dict):
+    """The page's components by the names the views (`views`) give them; `bind` makes a callback's view the
+    event's output."""
+
+    def add(self, **components: gr.components.Component) -> None:
+        self.update(components)
+
+    def outputs(self, view: type[View]) -> list[gr.components.Component]:
+        """The components `view` may set: an event's outputs (a view field without a component is a bug)."""
+        missing = [name for name in view.names() if name not in self]
+        if missing:
+            raise KeyError(f"{view.__name__} names components the page does not have: {', '.join(missing)}")
+        return [self[name] for name in view.names()]
+
+    def bind(self, fn: Callable[..., View], view: type[View]) -> dict[str, Any]:
+        """An event's ``fn`` and ``outputs`` (``trigger(***parts.bind(...), inputs=...)``): `fn`'s view as
+        {component: value} for the components it sets; the others stay as they are."""
+
+        @functools.wraps(fn)
+        def event(*args: Any, **kwargs: Any) -> dict:
+            return {self[name]: value for name, value in fn(*args, **kwargs).updates().items()}
+
+        return {"fn": event, "outputs": self.outputs(view)}
+
+
+def build_demo(studios: Studios | None = None) -> gr.Blocks:
+    """The page on `studios` (default: the process's models and settings, read from the environment)."""
+    studios = studios or Studios()
+    studio = studios.get()
+    page = cb.Page(studios)
     settings, model, pipe, labels = studio.settings, studio.model, studio.pipe, studio.labels
     palette = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in labels.colors]
     examples = build_examples(labels, settings.cache_dir, settings.examples)
@@ -66,7 +98,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=320):  # on a phone the model picker goes under the title, not beside it
                 gr.Markdown(HEADER)
-            choices = model_choices()
+            choices = studios.choices()
             model_choice = gr.Dropdown(choices, value=choices[0], label="Model", scale=0, min_width=220,
                                        info="The paper's SemFlow or the symmetric formulation (SymmFlow); details "
                                             "under Model info")
@@ -80,7 +112,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                 queue_location = gr.Textbox(label="Folder of images, imagefolder, or Hub dataset id", scale=3,
                                             placeholder="e.g. ./frames or org/street-frames")
                 queue_split = gr.Textbox(label="Split (datasets)", value="train", scale=1, visible=False)
-                queue_sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Order", scale=1,
+                queue_sort = gr.Dropdown(SORT_CHOICES, value=QUEUE_ORDER, label="Order", scale=1,
                                          info="worst first: lowest mean confidence first (after pre-annotation)")
                 open_queue_button = gr.Button("Open queue", variant="primary", scale=1)
             with gr.Row():
@@ -174,7 +206,7 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
                                  object_fit="contain", format="png")
             with gr.Column():
                 trajectory = gr.Image(label="Trajectory", type="filepath", interactive=False, height=280)
-                trajectory_caption = gr.Markdown(cb.trajectory_caption(None, cb.MASK_TO_IMAGE),
+                trajectory_caption = gr.Markdown(page.trajectory_caption(None, cb.MASK_TO_IMAGE),
                                                  elem_id="trajectory-caption")
                 round_trip = gr.Markdown()
 
@@ -203,82 +235,88 @@ def build_demo(studio: Studio | None = None) -> gr.Blocks:
         def ui(name: str) -> dict:
             return {"api_name": f"ui_{name}", "api_visibility": "private"}
 
+        parts = Parts(session=state, editor=editor, status=status, queue_status=queue_status, image=image,
+                      overlay_view=overlay_view, legend=legend, gallery=gallery, round_trip=round_trip,
+                      trajectory=trajectory, save_status=save_status, mask_ids_file=mask_ids_file,
+                      mask_color_file=mask_color_file, mask_voc_file=mask_voc_file, fill_layer=fill_layer,
+                      fill_status=fill_status, apply_fill=apply_fill_button, model_info=model_info, beta=beta,
+                      seg_steps=seg_steps, seg_solver=seg_solver, syn_steps=syn_steps, syn_solver=syn_solver,
+                      trajectory_caption=trajectory_caption, browser_id=browser_id)
+
         # The editor never carries a progress overlay: under load, Gradio 6 sometimes left its spinner over the canvas
         # for good when a segmentation followed an upload closely (about 1 in 5 tries), and nothing could be painted.
         # Unpreprocessed: Gradio would open the upload itself and fail with a bare "Error" on an empty file, a text
         # file or a decompression bomb, before the app could say what is wrong.
-        downloads = [mask_ids_file, mask_color_file, mask_voc_file]
-        fresh = [overlay_view, legend, gallery, round_trip, trajectory, save_status, *downloads]
         # A person's upload, paste, clear or example photo loads the image; the app setting the Image box (to show a
         # queue item) does not.
         loading = {"show_progress_on": [status], "preprocess": False}
-        image.upload(cb.load_image, [image, state], [state, editor, status, *fresh], **loading, **ui("load_image"))
-        image.clear(cb.load_image, [image, state], [state, editor, status, *fresh], **loading, **ui("clear_image"))
+        load_image = parts.bind(page.load_image, Work)
+        image.upload(**load_image, inputs=[image, state], **loading, **ui("load_image"))
+        image.clear(**load_image, inputs=[image, state], **loading, **ui("clear_image"))
         if photos:
-            photo_picker.load_input_event.then(cb.load_image, [image, state], [state, editor, status, *fresh],
-                                               **loading, **ui("load_example_photo"))
-        segment_button.click(cb.segment, [state, seg_steps, seg_solver, opacity, unsure],
-                             [state, overlay_view, legend, editor, status], show_progress_on=[overlay_view],
+            photo_picker.load_input_event.then(**load_image, inputs=[image, state], **loading,
+                                               **ui("load_example_photo"))
+        segment_button.click(**parts.bind(page.segment, Segmented),
+                             inputs=[state, seg_steps, seg_solver, opacity, unsure], show_progress_on=[overlay_view],
                              **ui("segment"), **model_slot)
         # The opacity follows the slider once it is let go, and the number typed into its box.
-        opacity.change(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, trigger_mode="always_last",
-                       show_progress="hidden", **ui("overlay"))
-        unsure.change(cb.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("unsure")) \
+        opacity.change(page.update_overlay, [editor, state, opacity, unsure], overlay_view,
+                       trigger_mode="always_last", show_progress="hidden", **ui("overlay"))
+        unsure.change(page.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("unsure")) \
             .then(lambda shown: gr.update(visible=shown), unsure, unsure_scale, **ui("unsure_scale"))
-        blank_button.click(cb.blank_layout, [blank_width, blank_height, blank_fill, state],
-                           [state, editor, status, *fresh, image], show_progress_on=[status], **ui("blank_layout"))
+        blank_button.click(**parts.bind(page.blank_layout, Work),
+                           inputs=[blank_width, blank_height, blank_fill, state], show_progress_on=[status],
+                           **ui("blank_layout"))
         if layouts:
-            layout_picker.load_input_event.then(cb.load_layout, [layout_file, state],
-                                                [state, editor, status, *fresh, image], show_progress_on=[status],
-                                                **ui("load_layout"))
-        synthesize_button.click(cb.synthesize, [editor, state, variants, seed, beta, syn_steps, syn_solver,
-                                                show_trajectory, direction],
-                                [state, gallery, round_trip, trajectory], show_progress_on=[round_trip],
-                                **ui("synthesize"), **model_slot)
-        save_button.click(cb.save_annotation, [editor, state, annotator], [save_status, *downloads],
+            layout_picker.load_input_event.then(**parts.bind(page.load_layout, Work), inputs=[layout_file, state],
+                                                show_progress_on=[status], **ui("load_layout"))
+        synthesize_button.click(**parts.bind(page.synthesize, Synthesized),
+                                inputs=[editor, state, variants, seed, beta, syn_steps, syn_solver, show_trajectory,
+                                        direction], show_progress_on=[round_trip], **ui("synthesize"), **model_slot)
+        save_button.click(**parts.bind(page.save_annotation, Saved), inputs=[editor, state, annotator],
                           **ui("save_annotation"))
-        export_button.click(cb.export_mask, [editor, state], downloads, **ui("export_mask"))
-        push_button.click(cb.push_annotations, None, save_status, **ui("push_annotations"))
-        item_outputs = [state, editor, queue_status, status, *fresh, image]
-        open_queue_button.click(cb.open_queue, [queue_location, queue_split, queue_sort, state], item_outputs,
+        export_button.click(**parts.bind(page.export_mask, MaskFiles), inputs=[editor, state], **ui("export_mask"))
+        push_button.click(page.push_annotations, None, save_status, **ui("push_annotations"))
+        open_queue_button.click(**parts.bind(page.open_queue, Work),
+                                inputs=[queue_location, queue_split, queue_sort, state],
                                 show_progress_on=[queue_status], **ui("open_queue"))
         for typed in (queue_location.blur, queue_location.submit):
-            typed(cb.split_field, [queue_location, state], queue_split, show_progress="hidden", **ui("split_field"))
-        queue_sort.change(cb.reorder_queue, [queue_sort, state], item_outputs, show_progress_on=[queue_status],
-                          **ui("reorder_queue"))
+            typed(page.split_field, [queue_location, state], queue_split, show_progress="hidden", **ui("split_field"))
+        queue_sort.change(**parts.bind(page.reorder_queue, Work), inputs=[queue_sort, state],
+                          show_progress_on=[queue_status], **ui("reorder_queue"))
         for button, (step, unfinished), name in ((previous_button, (-1, False), "previous"),
                                                  (next_button, (1, False), "next"),
                                                  (unfinished_button, (1, True), "next_unfinished")):
-            button.click(cb.queue_move(step, unfinished), [queue_sort, state], item_outputs,
+            button.click(**parts.bind(page.queue_move(step, unfinished), Work), inputs=[queue_sort, state],
                          show_progress_on=[queue_status], **ui(f"queue_{name}"))
-        preannotate_button.click(cb.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
-        save_queue_button.click(cb.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
-        export_queue_button.click(cb.export_queue, state, queue_export, **ui("export_queue"))
-        filled = [state, fill_layer, overlay_view, fill_status, apply_fill_button]
-        overlay_view.select(cb.fill_at, [editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity,
-                                         unsure], filled, show_progress_on=[fill_status], **ui("fill")) \
+        preannotate_button.click(page.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
+        save_queue_button.click(page.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
+        export_queue_button.click(page.export_queue, state, queue_export, **ui("export_queue"))
+        overlay_view.select(**parts.bind(page.fill_at, Filled),
+                            inputs=[editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity, unsure],
+                            show_progress_on=[fill_status], **ui("fill")) \
             .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_fill"))
-        apply_fill_button.click(cb.apply_fill, [editor, state, opacity, unsure], filled,
+        apply_fill_button.click(**parts.bind(page.apply_fill, Filled), inputs=[editor, state, opacity, unsure],
                                 show_progress_on=[fill_status], **ui("apply_fill")) \
             .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_applied_fill"))
-        mask_changed_button.click(cb.mask_changed, [editor, state, opacity, unsure], [overlay_view, legend],
-                                  show_progress="hidden", trigger_mode="always_last", **ui("mask_changed"))
-        direction.change(cb.trajectory_caption, [model_choice, direction], trajectory_caption,
+        mask_changed_button.click(**parts.bind(page.mask_changed, MaskFollowed),
+                                  inputs=[editor, state, opacity, unsure], show_progress="hidden",
+                                  trigger_mode="always_last", **ui("mask_changed"))
+        direction.change(page.trajectory_caption, [model_choice, direction], trajectory_caption,
                          **ui("trajectory_caption"))
-        model_defaults = [beta, seg_steps, seg_solver, syn_steps, syn_solver, trajectory_caption]
-        model_choice.change(cb.choose_model, [model_choice, state, direction], [state, model_info, *model_defaults],
+        model_choice.change(**parts.bind(page.choose_model, ModelChosen), inputs=[model_choice, state, direction],
                             **ui("choose_model"), **model_slot)
 
-        demo.load(cb.start_tab, [browser_id, state], [browser_id, state], **ui("start_tab"))
-        api.add_endpoints(studio, model_slot)
+        demo.load(**parts.bind(page.start_tab, TabStarted), inputs=[browser_id, state], **ui("start_tab"))
+        api.add_endpoints(studios, model_slot)
     return demo
 
 
-def launch(demo: gr.Blocks, settings: Settings | None = None, studio: Studio | None = None, **kwargs) -> tuple:
+def launch(demo: gr.Blocks, studios: Studios, **kwargs) -> tuple:
     """Recover the annotation folder from interrupted saves, then queue and launch with the settings' queue,
     concurrency and upload limits, the app's CSS and scripts (swatch names, keys, the mask editor's), and the guard
     that keeps the page's events off the API routes."""
-    settings, studio = settings or get_settings(), studio or get_studio()
+    settings, studio = studios.settings, studios.get()
     try:
         recovered = studio.store.recover().summary()  # leftovers of saves a crash or kill -9 interrupted
     except StorageError as error:  # the app still starts; each save then says what is wrong with the folder

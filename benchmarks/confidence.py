@@ -11,7 +11,6 @@ margin times each agreement.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import torch
 
 from semflow.loading import load_pipeline
 from semflow.metrics import auroc
+
+from .report import publish
 
 
 def signals(pipe, image) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -70,11 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         cells = [f"{row['auroc'][n]:.3f}" if n in row["auroc"] else "–" for n in _all_signals(results)]
         lines.append(f"| {model} | {100 * row['error_rate']:.1f}% | " + " | ".join(cells) + " |")
     results["markdown"] = "\n".join(lines) + f"\n\nReproduce: `{results['command']}`"
-    print(results["markdown"])
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-    return results
+    return publish(results, args.out)
 
 
 def _all_signals(results: dict) -> list[str]:

@@ -15,7 +15,6 @@ suggested default is the largest tolerance whose fills are at least `MIN_PURITY`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import torch
 
 from app.fill_tools import DEFAULT_TOLERANCE, MAX_FILL_SHARE, flood_region
 from semflow.loading import load_pipeline
+
+from .report import publish
 
 TOLERANCES = (4, 6, 8, 10, 12, 14, 16, 20, 24, 32)
 LEAK_PURITY = 0.9  # a fill less pure than this spilled into other classes
@@ -114,13 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
     lines += ["", f"Largest tolerance with fills at least {MIN_PURITY:.0%} pure: {suggested} (the app's default: "
                   f"{DEFAULT_TOLERANCE}).", "", f"Reproduce: `{command.strip()}`"]
     markdown = "\n".join(lines)
-    print(markdown)
-    results = {"command": command.strip(), "model": args.model, "frames": frames, "suggested": suggested,
-               "rows": rows, "markdown": markdown}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-    return results
+    return publish({"command": command.strip(), "model": args.model, "frames": frames, "suggested": suggested,
+                    "rows": rows, "markdown": markdown}, args.out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from .loading import load_pipeline
 from .outputs import SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
 from .pipeline import SemFlowPipeline
-from .samplers import SOLVERS, Integration, integrate
+from .solvers import SOLVERS, Integration, integrate
 from .velocity import PromptEmbedding, net_output
 
 __version__ = "0.1.0"

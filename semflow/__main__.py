@@ -14,7 +14,7 @@ import PIL.Image
 from . import limits
 from .filenames import safe_stem
 from .images import check_image_file, read_image, read_mask
-from .samplers import SOLVERS
+from .solvers import SOLVERS
 
 PROGRESS_DELAY_S = 1.0  # a progress bar appears on stderr once an integration has run this long
 

@@ -1,11 +1,10 @@
-"""Which model to load and how: the source chain (argument → `$SEMFLOW_MODEL` → a built Space's file → the embedded
-default), the models embedded in the package by name, the device/dtype policy, and the identity a model is recorded
-under (never a path of the machine it runs on)."""
+"""Which model to load and how: the source chain (argument → `$SEMFLOW_MODEL` → the embedded default), the models
+embedded in the package by name, the device/dtype policy, and the identity a model is recorded under (never a path
+of the machine it runs on)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -23,9 +22,6 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 EMBEDDED_MODELS = {"semflow": MODELS_DIR / "semflow-camvid", "symmetric": MODELS_DIR / "symmetric-camvid"}
 DEFAULT_MODEL = "symmetric"
 EMBEDDED_MODEL = EMBEDDED_MODELS[DEFAULT_MODEL]
-# Written by `spaces/build.py` beside app.py: the Hub model a built Space serves when `$SEMFLOW_MODEL` is unset.
-SPACE_FILE = "semflow_space.json"
-SPACE_CONFIG = Path(__file__).resolve().parents[1] / SPACE_FILE
 
 
 @dataclass(frozen=True)
@@ -51,15 +47,11 @@ class LoadedModel:
 
 
 def requested_model(model: str | os.PathLike | None = None) -> str:
-    """The first of: `model`, `$SEMFLOW_MODEL`, the built Space's file, the embedded default's name."""
+    """The first of: `model`, `$SEMFLOW_MODEL`, the embedded default's name."""
     if model is not None and os.fspath(model):
         return os.fspath(model)
     if os.environ.get(ENV_MODEL):
         return os.environ[ENV_MODEL]
-    if SPACE_CONFIG.is_file():
-        space_model = json.loads(SPACE_CONFIG.read_text()).get("model")
-        if space_model:
-            return space_model
     return DEFAULT_MODEL
 
 
@@ -128,7 +120,7 @@ def load_pipeline(
     """Load a `SemFlowPipeline` ready for inference (see `load_model`).
 
     Args:
-        model: ``None`` → ``$SEMFLOW_MODEL`` → a built Space's model → the embedded default.
+        model: ``None`` → ``$SEMFLOW_MODEL`` → the embedded default.
         device: Default: CUDA when available, else CPU.
         dtype: Default: float16 on CUDA, float32 on CPU.
     Raises:

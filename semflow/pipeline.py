@@ -38,7 +38,7 @@ from .noise import Generators
 from .outputs import EditOutput, SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
 from .regions import feather, known_positions
-from .samplers import Integration, check_solver, integrate
+from .solvers import Integration, check_solver, integrate
 from .velocity import PromptEmbedding, VelocityNet, net_output, size_multiple
 
 

@@ -24,8 +24,8 @@ SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 def build(model: str, out: Path) -> Path:
     """Write the Space folder for `model` (``org/name`` or ``org/name@revision``) into `out` (replaced)."""
     sys.path.insert(0, str(ROOT))
+    from app.settings import SPACE_FILE  # the app serves its model when SEMFLOW_MODEL is unset
     from semflow.hub import parse_model_ref
-    from semflow.loading import SPACE_FILE  # read by semflow.loading when SEMFLOW_MODEL is unset
 
     ref = parse_model_ref(model)
     if ref.is_local:

@@ -87,8 +87,12 @@ class AppServer:
 
     def post(self, path: str, body: str) -> tuple[int, str]:
         """POST a raw JSON `body`: (HTTP status, response text)."""
-        request = urllib.request.Request(self.url + path.lstrip("/"), data=body.encode(),
-                                         headers={"Content-Type": "application/json"})
+        return self.request("POST", path, body)
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        """Any request, with a raw JSON `body` or none: (HTTP status, response text)."""
+        request = urllib.request.Request(self.url + path.lstrip("/"), data=body.encode() if body else None,
+                                         headers={"Content-Type": "application/json"}, method=method)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, response.read().decode()

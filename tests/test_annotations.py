@@ -94,14 +94,14 @@ def test_a_full_disk_mid_save_leaves_no_orphan_and_says_so(tmp_path, monkeypatch
     store = AnnotationStore(tmp_path / "ann")
     first = store.save(*_pair(), {"annotator": "first"})
     before = _files(tmp_path / "ann")
-    write = annotations._write_atomic
+    write = annotations.write_atomic
 
     def full_disk(path, data):
         if path.name == METADATA if failing == METADATA else path.parent.name == "masks":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write(path, data)
 
-    monkeypatch.setattr(annotations, "_write_atomic", full_disk)
+    monkeypatch.setattr(annotations, "write_atomic", full_disk)
     with pytest.raises(StorageError) as raised:
         store.save(*_pair(), {"annotator": "second"})
     assert "no space left" in str(raised.value) and "Earlier annotations are safe" in str(raised.value)

@@ -126,6 +126,32 @@ def test_the_pages_events_are_not_api_endpoints(server, files):
     assert status == 200 and "event: complete" in stream
 
 
+def test_every_route_of_the_running_app_runs_only_the_named_endpoints(server):
+    # The running app's route table (its FastAPI schema): every route that takes a part of the path, with every name of
+    # the page's own events in every such part, is refused; the public endpoints answer.
+    import re
+
+    status, schema = server.request("GET", "openapi.json")
+    assert status == 200, schema
+    routes = json.loads(schema)["paths"]
+    assert "/gradio_api/queue/join" in routes and "/config" in routes, "the app's own table, not a part of it"
+    public = {"segment", "synthesize", "save_annotation", "model_info"}
+    page_events = {d["api_name"] for d in server.config()["dependencies"] if d["api_name"]} - public
+    assert {"ui_segment", "ui_open_queue", "ui_fill", "ui_push_annotations", "load_example"} <= page_events
+    named = {path: methods for path, methods in routes.items() if "{" in path}
+    assert {"/gradio_api/call/{api_name}", "/gradio_api/run/{api_name}", "/gradio_api/api/{api_name}",
+            "/gradio_api/call/v2/{api_name}"} <= set(named), "the routes that run an event by name"
+    for path, methods in named.items():
+        for method in methods:
+            for name in page_events:
+                status, body = server.request(method.upper(), re.sub(r"\{[^}]+\}", name, path), '{"data": []}')
+                assert status == 404 and (method == "head" or "no API endpoint" in body), (method, path, name)
+    for path, request in (("call", '{"data": []}'), ("call/v2", "{}"), ("run", '{"data": []}'),
+                          ("api", '{"data": []}')):
+        status, body = server.post(f"gradio_api/{path}/model_info", request)
+        assert status == 200 and ("event_id" in body or "symmetric-camvid" in body), (path, status, body)
+
+
 def test_pushing_needs_an_identity(server):
     # The server has SEMFLOW_ANNOTATIONS_REPO and HF_TOKEN but no sign-in and no operator permission to push with its
     # own token: the push button's event, triggered the way the page triggers it, must refuse with a sentence.

@@ -191,9 +191,12 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 from conftest import tiny_pipeline  # noqa: E402
 
+import app.callbacks as cb  # noqa: E402
+from app.callbacks import MASK_TO_IMAGE  # noqa: E402
 from app.errors import UserError  # noqa: E402
-from app.service import MAX_VARIANTS, Studio  # noqa: E402
+from app.service import MAX_VARIANTS, Studio, Studios  # noqa: E402
 from app.settings import VARIABLES, Settings, SettingsError  # noqa: E402
+from app.views import Work  # noqa: E402
 from semflow.limits import MAX_PIXELS, MAX_STEPS, InvalidInput  # noqa: E402
 from semflow.loading import LoadedModel  # noqa: E402
 
@@ -333,12 +336,12 @@ def test_only_a_persons_mistakes_reach_the_browser_as_they_are(caplog):
 
 
 @pytest.fixture
-def page(studio, monkeypatch):
+def page(studio):
     """The page's callbacks on the tiny studio."""
-    import app.callbacks as callbacks
+    from app.callbacks import Page
+    from app.service import Studios
 
-    monkeypatch.setattr(callbacks, "get_studio", lambda model=None: studio)
-    return callbacks
+    return Page(Studios.of(studio))
 
 
 def test_the_pages_callbacks_word_unusable_uploads(page, tmp_path, decompression_bomb):
@@ -362,26 +365,32 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     from app.session import Session
 
     PIL.Image.fromarray(RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "street.png")
-    session, editor, status, *fresh = page.load_image({"path": str(tmp_path / "street.png"),
-                                                       "orig_name": "street.png"}, Session())
+    loaded = page.load_image({"path": str(tmp_path / "street.png"), "orig_name": "street.png"}, Session())
+    session, editor, status = loaded.session, loaded.editor, loaded.status
     assert session.source == "street.png" and "40x30" in status
     assert (layer_to_labels(editor["layers"][0], studio.labels) == studio.labels.ignore_id).all()
-    assert fresh == list(page.cleared(studio.labels))
-    session, overlay_image, legend, editor, status = page.segment(session, 1, "euler", 0.5)
+    assert loaded == Work(session, editor, status).cleared(studio.labels), "everything of earlier work blanked"
+    segmented = page.segment(session, 1, "euler", 0.5)
+    session, overlay_image, editor, status = segmented.session, segmented.overlay_view, segmented.editor, \
+        segmented.status
     assert session.ids.shape == (30, 40) and session.steps == 1 and overlay_image.size == (40, 30)
     assert status.startswith("Segmented in 1 step(s); mean confidence ")
     assert session.confidence.shape == (30, 40) and 0 <= session.confidence.min() <= session.confidence.max() <= 1
     heat = page.update_overlay(editor, session, 1.0, True)
     assert heat.size == (40, 30) and np.asarray(heat).tobytes() != np.asarray(overlay_image).tobytes()
     assert np.array_equal(layer_to_labels(editor["layers"][0], studio.labels), session.ids)
-    session, gallery, report, gif = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, page.MASK_TO_IMAGE)
+    synthesized = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, MASK_TO_IMAGE)
+    session, report, gif = synthesized.session, synthesized.round_trip, synthesized.trajectory
     assert len(session.synthesized) == 2 and report.count("| 0 |") + report.count("| 1 |") == 2 and gif
-    message, ids_path, _, voc_path = page.save_annotation(editor, session, "me")
+    saved = page.save_annotation(editor, session, "me")
+    message, ids_path, voc_path = saved.save_status, saved.mask_ids_file, saved.mask_voc_file
     assert PIL.Image.open(voc_path).mode == "P"
     assert message.startswith("Saved") and np.array_equal(np.asarray(PIL.Image.open(ids_path)), session.ids)
-    session, editor, _, *fresh, photo = page.blank_layout(64, 80, "Road", session)
-    overlay_view, _, gallery, report, gif, save_status, *downloads = fresh
-    assert (overlay_view, gallery, report, gif, save_status, downloads) == (None, [], "", None, "", [None] * 3)
+    blank = page.blank_layout(64, 80, "Road", session)
+    session, editor, photo = blank.session, blank.editor, blank.image
+    downloads = [blank.mask_ids_file, blank.mask_color_file, blank.mask_voc_file]
+    assert (blank.overlay_view, blank.gallery, blank.round_trip, blank.trajectory, blank.save_status, downloads) == \
+        (None, [], "", None, "", [None] * 3)
     assert photo is None, "a layout empties the Image box"
     assert session.image is None and (layer_to_labels(editor["layers"][0], studio.labels) == 3).all()
     with pytest.raises(gr.Error, match="no image to save"):
@@ -424,41 +433,37 @@ def test_the_pixel_limit_setting_applies_to_uploads(studio, tmp_path):
 
 
 @pytest.fixture
-def embedded_models(monkeypatch):
-    """The app's model registry, empty, on the embedded models (no SEMFLOW_MODEL)."""
-    import app.model as model
-    import app.service as service
-
+def embedded_models(monkeypatch, tmp_path):
+    """The app's studios on the embedded models (no SEMFLOW_MODEL), their own annotation folder."""
     monkeypatch.delenv("SEMFLOW_MODEL", raising=False)
-    monkeypatch.setattr(model, "_loaded", {})
-    monkeypatch.setattr(service, "_studios", {})
-    return model
+    return Studios(Settings(annotations_dir=tmp_path / "annotations", cache_dir=tmp_path / "cache"))
 
 
-def test_a_tab_picks_the_papers_model_beside_the_default_and_keeps_it(embedded_models, tmp_path, monkeypatch):
-    import app.callbacks as callbacks
+def test_a_tab_picks_the_papers_model_beside_the_default_and_keeps_it(embedded_models, tmp_path):
+    from app.callbacks import Page
     from app.session import Session
 
-    monkeypatch.setenv("SEMFLOW_ANNOTATIONS_DIR", str(tmp_path / "annotations"))
-    assert embedded_models.model_choices() == ["symmetric", "semflow"], "the default first"
-    session, info, beta, seg_steps, seg_solver, syn_steps, syn_solver, _ = callbacks.choose_model("semflow", Session())
+    callbacks = Page(embedded_models)
+    assert embedded_models.choices() == ["symmetric", "semflow"], "the default first"
+    chosen = callbacks.choose_model("semflow", Session())
+    session, info, beta, seg_steps = chosen.session, chosen.model_info, chosen.beta, chosen.seg_steps
+    seg_solver, syn_steps, syn_solver = chosen.seg_solver, chosen.syn_steps, chosen.syn_solver
     assert session.model == "semflow" and "(semflow formulation)" in info
     assert beta["visible"] is True and seg_steps["value"] == 1, "the paper's model synthesizes with a β"
     assert beta["value"] == 40 and beta["maximum"] < 127.5 / 2 and "trained with 40" in beta["label"]
     assert (seg_solver["value"], syn_steps["value"], syn_solver["value"]) == ("euler", 10, "euler")
-    _, _, back, *_ = callbacks.choose_model("symmetric", session)
+    back = callbacks.choose_model("symmetric", session).beta
     assert back["visible"] is False and back["value"] == 0, "the default model's β is its own, not the last one's"
     PIL.Image.fromarray(RNG.integers(0, 255, (36, 48, 3), dtype=np.uint8)).save(tmp_path / "street.png")
-    session, *_ = callbacks.load_image({"path": str(tmp_path / "street.png")}, session)
+    session = callbacks.load_image({"path": str(tmp_path / "street.png")}, session).session
     assert session.model == "semflow" and session.image is not None
-    session, *_ = callbacks.segment(session, 1, "euler", 0.5)
+    session = callbacks.segment(session, 1, "euler", 0.5).session
     assert session.ids.shape == (36, 48)
-    import app.service as service
     from app.editor import editor_value
 
-    labels = service.get_studio("semflow").labels
+    labels = embedded_models.get("semflow").labels
     callbacks.save_annotation(editor_value(session.image, session.ids, labels), session, "me")
-    (row,) = service.get_studio().store.rows()
+    (row,) = embedded_models.get().store.rows()
     assert row["model"] == "semflow-camvid (embedded)" and row["model_revision"].startswith("sha256:")
     with pytest.raises(gr.Error, match="Unknown model 'nope'; choose one of symmetric, semflow"):
         callbacks.choose_model("nope", Session())
@@ -484,22 +489,28 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     import zipfile
 
     from app.editor import editor_value, layer_to_labels
+    from app.queue_words import STATUS_NAMES
     from app.session import Session
-    from app.work_queue import CORRECTED, PREANNOTATED
+    from app.work_queue import CORRECTED, PREANNOTATED, QUEUE_ORDER
 
     frames = tmp_path / "frames"
     frames.mkdir()
     for name in ["a.png", "b.png", "c.png"]:
         PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(frames / name)
-    session, editor, line, status, *fresh, photo = page.open_queue(str(frames), "", "queue order", Session())
+    opened = page.open_queue(str(frames), "", QUEUE_ORDER, Session())
+    session, editor, line, photo = opened.session, opened.editor, opened.queue_status, opened.image
     assert session.item == "a.png" and session.owner and "Item 1 of 3: **a**" in line and "0 / 3 corrected" in line
-    assert fresh[0].size == (30, 20) and fresh[1:] == list(page.cleared(studio.labels))[1:]
+    blank = Work(session).cleared(studio.labels)
+    assert opened.overlay_view.size == (30, 20) and all(getattr(opened, name) == getattr(blank, name) for name in (
+        "legend", "gallery", "round_trip", "trajectory", "save_status", "mask_ids_file", "mask_color_file",
+        "mask_voc_file"))
     assert photo is session.image, "the Image box shows the queue item, as the editor does"
     seen = []
     line = page.preannotate_queue(session, progress=lambda done, desc: seen.append(done))
     assert "Pre-annotated 3 item(s)" in line and seen[-1] == (3, 3) and "3 pre-annotated" in line
-    session, editor, line, *_ = page.queue_move(1, False)("queue order", session)
-    assert session.item == "b.png" and f"({PREANNOTATED}, mean confidence 0." in line
+    moved = page.queue_move(1, False)(QUEUE_ORDER, session)
+    session, editor, line = moved.session, moved.editor, moved.queue_status
+    assert session.item == "b.png" and f"({STATUS_NAMES[PREANNOTATED]}, mean confidence 0." in line
     assert (layer_to_labels(editor["layers"][0], studio.labels) != studio.labels.ignore_id).all()
     ids = np.full((20, 30), 3, np.uint8)
     line = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
@@ -507,15 +518,17 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     with zipfile.ZipFile(page.export_queue(session)["value"]) as archive:
         assert "SegmentationClass/b.png" in archive.namelist()
     # a new tab (a restart): the same folder's queue, its progress kept; "Next unfinished" skips the corrected item
-    other, _, line, *_ = page.open_queue(str(frames), "", "queue order", Session())
+    reopened = page.open_queue(str(frames), "", QUEUE_ORDER, Session())
+    other, line = reopened.session, reopened.queue_status
     assert other.owner != session.owner and "1 / 3 corrected" in line
-    other, _, line, *_ = page.queue_move(1, True)("queue order", other.replace(item="a.png"))
-    assert other.item == "c.png" and f"({CORRECTED})" not in line
+    moved = page.queue_move(1, True)(QUEUE_ORDER, other.replace(item="a.png"))
+    other, line = moved.session, moved.queue_status
+    assert other.item == "c.png" and f"({STATUS_NAMES[CORRECTED]})" not in line
     with pytest.raises(gr.Error, match="Open a queue first"):
         page.save_to_queue(editor, Session())
     with pytest.raises(gr.Error, match="Only folders inside the app's queue folder"):
-        page.open_queue(str(tmp_path.parent), "", "queue order", Session())
-    _, _, line, *_ = page.open_queue("frames", "", "queue order", Session())  # taken from the queue root
+        page.open_queue(str(tmp_path.parent), "", QUEUE_ORDER, Session())
+    line = page.open_queue("frames", "", QUEUE_ORDER, Session()).queue_status  # taken from the queue root
     assert "1 / 3 corrected" in line
 
 
@@ -523,13 +536,14 @@ def test_on_a_space_with_sign_in_only_a_signed_in_visitor_works_on_a_queue(page,
     import dataclasses
 
     from app.session import Session
+    from app.work_queue import QUEUE_ORDER
 
     monkeypatch.setattr(studio, "settings", dataclasses.replace(studio.settings, oauth=True))
     (tmp_path / "frames").mkdir()
     PIL.Image.new("RGB", (8, 8)).save(tmp_path / "frames" / "a.png")
     with pytest.raises(gr.Error, match="Sign in with Hugging Face first"):
-        page.open_queue("frames", "", "queue order", Session())
-    session, *_ = page.open_queue("frames", "", "queue order", Session(), SimpleNamespace(username="alice"))
+        page.open_queue("frames", "", QUEUE_ORDER, Session())
+    session = page.open_queue("frames", "", QUEUE_ORDER, Session(), SimpleNamespace(username="alice")).session
     assert session.owner == "alice" and session.item == "a.png"
     with pytest.raises(gr.Error, match="Sign in with Hugging Face first"):
         page.save_to_queue(None, session)
@@ -556,8 +570,10 @@ def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_ask
     session = Session(image=image, background=image, ids=np.zeros((20, 30), np.uint8))
     editor = editor_value(session.image, session.ids, studio.labels)
 
-    session, payload, view, note, button = page.fill_at(editor, session, page.FLOOD, "Road", None, 10, 0.5, False,
-                                                        SimpleNamespace(index=[21, 3]))  # the square: 16 pixels
+    filled_view = page.fill_at(editor, session, cb.FLOOD, "Road", None, 10, 0.5, False,
+                               SimpleNamespace(index=[21, 3]))  # the square: 16 pixels
+    session, payload, view, note, button = (filled_view.session, filled_view.fill_layer, filled_view.overlay_view,
+                                            filled_view.fill_status, filled_view.apply_fill)
     layer = _layer_of(payload)
     filled = layer_to_labels(layer, studio.labels)
     assert (payload["width"], payload["height"]) == (30, 20) and mark_agreement(layer, image) == (1.0, 600)
@@ -567,14 +583,17 @@ def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_ask
 
     editor = editor_value(session.image, filled, studio.labels)
     click = SimpleNamespace(index=[17, 15])  # the rest of the right half: 284 pixels, 47% of the image
-    waiting, payload, preview, note, button = page.fill_at(editor, session, page.FLOOD, "Car", None, 10, 0.5, False,
-                                                           click)
+    asked = page.fill_at(editor, session, cb.FLOOD, "Car", None, 10, 0.5, False, click)
+    waiting, payload, preview, note, button = asked.session, asked.fill_layer, asked.overlay_view, \
+        asked.fill_status, asked.apply_fill
     assert payload is None and button["visible"] is True and waiting.fill is not None
     assert note.startswith("This fill at (17, 15) would change 47.3% of the image (more than 10%)")
     assert "lower the tolerance" in note
     shown = np.asarray(preview).astype(int)
-    assert shown[10, 5].sum() < 0.5 * np.asarray(page.overlay(image, filled, studio.labels, 0.5))[10, 5].sum()
-    session, payload, _, note, button = page.apply_fill(editor, waiting, 0.5, False)
+    assert shown[10, 5].sum() < 0.5 * np.asarray(overlay(image, filled, studio.labels, 0.5))[10, 5].sum()
+    applied_view = page.apply_fill(editor, waiting, 0.5, False)
+    session, payload, note, button = applied_view.session, applied_view.fill_layer, applied_view.fill_status, \
+        applied_view.apply_fill
     applied = layer_to_labels(_layer_of(payload), studio.labels)
     assert (applied[:, 15:][filled[:, 15:] != 3] == 8).all() and (applied[:, :15] == 0).all()
     assert session.fill is None and button["visible"] is False and "47.3% of the image changed" in note
@@ -582,16 +601,16 @@ def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_ask
         page.apply_fill(editor, session, 0.5, False)
 
     unchanged = page.fill_at(editor, session, "off", "Road", None, 10, 0.5, False, click)
-    assert unchanged[0] is session and unchanged[1] is None
+    assert unchanged.updates() == {"fill_layer": None}, "the session and the views stay as they are"
     with pytest.raises(gr.Error, match="Choose the class"):
-        page.fill_at(editor, session, page.SUPERPIXEL, None, None, 10, 0.5, False, click)
+        page.fill_at(editor, session, cb.SUPERPIXEL, None, None, 10, 0.5, False, click)
     # the box tool: the first corner is marked on the view; Road → Car inside the box from (18, 2) to (25, 9) only
-    session, payload, view, note, _ = page.fill_at(editor, session, page.REPLACE, "Car", "Road", 10, 0.5, False,
-                                                   SimpleNamespace(index=[18, 2]))
+    corner = page.fill_at(editor, session, cb.REPLACE, "Car", "Road", 10, 0.5, False, SimpleNamespace(index=[18, 2]))
+    session, payload, view, note = corner.session, corner.fill_layer, corner.overlay_view, corner.fill_status
     assert session.corner == (18, 2) and "opposite corner" in note and payload is None
     assert tuple(np.asarray(view)[2, 18 + 3]) == (255, 255, 0), "no mark at the first corner"
-    session, payload, _, note, _ = page.fill_at(editor, session, page.REPLACE, "Car", "Sky", 10, 0.5, False,
-                                                SimpleNamespace(index=[25, 9]))
+    box = page.fill_at(editor, session, cb.REPLACE, "Car", "Sky", 10, 0.5, False, SimpleNamespace(index=[25, 9]))
+    session, payload, note = box.session, box.fill_layer, box.fill_status
     replaced = layer_to_labels(_layer_of(payload), studio.labels)
     assert (replaced[2:10, 18:26] != 0).all() and session.corner is None and note.startswith("Replaced Sky with Car")
     assert (replaced[2:6, 20:24] == 3).all(), "the box replaces only the class asked for"
@@ -605,13 +624,14 @@ def test_the_legend_follows_the_mask_in_the_editor(page, studio):
     prediction = np.zeros((20, 30), np.uint8)
     session = Session(image=image, background=image, ids=prediction, prediction=prediction,
                       confidence=np.full((20, 30), 0.8, np.float32))
-    legend = page.legend_of(session, prediction, studio.labels)
+    legend = cb.legend_of(session, prediction, studio.labels)
     assert "100.0%" in legend and "Corrected by hand: 0.0%" in legend
     painted = prediction.copy()
     painted[:10] = 8
-    view, legend = page.mask_changed(editor_value(image, painted, studio.labels), session, 0.5, False)
-    assert view.size == (30, 20) and (np.asarray(view) == np.asarray(page.overlay(image, painted, studio.labels,
-                                                                                 0.5))).all()
+    followed = page.mask_changed(editor_value(image, painted, studio.labels), session, 0.5, False)
+    view, legend = followed.overlay_view, followed.legend
+    assert view.size == (30, 20) and (np.asarray(view) == np.asarray(overlay(image, painted, studio.labels,
+                                                                            0.5))).all()
     assert "Car" in legend and "50.0%" in legend and "Corrected by hand: 50.0% of the image." in legend
     assert "Mean confidence where the model&#x27;s mask stands: 0.80." in legend
 
@@ -619,41 +639,82 @@ def test_the_legend_follows_the_mask_in_the_editor(page, studio):
 def test_a_tab_claims_queue_items_under_its_browsers_id_and_worst_first_reaches_every_unfinished_item(page, studio,
                                                                                                       tmp_path):
     from app.session import Session
-    from app.work_queue import WORST_FIRST
+    from app.work_queue import QUEUE_ORDER, WORST_FIRST
 
-    browser_id, session = page.start_tab(None, Session())
-    assert page.ANNOTATOR_ID.fullmatch(browser_id) and session.owner == browser_id
-    kept, again = page.start_tab(browser_id, Session())
-    assert kept == browser_id and again.owner == browser_id, "the browser's id is kept"
-    assert page.start_tab("../not an id", Session())[0] != "../not an id"
+    started = page.start_tab(None, Session())
+    browser_id, session = started.browser_id, started.session
+    assert cb.ANNOTATOR_ID.fullmatch(browser_id) and session.owner == browser_id
+    again = page.start_tab(browser_id, Session())
+    assert again.browser_id == browser_id and again.session.owner == browser_id, "the browser's id is kept"
+    assert page.start_tab("../not an id", Session()).browser_id != "../not an id"
 
     frames = tmp_path / "frames"
     frames.mkdir()
     for name in "abcde":
         PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(frames / f"{name}.png")
-    session, *_ = page.open_queue(str(frames), "", "queue order", session)
+    session = page.open_queue(str(frames), "", QUEUE_ORDER, session).session
     queue = studio.queue(str(frames))
     for name, confidence in zip("abcde", (0.9, 0.3, 0.7, 0.1, 0.5)):
         queue.set_prediction(f"{name}.png", np.zeros((20, 30), np.uint8), confidence)
     queue.save("d.png", np.zeros((20, 30), np.uint8), browser_id)  # the least confident one is finished
-    _, reload = page.start_tab(browser_id, Session())
-    reload, _, line, *_ = page.open_queue(str(frames), "", "queue order", reload)
+    reload = page.start_tab(browser_id, Session()).session
+    reopened = page.open_queue(str(frames), "", QUEUE_ORDER, reload)
+    reload, line = reopened.session, reopened.queue_status
     assert reload.item == "a.png" and "Item 1 of 5" in line, "a reload resumes the item its browser holds"
-    session, _, line, *_ = page.reorder_queue(WORST_FIRST, session)
+    reordered = page.reorder_queue(WORST_FIRST, session)
+    session, line = reordered.session, reordered.queue_status
     assert session.item == "b.png" and "mean confidence 0.30" in line, "worst first: the least confident unfinished"
+    assert "Order: worst first." in line, "the order by its name, not its code"
     seen = [session.item]
     for _ in range(5):
-        session, _, line, *_ = page.queue_move(1, False)(WORST_FIRST, session)
+        session = page.queue_move(1, False)(WORST_FIRST, session).session
         seen.append(session.item)
     assert seen == ["b.png", "e.png", "c.png", "a.png", "d.png", "b.png"], "Next goes round every item, worst first"
     assert set(seen) >= {"a.png", "b.png", "c.png", "e.png"}
     other = Session(owner="f" * 32)
-    other, _, line, *_ = page.open_queue(str(frames), "", WORST_FIRST, other)
+    other = page.open_queue(str(frames), "", WORST_FIRST, other).session
     assert other.item == "e.png", "another browser skips the item this one holds"
     for name in "abce":
         queue.save(f"{name}.png", np.zeros((20, 30), np.uint8), other.owner if name == "e" else browser_id)
     stay = page.queue_move(1, True)(WORST_FIRST, session)
-    assert stay[0] is session and "No other item to open" in stay[2] and all(
-        isinstance(out, dict) for out in stay[3:]), "nothing left: the editor and the views stay as they are"
+    assert stay.session is session and "No other item to open" in stay.queue_status and set(stay.updates()) == {
+        "session", "queue_status"}, "nothing left: the editor and the views stay as they are"
     idle = page.reorder_queue(WORST_FIRST, Session())
-    assert idle[0].queue is None and all(isinstance(out, dict) for out in idle[1:])
+    assert idle.session.queue is None and set(idle.updates()) == {"session"}
+
+
+def test_a_built_spaces_model_is_read_by_the_app_not_the_core(tmp_path, monkeypatch):
+    import inspect
+
+    import semflow.loading
+    from app.settings import SPACE_FILE, space_model
+
+    space = tmp_path / SPACE_FILE
+    assert Settings.from_env({}, space_file=space).model is None, "no Space file: the embedded default"
+    space.write_text('{"model": "acme/streets@v1"}')
+    assert Settings.from_env({}, space_file=space).model == "acme/streets@v1"
+    assert Settings.from_env({"SEMFLOW_MODEL": "semflow"}, space_file=space).model == "semflow", "the variable first"
+    space.write_text("[1, 2]")
+    with pytest.raises(SettingsError, match=f"{SPACE_FILE} must hold"):
+        space_model(space)
+    assert SPACE_FILE not in inspect.getsource(semflow.loading), "the core knows nothing of Spaces"
+
+
+def test_the_zero_gpu_decorator_comes_from_the_hugging_face_package_even_from_the_repo_root(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    import app.model as model
+
+    package = tmp_path / "site" / "spaces"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("def GPU(fn=None, **kwargs):\n    return fn\n")
+    shadow = importlib.util.module_from_spec(importlib.machinery.ModuleSpec("spaces", None, is_package=True))
+    shadow.__path__ = [str(ROOT / "spaces")]  # what `import spaces` gives from the repo root: this project's folder
+    monkeypatch.setitem(sys.modules, "spaces", shadow)
+    monkeypatch.setattr(sys, "path", [str(ROOT), *sys.path, str(tmp_path / "site")])
+    found = model.hugging_face_spaces()
+    assert found is not None and found.__file__ == str(package / "__init__.py") and callable(found.GPU)
+    monkeypatch.setitem(sys.modules, "spaces", shadow)
+    monkeypatch.setattr(sys, "path", [str(ROOT), *(p for p in sys.path if p != str(tmp_path / "site"))])
+    assert model.hugging_face_spaces() is None, "not installed: the app's own no-op decorator"

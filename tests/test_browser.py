@@ -20,6 +20,7 @@ from app_server import ROOT
 from browser_helpers import (
     STROKE_HALF_WIDTH,
     canvas_is_uncovered,
+    editor_size,
     open_app,
     paint_stroke,
     pick_class,
@@ -40,9 +41,9 @@ STROKE_CLASS = "Bicyclist"
 
 
 @pytest.fixture(scope="module")
-def server(app_server):
-    require_chromium()
-    return app_server
+def server(request):
+    require_chromium()  # before the shared server starts: without Chromium there is nothing to drive it
+    return request.getfixturevalue("app_server")
 
 
 def _rows(server) -> list[dict]:
@@ -144,13 +145,23 @@ def test_unusable_uploads_get_a_sentence(server, tmp_path, decompression_bomb):
     (tmp_path / "notes.png").write_text("this is not an image")
     cases = [(tmp_path / "empty.png", "not a readable image"), (tmp_path / "notes.png", "not a readable image"),
              (decompression_bomb, "too large to open safely")]
+    photo = tmp_path / "street.png"
+    _street_photo(photo)
     with sync_playwright() as playwright:
         browser, page = open_app(playwright, server.url)
         for path, sentence in cases:
             page.set_input_files("input[type=file] >> nth=0", str(path))
-            page.get_by_text(sentence, exact=False).first.wait_for(timeout=60_000)
+            message = page.get_by_text(sentence, exact=False).first
+            message.wait_for(timeout=60_000)
+            assert message.is_visible() and sentence in message.inner_text(), sentence
+            assert page.get_by_text("Loaded a", exact=False).count() == 0, f"{path.name} was loaded as an image"
             page.reload()
             page.wait_for_selector("#mask-editor", timeout=60_000)
+            page.wait_for_function("() => window.semflowEditorReady === true", timeout=60_000)
+        page.set_input_files("input[type=file] >> nth=0", str(photo))  # the page still works after them
+        page.get_by_text("Loaded a 480x360 image").wait_for(timeout=60_000)
+        page.wait_for_function("() => window.editor.width === 480 && window.editor.height === 360", timeout=30_000)
+        assert editor_size(page) == (480, 360)
         browser.close()
 
 
@@ -212,6 +223,7 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
     from app_server import AppServer
     from playwright.sync_api import sync_playwright
 
+    require_chromium()
     frames = tmp_path / "frames"
     frames.mkdir()
     for name, shade in (("f1.png", 40), ("f2.png", 90), ("f3.png", 140)):

@@ -30,9 +30,9 @@ STROKE_CLASS = CAMVID.class_names.index("Bicyclist")
 
 
 @pytest.fixture(scope="module")
-def server(app_server):
-    require_chromium()
-    return app_server
+def server(request):
+    require_chromium()  # before the shared server starts: without Chromium there is nothing to drive it
+    return request.getfixturevalue("app_server")
 
 
 def _rows(server) -> list[dict]:

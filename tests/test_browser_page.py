@@ -26,9 +26,9 @@ TOOLS_RECT = """() => {  // the editor's tool strip (brush, eraser, colour, size
 
 
 @pytest.fixture(scope="module")
-def server(app_server):
-    require_chromium()
-    return app_server
+def server(request):
+    require_chromium()  # before the shared server starts: without Chromium there is nothing to drive it
+    return request.getfixturevalue("app_server")
 
 
 def _overlaps(a: dict, b: dict) -> bool:

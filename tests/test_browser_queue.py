@@ -24,6 +24,7 @@ from browser_helpers import (
 )
 
 from app.editor import layer_to_labels, mark_agreement
+from app.queue_words import SORT_NAMES
 from app.shortcuts import CLASS_KEYS
 from app.work_queue import WORST_FIRST
 from semflow.labels import CAMVID
@@ -138,8 +139,8 @@ def test_a_queue_walked_worst_first_saves_in_place_and_reaches_every_unfinished_
                           for item_id, record in _state(tmp_path)["items"].items()}
             unfinished = sorted((c, name) for name, c in confidence.items() if name != "b0")
             page.get_by_role("combobox", name="Order").click()
-            page.get_by_role("option", name=WORST_FIRST, exact=True).click()
-            page.get_by_text(f"Order: {WORST_FIRST}").wait_for(timeout=60_000)
+            page.get_by_role("option", name=SORT_NAMES[WORST_FIRST], exact=True).click()
+            page.get_by_text(f"Order: {SORT_NAMES[WORST_FIRST]}").wait_for(timeout=60_000)
             assert _item(page) == unfinished[0][1], "worst first must open the least confident unfinished item"
             assert f"mean confidence {unfinished[0][0]:.2f}" in page.locator("#queue-status").inner_text()
             seen = [_item(page)]

@@ -139,45 +139,48 @@ def test_a_layout_on_its_white_canvas_comes_back_in_place():
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch):
+def page(tmp_path):
     """The page's callbacks on a tiny studio with its own annotation folder."""
     from conftest import tiny_pipeline
 
-    import app.callbacks as callbacks
-    from app.service import Studio
+    from app.callbacks import Page
+    from app.service import Studio, Studios
     from app.settings import Settings
     from semflow.loading import LoadedModel
 
     studio = Studio(LoadedModel(tiny_pipeline(), "tiny-model", "sha256:0"),
                     Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache", queue_root=tmp_path))
-    monkeypatch.setattr(callbacks, "get_studio", lambda model=None: studio)
-    return callbacks, studio
+    return Page(Studios.of(studio)), studio
 
 
 def test_the_page_saves_nothing_from_a_misplaced_mask(page, tmp_path):
     import gradio as gr
 
+    from app.callbacks import MASK_TO_IMAGE
     from app.session import Session
+    from app.work_queue import QUEUE_ORDER
 
     callbacks, studio = page
     street(480, 360).save(tmp_path / "street.png")
-    session, value, *_ = callbacks.load_image({"path": str(tmp_path / "street.png")}, Session())
-    session, _, _, value, _ = callbacks.segment(session, 1, "euler", 0.5)
+    loaded = callbacks.load_image({"path": str(tmp_path / "street.png")}, Session())
+    segmented = callbacks.segment(loaded.session, 1, "euler", 0.5)
+    session, value = segmented.session, segmented.editor
     shifted = placed_like_gradio_after_a_larger_image(value["layers"][0], (512, 512))
     refusal = r"does not line up with its photo \(the browser shifted or scaled it\), so it was not used \(nothing was"
     with pytest.raises(gr.Error, match=refusal):
         callbacks.save_annotation(returned(value, shifted), session, "me")
     assert studio.store.rows() == [] and not (tmp_path / "ann" / "masks").exists()
-    message, *_ = callbacks.save_annotation(returned(value), session, "me")
+    message = callbacks.save_annotation(returned(value), session, "me").save_status
     assert message.startswith("Saved") and len(studio.store.rows()) == 1
 
     frames = tmp_path / "frames"
     frames.mkdir()
     street(480, 360).save(frames / "a.png")
-    session, value, *_ = callbacks.open_queue(str(frames), "", "queue order", session)
+    opened = callbacks.open_queue(str(frames), "", QUEUE_ORDER, session)
+    session, value = opened.session, opened.editor
     shifted = placed_like_gradio_after_a_larger_image(value["layers"][0], (512, 512))
     with pytest.raises(gr.Error, match="does not line up"):
         callbacks.save_to_queue(returned(value, shifted), session)
     assert not list((tmp_path / "ann").glob("queues/*/masks/*.png"))
     with pytest.raises(gr.Error, match="does not line up"):
-        callbacks.synthesize(returned(value, shifted), session, 1, 0, None, 1, "euler", False, callbacks.MASK_TO_IMAGE)
+        callbacks.synthesize(returned(value, shifted), session, 1, 0, None, 1, "euler", False, MASK_TO_IMAGE)

@@ -11,36 +11,35 @@ import pytest
 
 from app.info import model_info_markdown, public
 from app.overlays import UNSURE_BELOW, UNSURE_RGB, unsure_overlay, unsure_scale_html
-from app.work_queue import takes_split
+from app.queue_sources import takes_split
 
 
 @pytest.fixture
-def embedded(monkeypatch):
-    """The app's model registry, empty, on the embedded models (no SEMFLOW_MODEL)."""
-    import app.model as model
-    import app.service as service
+def embedded(monkeypatch, tmp_path):
+    """The app's studios on the embedded models (no SEMFLOW_MODEL), their own annotation folder."""
+    from app.service import Studios
+    from app.settings import Settings
 
     monkeypatch.delenv("SEMFLOW_MODEL", raising=False)
-    monkeypatch.setattr(model, "_loaded", {})
-    monkeypatch.setattr(service, "_studios", {})
-    return model
+    return Studios(Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache"))
 
 
 def test_the_trajectory_caption_says_what_each_models_animation_shows(embedded):
     import app.callbacks as cb
 
-    default, paper = (cb.trajectory_caption(name, cb.MASK_TO_IMAGE) for name in ("symmetric", "semflow"))
+    page = cb.Page(embedded)
+    default, paper = (page.trajectory_caption(name, cb.MASK_TO_IMAGE) for name in ("symmetric", "semflow"))
     assert "from Gaussian noise to the image" in default and "anchor colours" not in default
     assert "anchor colours" in paper and "perturbed by β" in paper and "noise" not in paper
-    assert "from Gaussian noise to the mask" in cb.trajectory_caption(None, cb.IMAGE_TO_MASK)
-    assert "photo turning into its mask" in cb.trajectory_caption("semflow", cb.IMAGE_TO_MASK)
-    *_, caption = cb.choose_model("semflow", cb.Session(), cb.IMAGE_TO_MASK)
-    assert caption == cb.trajectory_caption("semflow", cb.IMAGE_TO_MASK)
+    assert "from Gaussian noise to the mask" in page.trajectory_caption(None, cb.IMAGE_TO_MASK)
+    assert "photo turning into its mask" in page.trajectory_caption("semflow", cb.IMAGE_TO_MASK)
+    caption = page.choose_model("semflow", cb.Session(), cb.IMAGE_TO_MASK).trajectory_caption
+    assert caption == page.trajectory_caption("semflow", cb.IMAGE_TO_MASK)
 
 
 def test_model_info_shows_no_server_paths_or_commands(embedded):
     for name in ("symmetric", "semflow"):
-        info = model_info_markdown(embedded.get_model(name))
+        info = model_info_markdown(embedded.models.get(name))
         assert not [part for part in ("../", "runs/", "shared/", "semflow/models", "Reproduce") if part in info], info
         assert "**Training data**: `camvid`" in info and "| euler | 1 |" in info
     card = ("Trained on `/srv/data/streets/` and `./local/run`, scored like `org/streets` (a Hub id). Reproduce: "
@@ -70,18 +69,17 @@ def test_the_split_field_is_for_what_takes_a_split(tmp_path):
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch):
+def page(tmp_path):
     from conftest import tiny_pipeline
 
-    import app.callbacks as callbacks
-    from app.service import Studio
+    from app.callbacks import Page
+    from app.service import Studio, Studios
     from app.settings import Settings
     from semflow.loading import LoadedModel
 
     studio = Studio(LoadedModel(tiny_pipeline(), "tiny-model", "sha256:0"),
                     Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache", queue_root=tmp_path))
-    monkeypatch.setattr(callbacks, "get_studio", lambda model=None: studio)
-    return callbacks, studio
+    return Page(Studios.of(studio)), studio
 
 
 def test_an_unfamiliar_picture_gets_a_sentence_and_the_split_field_follows_the_location(page, tmp_path, monkeypatch):
@@ -108,11 +106,12 @@ def test_an_unfamiliar_picture_gets_a_sentence_and_the_split_field_follows_the_l
 def test_the_cvat_export_is_named_after_its_queue_and_shown_only_then(page, tmp_path):
     from app.editor import editor_value
     from app.session import Session
+    from app.work_queue import QUEUE_ORDER
 
     callbacks, studio = page
     (tmp_path / "frames").mkdir()
     PIL.Image.new("RGB", (30, 20)).save(tmp_path / "frames" / "a.png")
-    session, *_ = callbacks.open_queue("frames", "", "queue order", Session(owner="a" * 32))
+    session = callbacks.open_queue("frames", "", QUEUE_ORDER, Session(owner="a" * 32)).session
     callbacks.save_to_queue(editor_value(session.image, np.zeros((20, 30), np.uint8), studio.labels), session)
     export = callbacks.export_queue(session)
     assert export["visible"] is True and export["value"].endswith("/frames_cvat.zip")

@@ -1,11 +1,11 @@
-"""Samplers: exact time grids, exact on constant fields both ways, convergence orders, forward-then-reverse trips."""
+"""ODE solvers: exact time grids, exact on constant fields both ways, convergence orders, round trips."""
 
 import math
 
 import pytest
 import torch
 
-from semflow.samplers import integrate, time_grid
+from semflow.solvers import integrate, time_grid
 
 
 @pytest.mark.parametrize("n", [1, 3, 7, 25])

@@ -129,6 +129,7 @@ def test_evaluate_refuses_a_judge_without_synthesis(trained, dataset, capsys):
     assert "--judge scores the cycle of the synthesized images: add --synthesis" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the real Inception net on CPU and FID's 2048x2048 matrix square root: 27-77 s here
 def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, dataset, tmp_path):
     results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "2",
                              "--synthesis", "--seeds", "0", "1", "--synthesis-steps", "2", "--out",

@@ -12,12 +12,13 @@ def test_an_astronaut_is_unfamiliar_and_street_frames_are_not(tmp_path, monkeypa
     import skimage.data
 
     from app.examples import PHOTOS
-    from app.model import get_model
+    from app.model import Models
     from app.service import Studio
     from app.settings import Settings
 
     monkeypatch.delenv("SEMFLOW_MODEL", raising=False)
-    studio = Studio(get_model("symmetric"), Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache"))
+    settings = Settings(annotations_dir=tmp_path / "ann", cache_dir=tmp_path / "cache")
+    studio = Studio(Models().get("symmetric"), settings)
     typical = studio.typical_confidence()
     assert 0.55 < typical < 0.8, typical
     astronaut = PIL.Image.fromarray(skimage.data.astronaut())

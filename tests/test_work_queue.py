@@ -12,6 +12,8 @@ import PIL.Image
 import pytest
 
 from app.errors import InputError, UserError
+from app.queue_sources import open_source
+from app.queue_words import STATUS_NAMES, counts_line, progress_line
 from app.work_queue import (
     CORRECTED,
     PREANNOTATED,
@@ -21,7 +23,6 @@ from app.work_queue import (
     ItemClaimed,
     WorkQueue,
     open_queue,
-    open_source,
 )
 from tests.datasets_helpers import write_annotation_folder, write_hub_dataset
 
@@ -102,7 +103,7 @@ def test_a_dataset_in_hub_layout_opens_by_split_offline(tmp_path):
 
 def test_status_progress_and_stored_masks_survive_a_restart(queue, tmp_path):
     ids = [item.id for item in queue.items]
-    assert queue.progress().line == "0 / 5 corrected" and queue.counts()[TODO] == 5
+    assert progress_line(queue.progress()) == "0 / 5 corrected" and queue.counts()[TODO] == 5
     queue.set_prediction(ids[0], ids_for(1), confidence=0.9)
     queue.set_prediction(ids[1], ids_for(2), confidence=0.4)
     queue.save(ids[1], ids_for(5), "ann")
@@ -112,7 +113,7 @@ def test_status_progress_and_stored_masks_survive_a_restart(queue, tmp_path):
         queue.mark_reviewed(ids[3], "rev")
     reopened = open_queue(tmp_path / "photos", root=tmp_path / "annotations")
     assert reopened.counts() == {TODO: 2, PREANNOTATED: 1, CORRECTED: 1, REVIEWED: 1}
-    assert reopened.progress().line == "2 / 5 corrected" and reopened.progress().fraction == 0.4
+    assert progress_line(reopened.progress()) == "2 / 5 corrected" and reopened.progress().fraction == 0.4
     first, second = reopened.open(ids[0]), reopened.open(ids[1])
     assert first.status == PREANNOTATED and first.confidence == 0.9 and first.corrected is None
     assert np.array_equal(first.mask, ids_for(1))
@@ -120,6 +121,25 @@ def test_status_progress_and_stored_masks_survive_a_restart(queue, tmp_path):
     assert [item.id for item, _ in reopened.corrected_masks()] == ids[1:3]
     queue.set_prediction(ids[1], ids_for(3), confidence=0.1)
     assert queue.status(ids[1]) == CORRECTED, "a new prediction never undoes a correction"
+
+
+def test_the_state_file_holds_codes_and_one_written_with_display_names_still_loads(queue, tmp_path):
+    ids = [item.id for item in queue.items]
+    queue.set_prediction(ids[0], ids_for(1), confidence=0.5)
+    queue.save(ids[1], ids_for(2), "ann")
+    state_path = queue.folder / "state.json"
+    records = json.loads(state_path.read_text())["items"]
+    assert {records[i]["status"] for i in ids} == {TODO, PREANNOTATED, CORRECTED}
+    assert {TODO, PREANNOTATED} == {"todo", "preannotated"}, "codes, not the words the page shows"
+    state = json.loads(state_path.read_text())
+    for item_id, former in zip(ids, ("pre-annotated", "corrected", "to do", "to do", "to do")):
+        state["items"][item_id]["status"] = former  # as the app wrote it before
+    state_path.write_text(json.dumps(state))
+    reopened = open_queue(tmp_path / "photos", root=tmp_path / "annotations")
+    assert reopened.counts() == {TODO: 3, PREANNOTATED: 1, CORRECTED: 1, REVIEWED: 0}
+    assert json.loads(state_path.read_text())["items"][ids[2]]["status"] == TODO
+    assert counts_line(reopened.progress()) == "3 to do, 1 pre-annotated, 1 corrected"
+    assert STATUS_NAMES[PREANNOTATED] == "pre-annotated"
 
 
 def test_navigation_next_previous_unfinished_and_worst_first(queue):

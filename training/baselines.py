@@ -21,7 +21,7 @@ from semflow.images import as_list, input_size, resize_images, resize_labels, to
 from semflow.labels import LabelSet
 from semflow.noise import draw
 from semflow.outputs import SegmentationOutput, SynthesisOutput
-from semflow.samplers import integrate
+from semflow.solvers import integrate
 from semflow.velocity import net_output
 
 from .data import position_weights

@@ -1,0 +1,137 @@
+"""What the page's events give back: one dataclass per view, its fields named after the page's components (`ui` binds
+each field to the component of that name), `KEEP` for what an event leaves as the page shows it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from semflow.labels import LabelSet
+
+from .overlays import legend_html
+from .session import Session
+
+
+class _Keep:
+    """The value of a field the event leaves as it is on the page."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+@dataclass
+class View:
+    """Values for some of the page's components, by the components' names."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The components this view may set: every event that returns it lists them as its outputs."""
+        return [field.name for field in dataclasses.fields(cls)]
+
+    def updates(self) -> dict[str, Any]:
+        """The components to change, by name, with their new values (fields left at `KEEP` are not among them)."""
+        return {name: value for name in self.names() if (value := getattr(self, name)) is not KEEP}
+
+
+@dataclass
+class MaskFiles(View):
+    """The mask's downloads: class ids (mode "L"), the colour preview, a Pascal-VOC palette PNG."""
+
+    mask_ids_file: Any = KEEP
+    mask_color_file: Any = KEEP
+    mask_voc_file: Any = KEEP
+
+
+@dataclass
+class Saved(MaskFiles):
+    save_status: Any = KEEP
+
+
+@dataclass
+class Work(View):
+    """New work in the tab (a photo, a layout, a queue item): the session and the editor, the status lines, the Image
+    box, and every output of the earlier work (`cleared`)."""
+
+    session: Session | Any = KEEP
+    editor: Any = KEEP
+    status: Any = KEEP
+    queue_status: Any = KEEP
+    image: Any = KEEP
+    overlay_view: Any = KEEP
+    legend: Any = KEEP
+    gallery: Any = KEEP
+    round_trip: Any = KEEP
+    trajectory: Any = KEEP
+    save_status: Any = KEEP
+    mask_ids_file: Any = KEEP
+    mask_color_file: Any = KEEP
+    mask_voc_file: Any = KEEP
+
+    def cleared(self, labels: LabelSet) -> Work:
+        """This view with every output of earlier work it does not set blanked, so that nothing of it stays."""
+        blank = {"overlay_view": None, "legend": legend_html(None, labels), "gallery": [], "round_trip": "",
+                 "trajectory": None, "save_status": "", "mask_ids_file": None,
+                 "mask_color_file": None, "mask_voc_file": None}
+        return dataclasses.replace(self, **{name: value for name, value in blank.items()
+                                            if getattr(self, name) is KEEP})
+
+
+@dataclass
+class Segmented(View):
+    session: Session
+    overlay_view: Any
+    legend: Any
+    editor: Any
+    status: Any
+
+
+@dataclass
+class Synthesized(View):
+    session: Session
+    gallery: Any
+    round_trip: Any
+    trajectory: Any = KEEP
+
+
+@dataclass
+class Filled(View):
+    """A fill tool's click: the layer the page's editor script applies (None: nothing to apply), the segmentation
+    view, the fill status and the apply button (shown while a large fill waits)."""
+
+    session: Session | Any = KEEP
+    fill_layer: Any = None
+    overlay_view: Any = KEEP
+    fill_status: Any = KEEP
+    apply_fill: Any = KEEP
+
+
+@dataclass
+class MaskFollowed(View):
+    """The editor's mask changed in the browser: the views that follow it."""
+
+    overlay_view: Any = KEEP
+    legend: Any = KEEP
+
+
+@dataclass
+class ModelChosen(View):
+    """Another model for the tab: its info and every setting back at its defaults."""
+
+    session: Session
+    model_info: Any
+    beta: Any
+    seg_steps: Any
+    seg_solver: Any
+    syn_steps: Any
+    syn_solver: Any
+    trajectory_caption: Any
+
+
+@dataclass
+class TabStarted(View):
+    browser_id: Any
+    session: Session
