@@ -1,20 +1,31 @@
-"""Pre-annotate a whole work queue from the command line: every item without a prediction is segmented once, with its
-mean confidence, so that opening it in the app is instant and the queue can be sorted worst first.
+"""Pre-annotate a whole work queue from the command line, in one process or sharded over several: every item without a
+prediction is segmented once, in batches, with its mean confidence, so that opening it in the app is instant and the
+queue can be sorted worst first.
 
     python -m app.preannotate SOURCE [--split train] [--model semflow] [--annotations DIR] [--overwrite]
+                                     [--batch-size 4]
+    accelerate launch --multi_gpu --num_processes N -m app.preannotate SOURCE ...
 
 SOURCE is what the app opens as a queue: a folder of images, an `imagefolder`, a dataset folder or a Hub dataset id.
 The queue's state is the app's (`$SEMFLOW_ANNOTATIONS_DIR`, or --annotations), so the app shows the progress at once.
+Under `accelerate launch` the items still to do are split between the processes (on GPUs one per device; on a machine
+without CUDA the processes join one CPU group); each stores its own items as it goes, so a killed run resumes where it
+stopped and ends with its own count.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import PIL.Image
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 
 from semflow.loading import load_model
 
@@ -22,15 +33,37 @@ from .errors import UserError
 from .queue_words import progress_line
 from .work_queue import open_queue
 
+DEFAULT_BATCH_SIZE = 4  # images per forward pass: measured with benchmarks/preannotate_speed.py (README, "Scale")
+
+
+def predict_batch(pipe, images: Sequence[PIL.Image.Image]) -> list[tuple[np.ndarray, float]]:
+    """Photos → (class ids at each photo's size, mean decoding margin) each, in one forward pass: what a queue stores.
+    A photo's result does not depend on the others in its batch."""
+    out = pipe.segment(list(images), batch_size=max(1, len(images)), return_confidence=True)
+    return [(ids, float(np.mean(margin))) for ids, margin in zip(out.ids, out.confidence)]
+
 
 def predictor(pipe):
     """Photo → (class ids at its size, mean decoding margin): the prediction a queue stores."""
 
     def predict(image: PIL.Image.Image) -> tuple[np.ndarray, float]:
-        out = pipe.segment(image, return_confidence=True)
-        return out.ids[0], float(np.mean(out.confidence[0]))
+        return predict_batch(pipe, [image])[0]
 
     return predict
+
+
+def process_state() -> PartialState:
+    """This process's place among those `accelerate launch` started (one process, alone, without it)."""
+    # processes launched on a machine without CUDA (`accelerate launch --multi_gpu` there) join one gloo group only
+    # when the CPU is asked for; one process keeps whatever device it has
+    return PartialState(cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,21 +73,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="embedded model name, folder or Hub id (default: the app's)")
     parser.add_argument("--annotations", default=None, help="annotation folder (default: $SEMFLOW_ANNOTATIONS_DIR)")
     parser.add_argument("--overwrite", action="store_true", help="predict again items that have a prediction")
+    parser.add_argument("--batch-size", type=positive, default=DEFAULT_BATCH_SIZE,
+                        help=f"images per forward pass in each process (default {DEFAULT_BATCH_SIZE})")
     args = parser.parse_args(argv)
+    state = process_state()
+    who = f"[process {state.process_index + 1}/{state.num_processes}] " if state.num_processes > 1 else ""
     try:
         queue = open_queue(args.source, args.split, args.annotations)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except UserError as error:  # every process opens the same source, so every process stops here
+        print(f"{who}error: {error}", file=sys.stderr)
         return 2
-    model = load_model(args.model)
+    try:
+        model = load_model(args.model, device=state.device)
+    except Exception as error:  # a missing folder, a Hub id not in the cache, broken weights
+        print(f"{who}error: could not load the model {args.model or '(default)'}: {error}", file=sys.stderr)
+        return 2
+
+    def stored(item) -> bool:
+        return not args.overwrite and queue.prediction_path(item.id).is_file()
+
+    pending = [item for item in queue.items if not stored(item)]
+    state.wait_for_everyone()  # every process has listed the items to do before any stores one: the same list
+    with state.split_between_processes(pending) as mine:
+        mine = list(mine)
     start = time.perf_counter()
-
-    def report(done: int, total: int, item) -> None:
-        print(f"[{done}/{total}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)", flush=True)
-
-    count = queue.preannotate(predictor(model.pipe), progress=report, overwrite=args.overwrite)
-    print(f"pre-annotated {count} item(s) with {model.name}; {progress_line(queue.progress())}")
-    return 0
+    done, skipped = 0, 0
+    for first in range(0, len(mine), args.batch_size):
+        # an item stored since the listing (the app's "Pre-annotate all", another launch) is not predicted again
+        batch, images = [], []
+        for item in mine[first : first + args.batch_size]:
+            if stored(item):
+                continue
+            try:
+                images.append(queue.source.image(item))
+            except UserError as error:  # an unreadable image: said, skipped; the rest of the queue goes on
+                skipped += 1
+                print(f"{who}skipped {item.name}: {error}", file=sys.stderr, flush=True)
+                continue
+            batch.append(item)
+        for item, (ids, confidence) in zip(batch, predict_batch(model.pipe, images) if images else []):
+            queue.set_prediction(item.id, ids, confidence)
+            done += 1
+            print(f"{who}[{done}/{len(mine)}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)",
+                  flush=True)
+    print(f"{who}pre-annotated {done} item(s) with {model.name}; {progress_line(queue.progress())}", flush=True)
+    state.wait_for_everyone()
+    elapsed = time.perf_counter() - start
+    total = sum(gather_object([done])) if state.num_processes > 1 else done
+    if state.is_main_process and total:
+        print(f"{total} item(s) in {elapsed:.1f} s over {state.num_processes} process(es), batch {args.batch_size}: "
+              f"{total / elapsed:.2f} frames per second", flush=True)
+    return 1 if skipped else 0
 
 
 if __name__ == "__main__":
