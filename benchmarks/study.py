@@ -91,6 +91,7 @@ JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter"}
 EVAL_FILE = "study_eval.json"
 SHIPPED_PREFIX = "shipped-"  # `--shipped NAME` scores an embedded model as a row; its results go to <out>/shipped-NAME
 CALIBRATION_STEPS = 10  # optimizer steps timed to measure a variant's CPU seconds per step
+CHECKPOINT_STEPS = 100  # a session that ends mid-variant loses at most this many steps (a few minutes on one thread)
 TRAINING_THREADS = 1  # each variant trains on one CPU thread (two can train side by side on this machine)
 
 
@@ -156,7 +157,7 @@ def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     command = [*train_command(name, folder, variant_config(name, out), dataset, steps), "--validation-steps",
-               str(steps), "--checkpointing-steps", "250"]
+               str(steps), "--checkpointing-steps", str(CHECKPOINT_STEPS)]
     if RunFolder(folder).checkpoints():
         command.append("--resume")
     print("+", " ".join(command), flush=True)
