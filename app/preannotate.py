@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{who}skipped {item.name}: {error}", file=sys.stderr, flush=True)
                 continue
             batch.append(item)
-        for item, (ids, confidence) in zip(batch, predict_batch(model.pipe, images) if images else []):
-            queue.set_prediction(item.id, ids, confidence)
+        results = predict_batch(model.pipe, images) if images else []
+        # the batch's mask files, then the queue's state once (a state write costs more the longer the queue)
+        queue.set_predictions([(item.id, ids, confidence, image.size)
+                               for item, image, (ids, confidence) in zip(batch, images, results)])
+        for item in batch:
             done += 1
             print(f"{who}[{done}/{len(mine)}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)",
                   flush=True)

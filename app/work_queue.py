@@ -11,7 +11,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,7 +287,14 @@ class WorkQueue:
         """Store a pre-annotation (class ids at the image's size) and its mean confidence; a to-do item becomes
         pre-annotated, a corrected one keeps its status."""
         item = self.item(item_id)
-        self._store_prediction(item, ids, confidence, self.source.image(item).size)
+        self._store_predictions([(item, ids, confidence, self.source.image(item).size)])
+
+    def set_predictions(self, predictions: Sequence[tuple[str, np.ndarray, float | None, tuple[int, int]]]) -> None:
+        """`set_prediction` for a batch of (item id, class ids, mean confidence, size of the image they were predicted
+        from): each mask file written atomically, then the state once for the whole batch (a state write costs more
+        the longer the queue)."""
+        self._store_predictions([(self.item(item_id), ids, confidence, size)
+                                 for item_id, ids, confidence, size in predictions])
 
     def preannotate(self, predict: Predictor, progress: Callable[[int, int, QueueItem], None] | None = None,
                     overwrite: bool = False, should_stop: Callable[[], bool] | None = None) -> int:
@@ -307,7 +314,7 @@ class WorkQueue:
             image = self.source.image(item)
             result = predict(image)
             ids, confidence = result if isinstance(result, tuple) else (result, None)
-            self._store_prediction(item, ids, confidence, image.size)
+            self._store_predictions([(item, ids, confidence, image.size)])
             if progress is not None:
                 progress(done + 1, len(pending), item)
         return len(pending)
@@ -354,22 +361,29 @@ class WorkQueue:
                 if ids is not None:
                     yield item, ids
 
-    def _store_prediction(self, item: QueueItem, ids: np.ndarray, confidence: float | None,
-                          size: tuple[int, int]) -> None:
-        ids = _check_ids(ids, size, item)
-        if confidence is not None:
-            confidence = float(confidence)
-            if not math.isfinite(confidence):
-                raise ValueError(f"the confidence of {item.name} must be a finite number, got {confidence}")
-        with self._locked(f"Storing the pre-annotation of {item.name} failed"):
-            path = self.prediction_path(item.id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, _png(ids, confidence))
+    def _store_predictions(self, entries: list[tuple[QueueItem, np.ndarray, float | None, tuple[int, int]]]) -> None:
+        checked = []
+        for item, ids, confidence, size in entries:
+            ids = _check_ids(ids, size, item)
+            if confidence is not None:
+                confidence = float(confidence)
+                if not math.isfinite(confidence):
+                    raise ValueError(f"the confidence of {item.name} must be a finite number, got {confidence}")
+            checked.append((item, ids, confidence))
+        if not checked:
+            return
+        names = ", ".join(item.name for item, _, _ in checked[:3]) + (" and others" if len(checked) > 3 else "")
+        with self._locked(f"Storing the pre-annotation of {names} failed"):
+            for item, ids, confidence in checked:
+                path = self.prediction_path(item.id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, _png(ids, confidence))
             state = self._read(STATE_FILE)
-            record = state.setdefault("items", {}).setdefault(item.id, {"status": TODO})
-            record["confidence"] = confidence
-            if record["status"] == TODO:
-                record["status"] = PREANNOTATED
+            for item, _, confidence in checked:
+                record = state.setdefault("items", {}).setdefault(item.id, {"status": TODO})
+                record["confidence"] = confidence
+                if record["status"] == TODO:
+                    record["status"] = PREANNOTATED
             self._write(STATE_FILE, state)
 
     def _update(self, item: QueueItem, status: str, owner: str) -> None:

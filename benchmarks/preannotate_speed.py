@@ -1,9 +1,11 @@
 """Pre-annotation throughput on this machine: frames per second of `python -m app.preannotate` over a folder of
 CamVid validation frames, for 1 process (1 and 2 threads) and 2 processes of 1 thread (`accelerate launch --multi_gpu
 --num_processes 2`), at batch 1 and at the best batch; and, in one process, what batching, channels-last weights and
-(with --compile) `torch.compile` do to the forward passes. Prints a Markdown table; asserts nothing.
+(with --compile) `torch.compile` do to the forward passes; with --queue-items, what storing a prediction costs in
+queues of those lengths. Prints Markdown tables; asserts nothing.
 
     python -m benchmarks.preannotate_speed [--frames 16] [--batches 1 2 4 8] [--model symmetric] [--compile]
+                                           [--queue-items 1000 20000] [--only-storage]
 
 The command-line figures are the command's own last line (items over the seconds between the processes' start and end
 barriers: the model is loaded, the items listed and split before the clock starts); each configuration writes its own
@@ -22,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import torch
 
@@ -84,6 +87,25 @@ def in_process(pipe, images: list[PIL.Image.Image], batch: int, repeats: int = 1
     return best
 
 
+def storing(items: int, batch: int, folder: Path, stores: int = 40) -> float:
+    """Milliseconds per item of storing `stores` predictions in a queue of `items` (tiny images: only the storage
+    counts), `batch` items per `set_predictions` (one state write each)."""
+    from app.work_queue import open_queue
+
+    images = folder / f"images-{items}"
+    if not images.is_dir():
+        images.mkdir(parents=True)
+        tiny = PIL.Image.new("RGB", (8, 8))
+        for i in range(items):
+            tiny.save(images / f"{i:07d}.png")
+    queue = open_queue(images, root=folder / f"annotations-{items}-{batch}")
+    ids = np.zeros((8, 8), np.uint8)
+    start = time.perf_counter()
+    for first in range(0, stores, batch):
+        queue.set_predictions([(item.id, ids, 0.5, (8, 8)) for item in queue.items[first : first + batch]])
+    return (time.perf_counter() - start) / stores * 1000
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.preannotate_speed",
                                      description=__doc__.splitlines()[0])
@@ -92,7 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--model", default=None, help="model name, folder or Hub id (default: the app's)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
+    parser.add_argument("--queue-items", type=int, nargs="*", default=[],
+                        help="also time storing predictions in queues of these lengths (batch 1 and the best batch)")
+    parser.add_argument("--only-storage", action="store_true", help="time only the storing (--queue-items)")
     args = parser.parse_args(argv)
+    if args.only_storage:
+        with tempfile.TemporaryDirectory(prefix="preannotate-speed-") as scratch:
+            print_storage(args.queue_items, sorted(set(args.batches)), Path(scratch))
+        return
     with tempfile.TemporaryDirectory(prefix="preannotate-speed-") as scratch:
         frames = write_frames(args.dataset, args.frames, Path(scratch) / "frames")
         images = [PIL.Image.open(path).convert("RGB") for path in sorted(frames.glob("*.png"))]
@@ -137,6 +166,16 @@ def main(argv: list[str] | None = None) -> None:
         cells = " | ".join(f"{runs[processes, threads, batch]:.2f}" for batch in (1, best_batch))
         print(f"| {launch}{processes} process(es) x {threads} thread(s) | {cells} |")
     print(f"\nThe command's default batch is {DEFAULT_BATCH_SIZE}; the best batch here was {best_batch}.")
+    if args.queue_items:
+        with tempfile.TemporaryDirectory(prefix="preannotate-speed-") as scratch:
+            print_storage(args.queue_items, sorted({1, best_batch}), Path(scratch))
+
+
+def print_storage(lengths: list[int], batches: list[int], folder: Path) -> None:
+    print("\n| queue length | " + " | ".join(f"ms per stored item, batch {b}" for b in batches) + " |")
+    print("| --- |" + " --- |" * len(batches))
+    for items in lengths:
+        print(f"| {items} | " + " | ".join(f"{storing(items, b, folder):.0f}" for b in batches) + " |", flush=True)
 
 
 if __name__ == "__main__":

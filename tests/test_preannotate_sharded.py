@@ -16,6 +16,7 @@ import pytest
 from launch_helpers import accelerate_launch, launch_command
 
 from app import preannotate
+from app.errors import InputError
 from app.work_queue import PREANNOTATED, PREDICTIONS_DIR, open_queue
 from tests.conftest import tiny_pipeline
 
@@ -99,6 +100,28 @@ def test_an_item_stored_since_the_listing_is_not_predicted_again(tmp_path, monke
     assert FINAL.search(capsys.readouterr().out).group(2) == "3" and len(predicted) == 3
     stored = predictions(frames, notes)
     assert stored["frame003"][1] == 0.25 and not stored["frame003"][0].any(), "the other writer's mask is kept"
+
+
+def test_a_batch_of_predictions_is_one_state_write(tmp_path, monkeypatch):
+    frames = write_frames(tmp_path / "frames", 5)
+    queue = open_queue(frames, root=tmp_path / "notes")
+    sizes = [queue.source.image(item).size for item in queue.items]
+    writes = []
+    real_write = queue._write
+    monkeypatch.setattr(queue, "_write", lambda name, data: (writes.append(name), real_write(name, data)))
+    batch = [(item.id, np.full((h, w), i, np.uint8), 0.1 * i, (w, h))
+             for i, (item, (w, h)) in enumerate(zip(queue.items[:4], sizes))]
+    bad = (queue.items[4].id, np.zeros((3, 3), np.uint8), 0.5, sizes[4])
+    with pytest.raises(InputError, match="same size"):
+        queue.set_predictions([*batch, bad])
+    assert predictions(frames, tmp_path / "notes") == {} and writes == [], "a bad mask in a batch stores nothing"
+    queue.set_predictions(batch)
+    assert writes == ["state.json"], "the state is written once for the batch"
+    stored = predictions(frames, tmp_path / "notes")
+    assert sorted(stored) == [item.name for item in queue.items[:4]]
+    assert all((stored[item.name][0] == i).all() and stored[item.name][1] == pytest.approx(0.1 * i)
+               for i, item in enumerate(queue.items[:4]))
+    assert open_queue(frames, root=tmp_path / "notes").counts()[PREANNOTATED] == 4
 
 
 def test_bad_source_or_model_gets_a_sentence(tmp_path, capsys):
