@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,20 +29,9 @@ import torch
 
 from app.preannotate import DEFAULT_BATCH_SIZE, predict_batch
 from semflow import load_pipeline
+from tests.launch_helpers import launch_command
 
 THROUGHPUT = re.compile(r"over (\d+) process\(es\), batch (\d+): ([\d.]+) frames per second")
-PORTS = range(29690, 29700)  # torch.distributed rendezvous of the 2-process runs (the tests search from 29600)
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1} for the rendezvous")
 
 
 def write_frames(dataset: str, count: int, folder: Path) -> Path:
@@ -60,18 +48,19 @@ def write_frames(dataset: str, count: int, folder: Path) -> Path:
 def command_line(frames: Path, annotations: Path, processes: int, threads: int, batch: int,
                  model: str | None) -> float:
     """Frames per second of one run of the command (the figure it prints)."""
-    args = ["-m", "app.preannotate", str(frames), "--annotations", str(annotations), "--batch-size", str(batch)]
+    args = [str(frames), "--annotations", str(annotations), "--batch-size", str(batch)]
     if model:
         args += ["--model", model]
-    if processes > 1:
-        args = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "--main_process_port", str(free_port()), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": ""}
-    run = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=3600)
+    if processes > 1:  # the tests' `accelerate launch --multi_gpu` command, on a rendezvous port of theirs
+        command, env = launch_command(processes, "app.preannotate", *args)
+    else:
+        command, env = [sys.executable, "-m", "app.preannotate", *args], {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env["OMP_NUM_THREADS"] = str(threads)
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
     found = THROUGHPUT.search(run.stdout)
     if run.returncode != 0 or found is None:
-        raise RuntimeError(f"{' '.join(args)} failed ({run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(command)} failed ({run.returncode}):\n{run.stdout[-2000:]}\n"
+                           f"{run.stderr[-2000:]}")
     return float(found.group(3))
 
 
@@ -160,10 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     print("| in one process, 1 thread | frames / s |\n| --- | --- |")
     for name, fps in variants.items():
         print(f"| {name} | {fps:.2f} |")
-    print(f"\n| `python -m app.preannotate` | batch 1 | batch {best_batch} |\n| --- | --- | --- |")
+    batches = sorted({1, best_batch})
+    print("\n| `python -m app.preannotate` | " + " | ".join(f"batch {b}" for b in batches) + " |\n| --- |"
+          + " --- |" * len(batches))
     for processes, threads in ((1, 1), (1, 2), (2, 1)):
         launch = "accelerate launch --multi_gpu, " if processes > 1 else ""
-        cells = " | ".join(f"{runs[processes, threads, batch]:.2f}" for batch in (1, best_batch))
+        cells = " | ".join(f"{runs[processes, threads, batch]:.2f}" for batch in batches)
         print(f"| {launch}{processes} process(es) x {threads} thread(s) | {cells} |")
     print(f"\nThe command's default batch is {DEFAULT_BATCH_SIZE}; the best batch here was {best_batch}.")
     if args.queue_items:
