@@ -257,8 +257,8 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
     judge = next((r["synthesis"]["judged_cycle"] for r in rows.values() if (r.get("synthesis") or {}).get(
         "judged_cycle")), None)
     if judge:
-        lines += ["", f"Judge for the cycle column: `{judge['judge']}` (one fixed segmenter for every row), mIoU "
-                      f"{judge['real_photo_miou']:.1f} on the real photos of the same frames."]
+        lines += ["", f"Judge for the cycle column: `{Path(judge['judge']).name}` (one fixed segmenter for every "
+                      f"row), mIoU {judge['real_photo_miou']:.1f} on the real photos of the same frames."]
     lines += ["", "Seed diversity: mean absolute pixel difference (0..1) between two seeds of the same mask. "
                   "CPU s / step: one optimizer step of the variant's own training (its preset's batch and crop, data, "
                   "every loss term) on one CPU thread, timed in-process after a warm-up; each variant trains for "
