@@ -17,7 +17,7 @@ from launch_helpers import accelerate_launch, launch_command
 
 from app import preannotate
 from app.errors import InputError
-from app.work_queue import PREANNOTATED, PREDICTIONS_DIR, open_queue
+from app.work_queue import PREANNOTATED, open_queue
 from tests.conftest import tiny_pipeline
 
 PROGRESS = re.compile(r"^(?:\[process (\d)/(\d)\] )?\[\d+/\d+\] (\S+)  \(", re.M)
@@ -174,11 +174,11 @@ def test_a_killed_sharded_run_resumes_where_it_stopped(tmp_path):
     notes = tmp_path / "notes"
     args = ["app.preannotate", str(frames), "--annotations", str(notes), "--batch-size", "1"]
     command, env = launch_command(2, *args)
-    stored_folder = open_queue(frames, root=notes).folder / PREDICTIONS_DIR
+    app_view = open_queue(frames, root=notes)  # what a running app holds: it sees the progress as the run goes
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while len(list(stored_folder.glob("*.png"))) < 3 and first.poll() is None and time.monotonic() < deadline:
+        while app_view.counts()[PREANNOTATED] < 3 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         kill_tree(first)
     before = predictions(frames, notes)
@@ -189,7 +189,7 @@ def test_a_killed_sharded_run_resumes_where_it_stopped(tmp_path):
     assert sorted(names) == sorted(set(names)) and not set(names) & set(before), "nothing predicted twice"
     assert sum(int(count) for _, count in FINAL.findall(run.stdout)) == 16 - len(before)
     after = predictions(frames, notes)
-    assert len(after) == 16 and set(open_queue(frames, root=notes).statuses().values()) == {PREANNOTATED}
+    assert len(after) == 16 and set(app_view.statuses().values()) == {PREANNOTATED}
     for name, (ids, confidence) in before.items():  # what the killed run stored stays
         np.testing.assert_array_equal(after[name][0], ids)
         assert after[name][1] == confidence
