@@ -1,5 +1,5 @@
-"""The public API for `gradio_client` (/segment, /synthesize, /save_annotation, /model_info) and the guard that keeps
-every other event (the page's own, `ui_*`) off Gradio's API routes."""
+"""The public API for `gradio_client` (/segment, /synthesize, /edit, /save_annotation, /model_info) and the guard that
+keeps every other event (the page's own, `ui_*`) off Gradio's API routes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
+import PIL.Image
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
@@ -17,7 +19,7 @@ from semflow.solvers import SOLVERS
 from .exports import export_dir, save_mask_files
 from .failures import user_errors
 from .model import gpu
-from .service import Studios
+from .service import EDIT_MARGIN, EDIT_STRENGTH, Studios
 
 
 class Endpoints:
@@ -49,12 +51,24 @@ class Endpoints:
         studio = self.studios.get()
         result = studio.synthesize(studio.open_mask(mask), variants, seed, perturbation, steps, solver,
                                    round_trip=False)
-        folder = Path(tempfile.mkdtemp(dir=export_dir()))
-        paths = []
-        for image, image_seed in zip(result.images, result.seeds):
-            paths.append(str(folder / f"synthesized_seed{image_seed}.png"))
-            image.save(paths[-1])
-        return paths
+        return save_images(result.images, result.seeds, "synthesized")[0]
+
+    @user_errors
+    @gpu
+    def edit(self, image: str | None, mask: str | None, seed: Any = 0, variants: Any = 1, margin: Any = EDIT_MARGIN,
+             strength: Any = EDIT_STRENGTH, perturbation: Any = None, steps: Any = None,
+             solver: Any = None) -> tuple[list[str], str]:
+        """/edit: a photo + its edited class-id PNG (same size) → (the edited photos, one per variant; the region that
+        was allowed to change, a PNG: 255 there, 0 where the photo's own pixels are kept). What changed is where the
+        mask differs from the photo's own segmentation."""
+        studio = self.studios.get()
+        picture = studio.open_photo(image)
+        result = studio.edit(picture, studio.open_mask(mask, size=picture.size), None, variants, seed, margin,
+                             strength, perturbation, steps, solver, round_trip=False)
+        paths, folder = save_images(result.images, result.seeds, "edited")
+        region = str(folder / "region.png")
+        PIL.Image.fromarray(result.region.astype(np.uint8) * 255).save(region)
+        return paths, region
 
     @user_errors
     def save_annotation(self, image: str | None, mask: str | None, annotator: str | None = None,
@@ -103,6 +117,28 @@ def add_endpoints(studios: Studios, model_slot: dict[str, Any]) -> None:
                                        api_name="save_annotation")
 
         gr.Button(visible=False).click(endpoints.model_info, None, gr.JSON(label="model_info"), api_name="model_info")
+
+        edit_image, edit_mask = gr.File(label="image", type="filepath"), gr.File(label="mask", type="filepath")
+        edit_seed, edit_variants = gr.Number(value=0, label="seed"), gr.Number(value=1, label="variants")
+        margin = gr.Number(value=EDIT_MARGIN, label="margin")
+        strength = gr.Number(value=EDIT_STRENGTH, label="strength")
+        edit_beta = gr.Number(value=config.perturbation, label="perturbation")
+        edit_steps = gr.Number(value=config.synthesis_steps, label="steps")
+        edit_solver = gr.Dropdown(list(SOLVERS), value=config.solver, label="solver")
+        edited, region = gr.Gallery(label="images", format="png"), gr.File(label="region")
+        gr.Button(visible=False).click(endpoints.edit, [edit_image, edit_mask, edit_seed, edit_variants, margin,
+                                                        strength, edit_beta, edit_steps, edit_solver],
+                                       [edited, region], api_name="edit", **model_slot)
+
+
+def save_images(images: list[PIL.Image.Image], seeds: list[int], stem: str) -> tuple[list[str], Path]:
+    """`images` as ``<stem>_seed<seed>.png`` files in a new export folder: their paths, and the folder."""
+    folder = Path(tempfile.mkdtemp(dir=export_dir()))
+    paths = []
+    for image, seed in zip(images, seeds):
+        paths.append(str(folder / f"{stem}_seed{seed}.png"))
+        image.save(paths[-1])
+    return paths, folder
 
 
 _WORDS = re.compile(r"\W+")  # an event's name is one word (letters, digits, "_")

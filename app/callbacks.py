@@ -23,11 +23,23 @@ from .failures import user_errors
 from .fill_tools import MAX_FILL_SHARE, Fill, asks_first, changed_share
 from .info import model_info_markdown
 from .model import gpu
-from .overlays import DEFAULT_OPACITY, fill_preview, legend_html, mark_corner
+from .overlays import DEFAULT_OPACITY, edit_region_view, fill_preview, legend_html, mark_corner
 from .queue_words import SORT_NAMES, STATUS_NAMES, counts_line, progress_line
-from .service import QueueStop, Studio, Studios, Synthesis
+from .service import EDIT_MARGIN, EDIT_STRENGTH, QueueStop, Studio, Studios
 from .session import BLANK_LAYOUT, Session
-from .views import KEEP, Filled, MaskFiles, MaskFollowed, ModelChosen, Saved, Segmented, Synthesized, TabStarted, Work
+from .views import (
+    KEEP,
+    EditOffer,
+    Filled,
+    MaskFiles,
+    MaskFollowed,
+    ModelChosen,
+    Saved,
+    Segmented,
+    Synthesized,
+    TabStarted,
+    Work,
+)
 
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
 BETA_STEP = 0.5  # the β slider's step (and how far below its limit it stops)
@@ -88,7 +100,8 @@ class Page:
         if unfamiliar:
             gr.Warning(unfamiliar)
             status = f"⚠️ **{unfamiliar}** {status}"
-        return Segmented(session, view, legend_of(session, ids, studio.labels), value, status)
+        return Segmented(session, view, legend_of(session, ids, studio.labels), value, status,
+                         **EditOffer.withdrawn())
 
     def view_of(self, session: Session, ids: np.ndarray | None, opacity: Any,
                 unsure: bool = False) -> PIL.Image.Image | None:
@@ -159,7 +172,47 @@ class Page:
                 frames = result.trajectory
             gif = save_gif(frames, "trajectory")
         gallery = [(image, f"seed {s}") for image, s in zip(result.images, result.seeds)]
-        return Synthesized(session.replace(synthesized=tuple(result.images)), gallery, round_trip_report(result), gif)
+        return Synthesized(session.replace(synthesized=tuple(result.images)), gallery,
+                           round_trip_report(result.seeds, result.round_trip), gif)
+
+    @user_errors
+    @gpu
+    def edit_photo(self, editor: dict[str, Any] | None, session: Session, variants: Any, seed: Any, beta: Any,
+                   steps: Any, solver: Any, margin: Any, strength: Any,
+                   progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Synthesized:
+        """The segmented photo with only what was changed in its mask re-synthesized (1-4 variants), each checked by
+        segmenting it again on the changed pixels."""
+        if session is None or session.image is None or session.prediction is None:
+            raise InputError("Edit this photo works on a segmented photo: upload one (or pick an example), press "
+                             "**Segment**, change its mask, then edit.")
+        studio = self.studio(session)
+        ids = mask_from_editor(editor, session.background, studio.labels)
+        result = studio.edit(session.image, ids, ids != session.prediction, variants, seed, margin, strength, beta,
+                             steps, solver)
+        gallery = [(image, f"edit, seed {s}") for image, s in zip(result.images, result.seeds)]
+        changed = f"the {int(result.changed.sum())} changed pixels, {result.changed.mean():.1%} of the photo"
+        return Synthesized(session, gallery, round_trip_report(result.seeds, result.round_trip, changed), None)
+
+    @user_errors
+    def edit_preview(self, editor: dict[str, Any] | None, session: Session, margin: Any,
+                     strength: Any) -> EditOffer:
+        """The region the edit would change, at another margin or strength."""
+        if session is None or session.background is None:
+            return EditOffer()
+        studio = self.studio(session)
+        return EditOffer(**self.edit_offer(session, mask_from_editor(editor, session.background, studio.labels),
+                                           margin, strength))
+
+    def edit_offer(self, session: Session, ids: np.ndarray, margin: Any, strength: Any) -> dict[str, Any]:
+        """`EditOffer`'s fields for the mask `ids` in the editor: offered where it is a segmented photo's mask with a
+        change, with the region the edit would change (the whole photo with a strength above 0); else withdrawn."""
+        prediction = session.prediction
+        if session.image is None or prediction is None or prediction.shape != ids.shape or \
+                not (changed := ids != prediction).any():
+            return EditOffer.withdrawn()
+        region = self.studio(session).edit_region(changed, margin, strength)
+        return {"edit_button": gr.update(visible=True), "edit_options": gr.update(visible=True),
+                "edit_region": edit_region_view(session.image, region)}
 
     @user_errors
     def save_annotation(self, editor: dict[str, Any] | None, session: Session, annotator: str | None) -> Saved:
@@ -400,11 +453,12 @@ class Page:
                       self.view_of(session, after, opacity, unsure), note, gr.update(visible=False))
 
     @user_errors
-    def mask_changed(self, editor: dict[str, Any] | None, session: Session, opacity: Any,
-                     unsure: bool) -> MaskFollowed:
+    def mask_changed(self, editor: dict[str, Any] | None, session: Session, opacity: Any, unsure: bool,
+                     margin: Any = None, strength: Any = None) -> MaskFollowed:
         """The editor's mask changed in the browser (a stroke, a fill, undo, redo): the segmentation view and the
-        legend follow it. The tab's session is left alone, so that this event, which the page sends on its own,
-        never writes back an older session over a newer one."""
+        legend follow it, and the page offers to edit a segmented photo whose mask now differs from its segmentation
+        (`edit_offer`, at the edit's `margin` and `strength`). The tab's session is left alone, so that this event,
+        which the page sends on its own, never writes back an older session over a newer one."""
         if session is None or session.background is None:
             return MaskFollowed()
         studio = self.studio(session)
@@ -412,7 +466,10 @@ class Page:
             ids = mask_from_editor(editor, session.background, studio.labels)
         except InputError:  # the editor is between two pieces of work; the person's next action says what is wrong
             return MaskFollowed()
-        return MaskFollowed(self.view_of(session, ids, opacity, unsure), legend_of(session, ids, studio.labels))
+        offer = self.edit_offer(session, ids, EDIT_MARGIN if margin is None else margin,
+                                EDIT_STRENGTH if strength is None else strength)
+        return MaskFollowed(self.view_of(session, ids, opacity, unsure), legend_of(session, ids, studio.labels),
+                            **offer)
 
 
 def into_editor(session: Session, background: PIL.Image.Image, ids: np.ndarray | None, labels) -> tuple[Session, dict]:
@@ -422,11 +479,14 @@ def into_editor(session: Session, background: PIL.Image.Image, ids: np.ndarray |
     return session, editor_value(background, ids, labels)
 
 
-def round_trip_report(result: Synthesis) -> str:
+def round_trip_report(seeds: list[int], checks: list[dict[str, float]], where: str | None = None) -> str:
+    """The round-trip table: per seed, the agreement of the image's segmentation with the mask (on `where`, words
+    naming the pixels compared, for an edit: the changed ones)."""
     rows = [f"| {seed} | {check['pixel_agreement']:.1f}% | {check['miou']:.1f} |"
-            for seed, check in zip(result.seeds, result.round_trip)]
-    return ("Round trip (segment each synthesized image, compare with the mask):\n\n"
-            "| seed | pixel agreement | mIoU |\n| --- | --- | --- |\n" + "\n".join(rows))
+            for seed, check in zip(seeds, checks)]
+    heading = ("Round trip (segment each synthesized image, compare with the mask):" if where is None else
+               f"Round trip on {where} (segment each edited photo, compare with the mask there):")
+    return heading + "\n\n| seed | pixel agreement | mIoU |\n| --- | --- | --- |\n" + "\n".join(rows)
 
 
 def mask_downloads(ids: np.ndarray, labels, stem: str) -> MaskFiles:

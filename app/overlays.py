@@ -1,5 +1,5 @@
-"""Views of a mask: colour overlay on the photo, where the model is unsure, a fill's preview, a box's first corner, the
-legend with each class's share, agreement between two masks."""
+"""Views of a mask: colour overlay on the photo, where the model is unsure, a fill's preview, the region an edit will
+change, a box's first corner, the legend with each class's share, agreement between two masks."""
 
 from __future__ import annotations
 
@@ -77,6 +77,18 @@ def fill_preview(image: PIL.Image.Image, before: np.ndarray, after: np.ndarray, 
     shown = np.asarray(overlay(image, after, labels, opacity), np.float32)
     changed = (np.asarray(before) != np.asarray(after))[..., None]
     return PIL.Image.fromarray(np.where(changed, shown, PREVIEW_DIM * shown).astype(np.uint8))
+
+
+def edit_region_view(image: PIL.Image.Image, region: np.ndarray) -> PIL.Image.Image:
+    """What an edit will change: the photo at full brightness inside `region` ((H, W) bool), dimmed outside it as a
+    fill's preview is, with the region's edge drawn in `CORNER_RGB`."""
+    photo = np.asarray(image.convert("RGB"), np.float32)
+    inside = np.asarray(region, bool)
+    shown = np.where(inside[..., None], photo, PREVIEW_DIM * photo)
+    padded = np.pad(inside, 1, mode="edge")
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    shown[inside & ~interior] = CORNER_RGB
+    return PIL.Image.fromarray(shown.astype(np.uint8))
 
 
 def mark_corner(view: PIL.Image.Image, point: tuple[int, int]) -> PIL.Image.Image:

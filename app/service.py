@@ -3,6 +3,7 @@ sentences), segment, synthesize with a round-trip check, save with provenance, p
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
@@ -12,9 +13,11 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
+import torch
 
-from semflow import limits
+from semflow import SemFlowPipeline, limits
 from semflow.loading import LoadedModel
+from semflow.regions import feather
 from semflow.solvers import SOLVERS
 
 from .annotations import AnnotationStore, SavedAnnotation
@@ -33,6 +36,10 @@ MAX_VARIANTS = 4  # images one request may synthesize in the app (the pipeline a
 # CamVid validation frames the default model's per-frame mean is 0.66 (lowest 0.56), the paper model's 0.61 (0.52);
 # non-street pictures (an astronaut, a cat, a cup of coffee) get 0.24-0.40.
 UNFAMILIAR_SHARE = 0.75
+# What an edit's region grows by and how much of the rest it restyles, unless a person says otherwise: the pipeline's
+# defaults.
+EDIT_MARGIN, EDIT_STRENGTH = (inspect.signature(SemFlowPipeline.edit).parameters[name].default
+                             for name in ("margin", "strength"))
 BLANK_SIDES = (64, 2048)  # smallest and largest side of a blank layout, in pixels
 
 
@@ -51,6 +58,27 @@ class Synthesis:
     seeds: list[int]
     round_trip: list[dict[str, float]]
     trajectory: list[PIL.Image.Image] | None = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A photo edited through its mask: only what the mask changed re-synthesized (`SemFlowPipeline.edit`).
+
+    Attributes:
+        images: One edited photo per variant, at the photo's size.
+        seeds: The seed of each variant.
+        changed: (H, W) bool, the pixels whose class the edit changed.
+        region: (H, W) bool, the pixels that may differ from the photo (`changed` grown by the margin; with a strength
+            above 0, the whole photo).
+        round_trip: Per image, its segmentation's agreement with the edited mask on the changed pixels; empty when
+            the check was not asked for.
+    """
+
+    images: list[PIL.Image.Image]
+    seeds: list[int]
+    changed: np.ndarray
+    region: np.ndarray
+    round_trip: list[dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -224,6 +252,34 @@ class Studio:
         checks = [agreement(self.pipe.segment(image).ids[0], ids, self.labels) for image in out.images] \
             if round_trip else []
         return Synthesis(out.images, list(out.seeds), checks, out.trajectory[0] if trajectory else None)
+
+    def check_edit(self, margin: Any, strength: Any) -> tuple[int, float]:
+        """(margin in pixels, strength), each within the pipeline's limits."""
+        return limits.check_margin(margin, "Margin"), limits.check_strength(number(strength, "Strength"), "Strength")
+
+    def edit_region(self, changed: np.ndarray, margin: Any, strength: Any = EDIT_STRENGTH) -> np.ndarray:
+        """The pixels an edit of the `changed` ones may alter: `changed` grown by `margin`, as the pipeline grows it
+        (`semflow.regions.feather`); with a `strength` above 0, the whole photo (the rest is restyled too)."""
+        margin, strength = self.check_edit(margin, strength)
+        if strength > 0:
+            return np.ones(np.shape(changed), bool)
+        return (feather(torch.from_numpy(np.asarray(changed, bool)), margin) > 0).numpy()
+
+    def edit(self, photo: PIL.Image.Image, ids: np.ndarray, changed: np.ndarray | None = None, variants: Any = 1,
+             seed: Any = 0, margin: Any = EDIT_MARGIN, strength: Any = EDIT_STRENGTH, beta: Any = None,
+             steps: Any = None, solver: Any = None, round_trip: bool = True) -> Edit:
+        """`photo` with what its edited mask `ids` changed re-synthesized, `variants` times (seeds `seed`, `seed` + 1,
+        ...): the changed pixels are `changed` (None: where `ids` differs from the photo's own segmentation), grown by
+        `margin`; outside them the photo's own pixels (with `strength` 0). Each edited photo is checked by segmenting
+        it again, on the changed pixels, when `round_trip`."""
+        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.synthesis_steps)
+        variants, seed, beta = self.check_synthesis(variants, seed, beta)
+        margin, strength = self.check_edit(margin, strength)
+        out = self.pipe.edit(photo, ids, region=changed, margin=margin, strength=strength, seed=seed,
+                             num_images=variants, num_inference_steps=steps, solver=solver, perturbation=beta)
+        checks = [agreement(self.pipe.segment(image).ids[0][out.changed], ids[out.changed], self.labels)
+                  for image in out.images] if round_trip else []
+        return Edit(out.images, list(out.seeds), out.changed, out.region, checks)
 
     def info(self) -> dict[str, Any]:
         """Which model is loaded (its identity, never a path), its label set, resolution and defaults."""

@@ -11,10 +11,10 @@ from typing import Any
 
 import gradio as gr
 
-from semflow.limits import MAX_SEED, MAX_STEPS
+from semflow.limits import MAX_EDIT_MARGIN, MAX_SEED, MAX_STEPS
 from semflow.solvers import SOLVERS
 
-from . import api
+from . import api, views
 from . import callbacks as cb
 from .editor_script import editor_script
 from .errors import StorageError
@@ -23,10 +23,10 @@ from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
 from .overlays import DEFAULT_OPACITY, legend_html, unsure_scale_html
 from .queue_words import SORT_CHOICES
-from .service import MAX_VARIANTS, Studio, Studios
+from .service import EDIT_MARGIN, EDIT_STRENGTH, MAX_VARIANTS, Studio, Studios
 from .session import Session
 from .shortcuts import page_script, shortcut_help
-from .views import Filled, MaskFiles, MaskFollowed, ModelChosen, Saved, Segmented, Synthesized, TabStarted, View, Work
+from .views import View
 from .work_queue import QUEUE_ORDER
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ CSS = """
 # The elements the editor script (`editor_script`) finds by id.
 VIEW_ID, APPLY_FILL_ID, FILL_STATUS_ID, MASK_CHANGED_ID = "segmentation-view", "apply-fill", "fill-status", \
     "mask-changed"
+EDIT_ID, EDIT_REGION_ID = "edit-photo", "edit-region"  # the edit's button and its region, for the browser tests
 PUT_LAYER = "(payload) => window.semflowPutLayer(payload)"  # the editor script applies a fill's layer
 BROWSER_ID_KEY = "semflow-annotator-id"  # the key gr.BrowserState keeps the annotator id under (not a secret)
 
@@ -200,7 +201,18 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         with gr.Row():
             show_trajectory = gr.Checkbox(label="Show the trajectory as an animation", value=False)
             direction = gr.Radio([cb.MASK_TO_IMAGE, cb.IMAGE_TO_MASK], value=cb.MASK_TO_IMAGE, label="Direction")
-        synthesize_button = gr.Button("Synthesize", variant="primary")
+        with gr.Row():
+            synthesize_button = gr.Button("Synthesize", variant="primary")
+            # Offered once a segmented photo's mask was changed: that photo with only the change re-synthesized.
+            edit_button = gr.Button("Edit this photo", variant="primary", visible=False, elem_id=EDIT_ID)
+        with gr.Row(visible=False) as edit_options:
+            with gr.Column():
+                edit_margin = gr.Slider(0, MAX_EDIT_MARGIN, value=EDIT_MARGIN, step=1, label="Edit margin (px)",
+                                        info="how far around the changed pixels the edit blends into the photo")
+                edit_strength = gr.Slider(0.0, 1.0, value=EDIT_STRENGTH, step=0.05, label="Edit strength",
+                                          info="0 keeps the rest of the photo exactly; above 0 restyles it too")
+            edit_region = gr.Image(label="What the edit will change (the rest stays the photo's own pixels)",
+                                   format="png", interactive=False, height=240, elem_id=EDIT_REGION_ID)
         with gr.Row():
             gallery = gr.Gallery(label="Synthesized", elem_id="synthesized", columns=2, height="auto",
                                  object_fit="contain", format="png")
@@ -241,7 +253,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                       mask_color_file=mask_color_file, mask_voc_file=mask_voc_file, fill_layer=fill_layer,
                       fill_status=fill_status, apply_fill=apply_fill_button, model_info=model_info, beta=beta,
                       seg_steps=seg_steps, seg_solver=seg_solver, syn_steps=syn_steps, syn_solver=syn_solver,
-                      trajectory_caption=trajectory_caption, browser_id=browser_id)
+                      trajectory_caption=trajectory_caption, browser_id=browser_id, edit_button=edit_button,
+                      edit_options=edit_options, edit_region=edit_region)
 
         # The editor never carries a progress overlay: under load, Gradio 6 sometimes left its spinner over the canvas
         # for good when a segmentation followed an upload closely (about 1 in 5 tries), and nothing could be painted.
@@ -250,13 +263,13 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         # A person's upload, paste, clear or example photo loads the image; the app setting the Image box (to show a
         # queue item) does not.
         loading = {"show_progress_on": [status], "preprocess": False}
-        load_image = parts.bind(page.load_image, Work)
+        load_image = parts.bind(page.load_image, views.Work)
         image.upload(**load_image, inputs=[image, state], **loading, **ui("load_image"))
         image.clear(**load_image, inputs=[image, state], **loading, **ui("clear_image"))
         if photos:
             photo_picker.load_input_event.then(**load_image, inputs=[image, state], **loading,
                                                **ui("load_example_photo"))
-        segment_button.click(**parts.bind(page.segment, Segmented),
+        segment_button.click(**parts.bind(page.segment, views.Segmented),
                              inputs=[state, seg_steps, seg_solver, opacity, unsure], show_progress_on=[overlay_view],
                              **ui("segment"), **model_slot)
         # The opacity follows the slider once it is let go, and the number typed into its box.
@@ -264,50 +277,60 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                        trigger_mode="always_last", show_progress="hidden", **ui("overlay"))
         unsure.change(page.update_overlay, [editor, state, opacity, unsure], overlay_view, **ui("unsure")) \
             .then(lambda shown: gr.update(visible=shown), unsure, unsure_scale, **ui("unsure_scale"))
-        blank_button.click(**parts.bind(page.blank_layout, Work),
+        blank_button.click(**parts.bind(page.blank_layout, views.Work),
                            inputs=[blank_width, blank_height, blank_fill, state], show_progress_on=[status],
                            **ui("blank_layout"))
         if layouts:
-            layout_picker.load_input_event.then(**parts.bind(page.load_layout, Work), inputs=[layout_file, state],
-                                                show_progress_on=[status], **ui("load_layout"))
-        synthesize_button.click(**parts.bind(page.synthesize, Synthesized),
+            layout_picker.load_input_event.then(**parts.bind(page.load_layout, views.Work),
+                                                inputs=[layout_file, state], show_progress_on=[status],
+                                                **ui("load_layout"))
+        synthesize_button.click(**parts.bind(page.synthesize, views.Synthesized),
                                 inputs=[editor, state, variants, seed, beta, syn_steps, syn_solver, show_trajectory,
                                         direction], show_progress_on=[round_trip], **ui("synthesize"), **model_slot)
-        save_button.click(**parts.bind(page.save_annotation, Saved), inputs=[editor, state, annotator],
+        edit_button.click(**parts.bind(page.edit_photo, views.Synthesized),
+                          inputs=[editor, state, variants, seed, beta, syn_steps, syn_solver, edit_margin,
+                                  edit_strength], show_progress_on=[round_trip], **ui("edit_photo"), **model_slot)
+        for setting, name in ((edit_margin, "edit_margin"), (edit_strength, "edit_strength")):
+            setting.change(**parts.bind(page.edit_preview, views.EditOffer), inputs=[editor, state, edit_margin,
+                                                                               edit_strength],
+                           trigger_mode="always_last", show_progress="hidden", **ui(name))
+        save_button.click(**parts.bind(page.save_annotation, views.Saved), inputs=[editor, state, annotator],
                           **ui("save_annotation"))
-        export_button.click(**parts.bind(page.export_mask, MaskFiles), inputs=[editor, state], **ui("export_mask"))
+        export_button.click(**parts.bind(page.export_mask, views.MaskFiles), inputs=[editor, state],
+                            **ui("export_mask"))
         push_button.click(page.push_annotations, None, save_status, **ui("push_annotations"))
-        open_queue_button.click(**parts.bind(page.open_queue, Work),
+        open_queue_button.click(**parts.bind(page.open_queue, views.Work),
                                 inputs=[queue_location, queue_split, queue_sort, state],
                                 show_progress_on=[queue_status], **ui("open_queue"))
         for typed in (queue_location.blur, queue_location.submit):
             typed(page.split_field, [queue_location, state], queue_split, show_progress="hidden", **ui("split_field"))
-        queue_sort.change(**parts.bind(page.reorder_queue, Work), inputs=[queue_sort, state],
+        queue_sort.change(**parts.bind(page.reorder_queue, views.Work), inputs=[queue_sort, state],
                           show_progress_on=[queue_status], **ui("reorder_queue"))
         for button, (step, unfinished), name in ((previous_button, (-1, False), "previous"),
                                                  (next_button, (1, False), "next"),
                                                  (unfinished_button, (1, True), "next_unfinished")):
-            button.click(**parts.bind(page.queue_move(step, unfinished), Work), inputs=[queue_sort, state],
+            button.click(**parts.bind(page.queue_move(step, unfinished), views.Work), inputs=[queue_sort, state],
                          show_progress_on=[queue_status], **ui(f"queue_{name}"))
         preannotate_button.click(page.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
         save_queue_button.click(page.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
         export_queue_button.click(page.export_queue, state, queue_export, **ui("export_queue"))
-        overlay_view.select(**parts.bind(page.fill_at, Filled),
+        overlay_view.select(**parts.bind(page.fill_at, views.Filled),
                             inputs=[editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity, unsure],
                             show_progress_on=[fill_status], **ui("fill")) \
             .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_fill"))
-        apply_fill_button.click(**parts.bind(page.apply_fill, Filled), inputs=[editor, state, opacity, unsure],
+        apply_fill_button.click(**parts.bind(page.apply_fill, views.Filled), inputs=[editor, state, opacity, unsure],
                                 show_progress_on=[fill_status], **ui("apply_fill")) \
             .success(None, fill_layer, None, js=PUT_LAYER, **ui("put_applied_fill"))
-        mask_changed_button.click(**parts.bind(page.mask_changed, MaskFollowed),
-                                  inputs=[editor, state, opacity, unsure], show_progress="hidden",
+        mask_changed_button.click(**parts.bind(page.mask_changed, views.MaskFollowed),
+                                  inputs=[editor, state, opacity, unsure, edit_margin, edit_strength],
+                                  show_progress="hidden",
                                   trigger_mode="always_last", **ui("mask_changed"))
         direction.change(page.trajectory_caption, [model_choice, direction], trajectory_caption,
                          **ui("trajectory_caption"))
-        model_choice.change(**parts.bind(page.choose_model, ModelChosen), inputs=[model_choice, state, direction],
-                            **ui("choose_model"), **model_slot)
+        model_choice.change(**parts.bind(page.choose_model, views.ModelChosen),
+                            inputs=[model_choice, state, direction], **ui("choose_model"), **model_slot)
 
-        demo.load(**parts.bind(page.start_tab, TabStarted), inputs=[browser_id, state], **ui("start_tab"))
+        demo.load(**parts.bind(page.start_tab, views.TabStarted), inputs=[browser_id, state], **ui("start_tab"))
         api.add_endpoints(studios, model_slot)
     return demo
 

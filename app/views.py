@@ -7,6 +7,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import gradio as gr
+
 from semflow.labels import LabelSet
 
 from .overlays import legend_html
@@ -51,8 +53,24 @@ class Saved(MaskFiles):
     save_status: Any = KEEP
 
 
+@dataclass(kw_only=True)
+class EditOffer(View):
+    """Whether the page offers to edit the photo through its mask (the button beside Synthesize and the edit's
+    options, shown once a segmented photo's mask was changed) and the region the edit would change."""
+
+    edit_button: Any = KEEP
+    edit_options: Any = KEEP
+    edit_region: Any = KEEP
+
+    @classmethod
+    def withdrawn(cls) -> dict[str, Any]:
+        """The fields that take the offer back (nothing to edit): the button and the options hidden, no region."""
+        return {"edit_button": gr.update(visible=False), "edit_options": gr.update(visible=False),
+                "edit_region": None}
+
+
 @dataclass
-class Work(View):
+class Work(EditOffer):
     """New work in the tab (a photo, a layout, a queue item): the session and the editor, the status lines, the Image
     box, and every output of the earlier work (`cleared`)."""
 
@@ -75,13 +93,13 @@ class Work(View):
         """This view with every output of earlier work it does not set blanked, so that nothing of it stays."""
         blank = {"overlay_view": None, "legend": legend_html(None, labels), "gallery": [], "round_trip": "",
                  "trajectory": None, "save_status": "", "mask_ids_file": None,
-                 "mask_color_file": None, "mask_voc_file": None}
+                 "mask_color_file": None, "mask_voc_file": None, **EditOffer.withdrawn()}
         return dataclasses.replace(self, **{name: value for name, value in blank.items()
                                             if getattr(self, name) is KEEP})
 
 
 @dataclass
-class Segmented(View):
+class Segmented(EditOffer):
     session: Session
     overlay_view: Any
     legend: Any
@@ -110,8 +128,8 @@ class Filled(View):
 
 
 @dataclass
-class MaskFollowed(View):
-    """The editor's mask changed in the browser: the views that follow it."""
+class MaskFollowed(EditOffer):
+    """The editor's mask changed in the browser: the views that follow it, and the offer to edit the photo."""
 
     overlay_view: Any = KEEP
     legend: Any = KEEP

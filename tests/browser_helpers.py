@@ -119,3 +119,13 @@ def editor_layer(page) -> np.ndarray:
 def editor_size(page) -> tuple[int, int]:
     """(width, height) of the editor's canvas content (its background)."""
     return tuple(page.evaluate("() => [window.editor.width, window.editor.height]"))
+
+
+def segment_photo(page, path, size: tuple[int, int]) -> None:
+    """Upload the photo at `path` (`size`: its width and height), press Segment and wait until the editor shows the
+    prediction."""
+    page.set_input_files("input[type=file] >> nth=0", str(path))
+    page.get_by_text(f"Loaded a {size[0]}x{size[1]} image").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    page.get_by_text("Segmented in").wait_for(timeout=60_000)
+    wait_until_canvas_settles(page, canvas_box(page))

@@ -85,3 +85,13 @@ def app_server(tmp_path_factory, example_cache):
     server.root = root
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_server(request):
+    """The shared app server, for a browser test: without Chromium the test skips (fails under ``CI=true``) before the
+    server starts, since there is nothing to drive it."""
+    from browser_helpers import require_chromium
+
+    require_chromium()
+    return request.getfixturevalue("app_server")

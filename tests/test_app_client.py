@@ -1,5 +1,5 @@
 """The launched app (the shared server, embedded default model) through gradio_client and plain HTTP: /segment,
-/synthesize, /save_annotation, bad inputs and bad numbers, concurrent saves; the page's events are not API and
+/synthesize, /edit, /save_annotation, bad inputs and bad numbers, concurrent saves; the page's events are not API and
 pushing needs an identity; the model is recorded by its identity, never a path; no event that fills the mask editor
 puts its progress overlay on it."""
 
@@ -74,6 +74,34 @@ def test_synthesize_and_save(client, files, server):
     assert saved["annotations"] >= 1 and (server.root / "annotations" / "masks" / f"{saved['saved']}.png").is_file()
 
 
+def test_edit_keeps_the_photo_outside_the_changed_region(client, files, tmp_path):
+    # Segment the photo, give a box of it another class, edit: the photo's own pixels outside the region it returns,
+    # new ones in the box; each variant its own seed.
+    photo = np.asarray(PIL.Image.open(files["rgb"]).convert("RGB"))
+    ids_path, _ = client.predict(handle_file(str(files["rgb"])), api_name="/segment")
+    ids = np.asarray(PIL.Image.open(ids_path)).copy()
+    box = (slice(20, 40), slice(30, 60))
+    ids[box] = np.where(ids[box] == 8, 4, 8)  # Car, or Pavement where it was a car
+    PIL.Image.fromarray(ids).save(tmp_path / "edited.png")
+    images, region_path = client.predict(handle_file(str(files["rgb"])), handle_file(str(tmp_path / "edited.png")),
+                                         3, 2, 4, 0.0, api_name="/edit")
+    region = np.asarray(PIL.Image.open(region_path)) > 0
+    assert region[box].all() and region[15:45, 25:65].all() and not region[:15].any() and not region[46:].any()
+    assert len(images) == 2
+    edited = [np.asarray(PIL.Image.open(item["image"]).convert("RGB")) for item in images]
+    for image in edited:
+        assert image.shape == photo.shape and np.array_equal(image[~region], photo[~region])
+        assert np.abs(image[box].astype(int) - photo[box]).mean() > 1, "the box re-synthesized"
+    assert not np.array_equal(edited[0], edited[1]), "seeds 3 and 4 differ"
+    with pytest.raises(Exception, match="nothing to edit"):
+        client.predict(handle_file(str(files["rgb"])), handle_file(ids_path), api_name="/edit")
+    with pytest.raises(Exception, match="same size|must be 83x61"):
+        client.predict(handle_file(str(files["rgb"])), handle_file(str(files["small_mask"])), api_name="/edit")
+    with pytest.raises(Exception, match="Margin must be between 0 and"):
+        client.predict(handle_file(str(files["rgb"])), handle_file(str(tmp_path / "edited.png")), 0, 1, 500,
+                       api_name="/edit")
+
+
 @pytest.mark.parametrize("endpoint,args,message", [
     ("/segment", ("text",), "not a readable image"),
     ("/segment", ("dot",), "at least 8 pixels"),
@@ -135,7 +163,7 @@ def test_every_route_of_the_running_app_runs_only_the_named_endpoints(server):
     assert status == 200, schema
     routes = json.loads(schema)["paths"]
     assert "/gradio_api/queue/join" in routes and "/config" in routes, "the app's own table, not a part of it"
-    public = {"segment", "synthesize", "save_annotation", "model_info"}
+    public = {"segment", "synthesize", "edit", "save_annotation", "model_info"}
     page_events = {d["api_name"] for d in server.config()["dependencies"] if d["api_name"]} - public
     assert {"ui_segment", "ui_open_queue", "ui_fill", "ui_push_annotations", "load_example"} <= page_events
     named = {path: methods for path, methods in routes.items() if "{" in path}

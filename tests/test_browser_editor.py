@@ -17,7 +17,7 @@ from browser_helpers import (
     paint_stroke,
     pick_class,
     require_chromium,
-    wait_until_canvas_settles,
+    segment_photo,
 )
 
 from app.editor import PAINTED_ALPHA, layer_to_labels, mark_agreement
@@ -52,14 +52,6 @@ def _photos(folder):
     return big, street, small
 
 
-def _segment(page, path, size: tuple[int, int]) -> None:
-    page.set_input_files("input[type=file] >> nth=0", str(path))
-    page.get_by_text(f"Loaded a {size[0]}x{size[1]} image").wait_for(timeout=60_000)
-    page.get_by_role("button", name="Segment", exact=True).click()
-    page.get_by_text("Segmented in").wait_for(timeout=60_000)
-    wait_until_canvas_settles(page, canvas_box(page))
-
-
 def _stroke_and_save(page, server, path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paint a Bicyclist stroke across the middle of the photo and save; (layer before, layer after, saved mask)."""
     photo = PIL.Image.open(path)
@@ -88,10 +80,10 @@ def test_after_a_larger_image_a_smaller_ones_mask_is_saved_in_place(server, tmp_
     big, street, small = _photos(tmp_path)
     with sync_playwright() as playwright:
         browser, page = open_app(playwright, server.url)
-        _segment(page, big, (512, 512))
+        segment_photo(page, big, (512, 512))
         results = []
         for path, size in ((street, (480, 360)), (small, (320, 240))):  # large, then smaller ones, in one tab
-            _segment(page, path, size)
+            segment_photo(page, path, size)
             results.append(_stroke_and_save(page, server, path))
         browser.close()
 
@@ -132,7 +124,7 @@ def test_beta_follows_the_model_and_the_papers_variants_differ(server, tmp_path)
     with sync_playwright() as playwright:
         browser, page = open_app(playwright, server.url)
         assert _beta(page) is None, "the default (symmetric) model has no β to offer"
-        _segment(page, street, (480, 360))
+        segment_photo(page, street, (480, 360))
         _pick_model(page, "semflow")
         page.wait_for_function("() => document.querySelector('#beta input[type=number]')?.value === '40'",
                                timeout=60_000)
@@ -200,7 +192,7 @@ def test_fills_are_steps_of_the_editors_undo_history_and_large_ones_ask_first(se
     pavement, car = CAMVID.class_names.index("Pavement"), CAMVID.class_names.index("Car")
     with sync_playwright() as playwright:
         browser, page = open_app(playwright, server.url)
-        _segment(page, street, (480, 360))
+        segment_photo(page, street, (480, 360))
         segmented = editor_layer(page)
         box = canvas_box(page)
         pick_class(page, CLASS_KEYS[car], CAMVID.colors[car])

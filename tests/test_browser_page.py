@@ -5,7 +5,7 @@ its key; the trajectory caption fits the default model and is not covered; an as
 street scene."""
 
 import pytest
-from browser_helpers import canvas_box, open_app, require_chromium, wait_until_canvas_settles
+from browser_helpers import open_app, require_chromium, segment_photo
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +35,6 @@ def _overlaps(a: dict, b: dict) -> bool:
     return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
 
 
-def _load(page, path, size: str) -> None:
-    page.set_input_files("input[type=file] >> nth=0", str(path))
-    page.get_by_text(f"Loaded a {size} image").wait_for(timeout=60_000)
-    page.get_by_role("button", name="Segment", exact=True).click()
-    page.get_by_text("Segmented in").wait_for(timeout=60_000)
-    wait_until_canvas_settles(page, canvas_box(page))
-
-
 def test_the_page_on_a_phone_and_on_a_desktop(server, tmp_path):
     import PIL.Image
     import skimage.data
@@ -55,7 +47,7 @@ def test_the_page_on_a_phone_and_on_a_desktop(server, tmp_path):
     PIL.Image.fromarray(skimage.data.astronaut()).save(astronaut)
     with sync_playwright() as playwright:
         browser, page = open_app(playwright, server.url)
-        _load(page, street, "480x360")
+        segment_photo(page, street, (480, 360))
         assert "Layer 1" not in page.locator("body").inner_text(), "the editor's layer is shown as 'Layer 1'"
         assert not _overlaps(page.evaluate(TOOLS_RECT), page.evaluate(PHOTO_RECT)), "the tools cover the photo"
 
@@ -105,7 +97,7 @@ def test_the_page_on_a_phone_and_on_a_desktop(server, tmp_path):
         assert not _overlaps(page.evaluate(TOOLS_RECT), page.evaluate(PHOTO_RECT)), "the tools cover the photo"
 
         page.set_viewport_size({"width": 1400, "height": 2400})
-        _load(page, astronaut, "512x512")
+        segment_photo(page, astronaut, (512, 512))
         status = page.get_by_text("does not look like the street scenes the model knows").first
         assert status.is_visible()
         browser.close()
