@@ -29,7 +29,7 @@ from accelerate.utils import gather_object
 
 from semflow.loading import load_model
 
-from .errors import UserError
+from .errors import StorageError, UserError
 from .queue_words import progress_line
 from .work_queue import open_queue
 
@@ -112,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             batch.append(item)
         results = predict_batch(model.pipe, images) if images else []
-        # the batch's mask files, then the queue's state once (a state write costs more the longer the queue)
-        queue.set_predictions([(item.id, ids, confidence, image.size)
-                               for item, image, (ids, confidence) in zip(batch, images, results)])
+        try:  # the batch's mask files, then the queue's state once (a state write costs more the longer the queue)
+            queue.set_predictions([(item.id, ids, confidence, image.size)
+                                   for item, image, (ids, confidence) in zip(batch, images, results)])
+        except StorageError as error:  # a full or read-only disk: what is stored stays, a relaunch goes on from it
+            print(f"{who}error: {error}", file=sys.stderr, flush=True)
+            return 2
         for item in batch:
             done += 1
             print(f"{who}[{done}/{len(mine)}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)",

@@ -124,6 +124,34 @@ def test_a_batch_of_predictions_is_one_state_write(tmp_path, monkeypatch):
     assert open_queue(frames, root=tmp_path / "notes").counts()[PREANNOTATED] == 4
 
 
+def test_a_full_disk_stops_the_run_with_a_sentence_and_keeps_what_is_stored(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from app import work_queue
+
+    tiny_pipeline().save_pretrained(tmp_path / "model")
+    frames = write_frames(tmp_path / "frames", 4)
+    real_write = work_queue.write_atomic
+    written = []
+
+    def write_atomic(path, data):
+        if path.suffix == ".png":
+            if len(written) == 2:  # the disk fills up after the first batch
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(path.name)
+        real_write(path, data)
+
+    monkeypatch.setattr(work_queue, "write_atomic", write_atomic)
+    argv = [str(frames), "--model", str(tmp_path / "model"), "--annotations", str(tmp_path / "notes"),
+            "--batch-size", "2"]
+    assert preannotate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the disk" in err and "Earlier annotations are safe" in err and "Traceback" not in err
+    assert sorted(predictions(frames, tmp_path / "notes")) == ["frame000", "frame001"], "the first batch stays"
+    monkeypatch.setattr(work_queue, "write_atomic", real_write)
+    assert preannotate.main(argv) == 0 and FINAL.search(capsys.readouterr().out).group(2) == "2"
+
+
 def test_bad_source_or_model_gets_a_sentence(tmp_path, capsys):
     write_frames(tmp_path / "frames", 1)
     assert preannotate.main([str(tmp_path / "nowhere")]) == 2
