@@ -209,6 +209,16 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     return result
 
 
+def _steps_done(folder: Path) -> int:
+    """Optimizer steps a variant's run folder holds: its final model's, else its newest checkpoint's."""
+    run = RunFolder(folder)
+    summary = run.read(SUMMARY_FILE)
+    if summary:
+        return summary["steps"]
+    found = run.checkpoints() if folder.is_dir() else []
+    return run.read_checkpoint_state(found[-1])["step"] if found else 0
+
+
 def _total_steps(run: dict[str, Any]) -> int:
     """Optimizer steps of a run and of every model it was initialised from."""
     return run["steps"] + (_total_steps(run["initialised_from"]) if run.get("initialised_from") else 0)
@@ -289,6 +299,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-table", action="store_true",
                         help="train and evaluate the variants, but measure no latency and write no table (to run "
                              "several variant subsets side by side; a last run without it writes the table)")
+    parser.add_argument("--so-far", action="store_true",
+                        help="train and evaluate nothing: the table of the variants evaluated so far, naming those "
+                             "still training (written beside the study's table, not over it)")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.study " + " ".join(argv if argv is not None else sys.argv[1:])
     out = args.out or Path(f"runs/study-{args.study}")
@@ -298,7 +311,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     costs = budgets(names, out, args.dataset, args.minutes or 0.0, again=args.recalibrate)
     if args.calibrate_only:
         return costs
-    for name in names:  # several processes may train disjoint subsets side by side (with --no-table)
+    pending = {name: _steps_done(out / name) for name in names if RunFolder(out / name).read(EVAL_FILE) is None}
+    if args.so_far:
+        names = [name for name in names if name not in pending]
+        args.shipped = [name for name in args.shipped if RunFolder(out / (SHIPPED_PREFIX + name)).read(EVAL_FILE)]
+    for name in [] if args.so_far else names:  # several processes may train disjoint subsets side by side
         train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
 
     torch.set_num_threads(2)
@@ -333,10 +350,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    f"{preset.crop[0]}x{preset.crop[1]} crops)" if args.minutes else
                    f"{args.steps} optimizer steps of batch {preset.batch_size} each")
     markdown = to_markdown(rows, budget_text, len(pairs), len(synthesis_pairs), command)
+    if args.so_far and pending:
+        progress = ", ".join(f"{name} {done} / {costs[name]['steps']}" for name, done in pending.items())
+        markdown += f"\n\nNot in the table yet, still training or being evaluated (steps done of budget): {progress}."
     study = {"command": command, "study": args.study, "minutes": args.minutes, "steps": args.steps,
              "variants": {n: VARIANTS[n].description for n in rows}, "rows": rows, "markdown": markdown}
-    RunFolder(out).write("study.json", study)
-    (out / "study.md").write_text(markdown + "\n")
+    stem = "study-so-far" if args.so_far else "study"
+    RunFolder(out).write(f"{stem}.json", study)
+    (out / f"{stem}.md").write_text(markdown + "\n")
     print(markdown)
     return study
 
