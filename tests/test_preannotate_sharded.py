@@ -185,6 +185,23 @@ def test_two_processes_predict_every_item_once_and_equal_one_process(tmp_path, c
     assert set(open_queue(frames, root=tmp_path / "two").statuses().values()) == {PREANNOTATED}
 
 
+@pytest.mark.slow  # two processes through torchrun, both loading one dataset into a cache neither has yet
+def test_two_processes_share_a_dataset_queue(tmp_path, monkeypatch):
+    from datasets_helpers import write_hub_dataset
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    tiny_pipeline().save_pretrained(tmp_path / "model")
+    streets = write_hub_dataset(tmp_path / "streets", train=7)
+    run = accelerate_launch(2, "app.preannotate", str(streets), "--split", "train", "--model", str(tmp_path / "model"),
+                            "--annotations", str(tmp_path / "notes"), "--batch-size", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    names = [name for _, _, name in PROGRESS.findall(run.stdout)]
+    assert sorted(names) == [f"train_{i}" for i in range(7)], "every row predicted exactly once"
+    assert {int(index): int(count) for index, count in FINAL.findall(run.stdout)} == {1: 4, 2: 3}
+    queue = open_queue(streets, "train", tmp_path / "notes")
+    assert queue.counts()[PREANNOTATED] == 7 and all(queue.prediction_path(item.id).is_file() for item in queue.items)
+
+
 def kill_tree(process: subprocess.Popen) -> None:
     """SIGKILL the launcher and every process under it (the workers first), as a machine that loses power would."""
     launcher = psutil.Process(process.pid)
