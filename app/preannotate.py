@@ -16,18 +16,16 @@ stopped and ends with its own count.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
 import PIL.Image
-import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
 
-from semflow.loading import load_model
+from semflow.loading import cpu_process_group, load_model
 
 from .errors import StorageError, UserError
 from .queue_words import progress_line
@@ -54,9 +52,7 @@ def predictor(pipe):
 
 def process_state() -> PartialState:
     """This process's place among those `accelerate launch` started (one process, alone, without it)."""
-    # processes launched on a machine without CUDA (`accelerate launch --multi_gpu` there) join one gloo group only
-    # when the CPU is asked for; one process keeps whatever device it has
-    return PartialState(cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    return PartialState(cpu=cpu_process_group())
 
 
 def positive(text: str) -> int:

@@ -80,6 +80,12 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_process_group() -> bool:
+    """Whether this process is one of several launched on a machine without CUDA (`accelerate launch --multi_gpu`
+    there): such processes join one gloo group only when they ask for the CPU; one process keeps its device."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     """float16 on CUDA, float32 on the CPU (where half precision is slow)."""
     return torch.float16 if device.type == "cuda" else torch.float32

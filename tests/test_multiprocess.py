@@ -10,6 +10,7 @@ from datasets_helpers import TINY_CONFIG, write_hub_dataset
 from launch_helpers import accelerate_launch
 
 from semflow import SemFlowPipeline
+from semflow.loading import cpu_process_group
 from training.data import SegmentationStream, load_split
 from training.train import process_batch
 
@@ -24,6 +25,16 @@ def test_processes_walk_disjoint_shards_of_each_epoch(tmp_path):
                                     False, process_index=rank, num_processes=2)
         seen.append([round(image.sum().item(), 3) for _, (image, _ids) in zip(range(4), stream)])
     assert len(set(seen[0]) | set(seen[1])) == 8  # the 8 frames of epoch 0, each seen by one process
+
+
+def test_several_processes_without_cuda_ask_for_one_cpu_group(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not cpu_process_group()  # one process keeps its device
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cpu_process_group()
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert not cpu_process_group()  # on GPUs each process takes its own
 
 
 def test_the_batch_is_shared_between_processes():

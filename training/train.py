@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import shlex
 import sys
 import time
@@ -27,7 +26,7 @@ from semflow import SemFlowPipeline
 from semflow.codec import Codec
 from semflow.flow import flow_loss
 from semflow.formulation import FORMULATIONS
-from semflow.loading import model_folder
+from semflow.loading import cpu_process_group, model_folder
 from semflow.velocity import net_output
 
 from .adversarial import Critic
@@ -133,9 +132,7 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     folder = RunFolder(args.output_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
-        # processes launched on a machine without CUDA (`accelerate launch --multi_gpu` there) join one gloo group
-        # only when the CPU is asked for; one process keeps whatever device it has
-        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        cpu=cpu_process_group(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
         # the schedule counts optimizer steps, however many processes share each step's batch
