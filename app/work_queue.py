@@ -422,7 +422,8 @@ class WorkQueue:
                             f"Move the file away and reopen the queue to rebuild it from them.") from None
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
-        write_atomic(self.folder / name, json.dumps(data, ensure_ascii=False, indent=1).encode())
+        # compact: the C encoder (an indent falls back to the pure-Python one, ~3x slower on a 20 000-item queue)
+        write_atomic(self.folder / name, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _owner(owner: str) -> str:
