@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "several variant subsets side by side; a last run without it writes the table)")
     parser.add_argument("--so-far", action="store_true",
                         help="train and evaluate nothing: the table of the variants evaluated so far, naming those "
-                             "still training (written beside the study's table, not over it)")
+                             "still training, without latency (written beside the study's table, not over it)")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.study " + " ".join(argv if argv is not None else sys.argv[1:])
     out = args.out or Path(f"runs/study-{args.study}")
@@ -342,6 +342,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     image, mask = pairs[0]
     for name, row in rows.items():
+        if args.so_far:  # latency wants a quiet machine, which a study still training does not leave
+            row.setdefault("latency", {})
         if "latency" not in row:
             row["latency"] = latency(out / name, image, mask)
             RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
