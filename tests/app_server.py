@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -22,8 +23,9 @@ TEST_PORTS = range(7900, 8000)  # the ports this project's tests may serve on
 
 
 def free_port() -> int:
-    """A local port of `TEST_PORTS` that nothing listens on now."""
-    for port in TEST_PORTS:
+    """A local port of `TEST_PORTS` that nothing listens on now, tried in random order: two test runs starting app
+    servers at once (each binds its port only once its model is loaded) would otherwise both take the first."""
+    for port in random.sample(TEST_PORTS, len(TEST_PORTS)):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
             try:
