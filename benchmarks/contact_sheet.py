@@ -30,7 +30,7 @@ def frames() -> list[tuple[str, PIL.Image.Image, np.ndarray]]:
             for path in sorted(PHOTOS.glob("*.png"))]
 
 
-def _tile(picture: PIL.Image.Image, caption: str) -> PIL.Image.Image:
+def tile(picture: PIL.Image.Image, caption: str) -> PIL.Image.Image:
     tile = PIL.Image.new("RGB", (TILE[0], TILE[1] + LABEL_HEIGHT), (255, 255, 255))
     tile.paste(picture.convert("RGB").resize(TILE, PIL.Image.Resampling.LANCZOS), (0, LABEL_HEIGHT))
     PIL.ImageDraw.Draw(tile).text((4, 4), caption, fill=(0, 0, 0))
@@ -49,9 +49,9 @@ def model_rows(name: str, examples: list) -> tuple[list[list[PIL.Image.Image]], 
         matrix = confusion_matrix(predicted, ids, labels.num_classes, labels.ignore_id)
         total += matrix
         synthesized = pipe.synthesize(ids, seed=SEEDS[0], num_images_per_mask=len(SEEDS)).images
-        rows.append([_tile(PIL.Image.fromarray(labels.colorize(predicted)),
+        rows.append([tile(PIL.Image.fromarray(labels.colorize(predicted)),
                            f"{name}: segmented (1 step), mIoU {100 * mean_iou(matrix):.1f}"),
-                     *[_tile(image, f"{name}: from the true mask, seed {seed}")
+                     *[tile(image, f"{name}: from the true mask, seed {seed}")
                        for image, seed in zip(synthesized, SEEDS)]])
     return rows, 100 * mean_iou(total)
 
@@ -59,8 +59,8 @@ def model_rows(name: str, examples: list) -> tuple[list[list[PIL.Image.Image]], 
 def contact_sheet(models: list[str]) -> tuple[PIL.Image.Image, dict[str, float]]:
     examples = frames()
     labels = load_pipeline(models[0], device="cpu").labels
-    columns = [[_tile(photo, f"photo {stem.removeprefix('camvid_')}"),
-                _tile(PIL.Image.fromarray(labels.colorize(ids)), "true mask (CamVid)")]
+    columns = [[tile(photo, f"photo {stem.removeprefix('camvid_')}"),
+                tile(PIL.Image.fromarray(labels.colorize(ids)), "true mask (CamVid)")]
                for stem, photo, ids in examples]
     scores = {}
     for name in models:

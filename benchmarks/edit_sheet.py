@@ -21,7 +21,7 @@ from app.service import EDIT_MARGIN, Studio
 from app.settings import Settings
 from semflow.loading import DEFAULT_MODEL, load_model
 
-from .contact_sheet import _tile, frames
+from .contact_sheet import frames, tile
 from .edit import edits
 
 EDITS_PER_PHOTO = 2
@@ -39,9 +39,9 @@ def edit_rows(studio: Studio) -> list[tuple[list[PIL.Image.Image], float]]:
             result = studio.edit(photo, edited, edited != ids, seed=SEED)
             agreement = result.round_trip[0]["pixel_agreement"]
             caption = f"mask: {title.replace('→', 'to')}"  # the captions' bitmap font has no arrow
-            rows.append(([_tile(photo, name), _tile(overlay(photo, edited, studio.labels, 0.6), caption),
-                          _tile(edit_region_view(photo, result.region), f"may change ({EDIT_MARGIN} px margin)"),
-                          _tile(result.images[0], f"edited, seed {SEED}; round trip {agreement:.0f}%")], agreement))
+            rows.append(([tile(photo, name), tile(overlay(photo, edited, studio.labels, 0.6), caption),
+                          tile(edit_region_view(photo, result.region), f"may change ({EDIT_MARGIN} px margin)"),
+                          tile(result.images[0], f"edited, seed {SEED}; round trip {agreement:.0f}%")], agreement))
     return rows
 
 
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> list[float]:
     width, height = rows[0][0][0].size
     sheet = PIL.Image.new("RGB", (4 * width, len(rows) * height), (255, 255, 255))
     for r, (tiles, _) in enumerate(rows):
-        for c, tile in enumerate(tiles):
-            sheet.paste(tile, (c * width, r * height))
+        for c, picture in enumerate(tiles):
+            sheet.paste(picture, (c * width, r * height))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
     agreements = [agreement for _, agreement in rows]
