@@ -70,8 +70,8 @@ def contact_sheet(models: list[str]) -> tuple[PIL.Image.Image, dict[str, float]]
     width, height = TILE[0], TILE[1] + LABEL_HEIGHT
     sheet = PIL.Image.new("RGB", (width * len(columns[0]), height * len(columns)), (255, 255, 255))
     for r, row in enumerate(columns):
-        for c, tile in enumerate(row):
-            sheet.paste(tile, (c * width, r * height))
+        for c, picture in enumerate(row):
+            sheet.paste(picture, (c * width, r * height))
     return sheet, scores
 
 
