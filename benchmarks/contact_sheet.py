@@ -31,10 +31,10 @@ def frames() -> list[tuple[str, PIL.Image.Image, np.ndarray]]:
 
 
 def tile(picture: PIL.Image.Image, caption: str) -> PIL.Image.Image:
-    tile = PIL.Image.new("RGB", (TILE[0], TILE[1] + LABEL_HEIGHT), (255, 255, 255))
-    tile.paste(picture.convert("RGB").resize(TILE, PIL.Image.Resampling.LANCZOS), (0, LABEL_HEIGHT))
-    PIL.ImageDraw.Draw(tile).text((4, 4), caption, fill=(0, 0, 0))
-    return tile
+    framed = PIL.Image.new("RGB", (TILE[0], TILE[1] + LABEL_HEIGHT), (255, 255, 255))
+    framed.paste(picture.convert("RGB").resize(TILE, PIL.Image.Resampling.LANCZOS), (0, LABEL_HEIGHT))
+    PIL.ImageDraw.Draw(framed).text((4, 4), caption, fill=(0, 0, 0))
+    return framed
 
 
 def model_rows(name: str, examples: list) -> tuple[list[list[PIL.Image.Image]], float]:
