@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         progress = ", ".join(f"{name} {done} / {costs[name]['steps']}" for name, done in pending.items())
         markdown += f"\n\nNot in the table yet, still training or being evaluated (steps done of budget): {progress}."
     study = {"command": command, "study": args.study, "minutes": args.minutes, "steps": args.steps,
-             "variants": {n: VARIANTS[n].description for n in rows}, "rows": rows, "markdown": markdown}
+             "variants": {n: VARIANTS[n].description for n in rows if n in VARIANTS}, "rows": rows,
+             "markdown": markdown}
     stem = "study-so-far" if args.so_far else "study"
     RunFolder(out).write(f"{stem}.json", study)
     (out / f"{stem}.md").write_text(markdown + "\n")
