@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from ports import free_port_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,15 +25,7 @@ TEST_PORTS = range(7900, 8000)  # the ports this project's tests may serve on
 def free_port() -> int:
     """A local port of `TEST_PORTS` that nothing listens on now, tried in random order: two test runs starting app
     servers at once (each binds its port only once its model is loaded) would otherwise both take the first."""
-    for port in random.sample(TEST_PORTS, len(TEST_PORTS)):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {TEST_PORTS.start}-{TEST_PORTS.stop - 1} for the test's app server")
+    return free_port_in(TEST_PORTS, "the test's app server")
 
 
 class AppServer:

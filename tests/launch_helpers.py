@@ -4,22 +4,16 @@ thread each), on a rendezvous port of their own."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
+
+from ports import free_port_in
 
 RENDEZVOUS_PORTS = range(29600, 29700)  # torch.distributed's rendezvous ports of these tests
 
 
 def rendezvous_port() -> int:
-    for port in RENDEZVOUS_PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {RENDEZVOUS_PORTS.start}-{RENDEZVOUS_PORTS.stop - 1} for the rendezvous")
+    return free_port_in(RENDEZVOUS_PORTS, "the rendezvous")
 
 
 def launch_command(processes: int, module: str, *args: str) -> tuple[list[str], dict[str, str]]:
