@@ -37,6 +37,7 @@ from training.scores import labelled_pairs, segmentation_scores
 from training.trainable import Trainable
 
 from .speed import timed
+from .study_records import RECORDS, StudyRecords
 
 
 @dataclass(frozen=True)
@@ -131,22 +132,22 @@ def cpu_seconds_per_step(name: str, out: Path, dataset: str, steps: int = CALIBR
     return seconds
 
 
-def budgets(names: list[str], out: Path, dataset: str, minutes: float,
+def budgets(names: list[str], out: Path, records: StudyRecords, dataset: str, minutes: float,
             again: bool = False) -> dict[str, dict[str, Any]]:
     """The steps each variant gets in `minutes` of training on one CPU thread, from its CPU seconds per step
-    (`cpu_seconds_per_step`), kept in ``<name>.budget.json``; measured once (`again` measures anew)."""
-    files = {name: out / f"{name}.budget.json" for name in names}
-    records = {name: json.loads(f.read_text()) for name, f in files.items() if f.is_file() and not again}
+    (`cpu_seconds_per_step`), kept in the study's records; measured once (`again` measures anew)."""
+    kept = {name: records.budget(name) for name in names}
+    budget = {name: record for name, record in kept.items() if record and not again}
     for name in names:
-        if records.get(name, {}).get("minutes") == minutes and "cpu_seconds_per_step" in records[name]:
+        if budget.get(name, {}).get("minutes") == minutes and "cpu_seconds_per_step" in budget[name]:
             continue
         per_step = cpu_seconds_per_step(name, out, dataset)
-        records[name] = {"minutes": minutes, "cpu_seconds_per_step": per_step, "seconds_per_step": per_step,
-                         "steps": max(1, int(minutes * 60 / per_step))}
-        files[name].write_text(json.dumps(records[name], indent=2))
-        print(f"{name}: {per_step:.2f} CPU s per step, {records[name]['steps']} steps in {minutes:g} minutes",
+        budget[name] = {"minutes": minutes, "cpu_seconds_per_step": per_step, "seconds_per_step": per_step,
+                        "steps": max(1, int(minutes * 60 / per_step))}
+        records.write_budget(name, budget[name])
+        print(f"{name}: {per_step:.2f} CPU s per step, {budget[name]['steps']} steps in {minutes:g} minutes",
               flush=True)
-    return records
+    return budget
 
 
 def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
@@ -207,6 +208,16 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     if "synthesize" in tasks:
         result["synthesize_s"] = _median_seconds(lambda: model.synthesize(mask, seed=0), 3)
     return result
+
+
+def _evaluation(folder: Path, records: StudyRecords) -> dict[str, Any] | None:
+    """A variant's evaluation: from its run folder in this session, else from the study's records."""
+    return RunFolder(folder).read(EVAL_FILE) or records.evaluation(folder.name)
+
+
+def folder_exists(folder: Path) -> bool:
+    """Whether a row's model is here to time (a shipped model always is; a recorded variant's run may be gone)."""
+    return folder.name.startswith(SHIPPED_PREFIX) or (folder / SUMMARY_FILE).is_file()
 
 
 def _steps_done(folder: Path) -> int:
@@ -290,6 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="a subset of the study's variants (default: all of them)")
     parser.add_argument("--shipped", nargs="*", default=[], choices=list(EMBEDDED_MODELS),
                         help="embedded models scored as extra rows on the same frames (trained elsewhere, no budget)")
+    parser.add_argument("--records", type=Path, default=None,
+                        help=f"the study's committed records (default: {RECORDS.name}/<study> beside this file)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--synthesis-frames", type=int, default=None,
                         help="synthesis metrics on this many validation frames spread over the split (default: all)")
@@ -308,20 +321,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = args.variants or STUDIES[args.study]
     out.mkdir(parents=True, exist_ok=True)
     judge_name = JUDGES[args.study]
-    costs = budgets(names, out, args.dataset, args.minutes or 0.0, again=args.recalibrate)
+    records = StudyRecords(args.records or RECORDS / args.study)
+    costs = budgets(names, out, records, args.dataset, args.minutes or 0.0, again=args.recalibrate)
     if args.calibrate_only:
         return costs
-    pending = {name: _steps_done(out / name) for name in names if RunFolder(out / name).read(EVAL_FILE) is None}
+    pending = {name: _steps_done(out / name) for name in names if _evaluation(out / name, records) is None}
     if args.so_far:
         names = [name for name in names if name not in pending]
-        args.shipped = [name for name in args.shipped if RunFolder(out / (SHIPPED_PREFIX + name)).read(EVAL_FILE)]
-    for name in [] if args.so_far else names:  # several processes may train disjoint subsets side by side
+        args.shipped = [name for name in args.shipped if _evaluation(out / (SHIPPED_PREFIX + name), records)]
+    # only variants not yet evaluated train (a recorded one may have been trained in an earlier session); several
+    # processes may train disjoint subsets side by side
+    for name in [] if args.so_far else list(pending):
         train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
 
     torch.set_num_threads(2)
-    if judge_name in VARIANTS and not RunFolder(out / judge_name).read(SUMMARY_FILE):
+    if judge_name in VARIANTS and RunFolder(out / judge_name).read(SUMMARY_FILE) and not records.judge:
+        records.keep_judge(out / judge_name)  # later sessions judge with this same segmenter
+    if judge_name in VARIANTS and not records.judge:
         raise SystemExit(f"the judge of the cycle column, {judge_name}, is not trained yet: include it in --variants")
-    judge = load_model(out / judge_name) if judge_name in VARIANTS else load_pipeline(judge_name, device="cpu")
+    judge = load_model(records.judge) if judge_name in VARIANTS else load_pipeline(judge_name, device="cpu")
     pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)
     stride = max(1, len(pairs) // args.synthesis_frames) if args.synthesis_frames else 1
     synthesis_pairs = pairs[::stride][:args.synthesis_frames]
@@ -331,12 +349,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = {}
     for name in names + [SHIPPED_PREFIX + shipped for shipped in args.shipped]:
         folder = out / name
-        cached = RunFolder(folder).read(EVAL_FILE)
+        cached = _evaluation(folder, records)
         if cached is None:
             print(f"evaluating {name}", flush=True)
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
             RunFolder(folder).write(EVAL_FILE, cached)
+        records.write_evaluation(name, cached)
         rows[name] = {**cached, "budget": costs.get(name)}
     if args.no_table:
         return {}
@@ -344,9 +363,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in rows.items():
         if args.so_far:  # latency wants a quiet machine, which a study still training does not leave
             row.setdefault("latency", {})
-        if "latency" not in row:
+        if "latency" not in row and folder_exists(out / name):
             row["latency"] = latency(out / name, image, mask)
             RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
+            records.write_evaluation(name, {k: v for k, v in row.items() if k != "budget"})
     preset = load_config(preset=VARIANTS[names[0]].preset)
     budget_text = (f"{args.minutes:g} minutes of one-thread CPU time each (batch {preset.batch_size} of "
                    f"{preset.crop[0]}x{preset.crop[1]} crops)" if args.minutes else

@@ -1,0 +1,65 @@
+"""What a study keeps across sessions, committed beside the code (run folders under runs/ do not survive a session):
+each variant's budget and evaluation, and the study's judge, so that a study finished over several sessions keeps one
+budget per variant, one judge and every row it has measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from training.run_folder import (
+    BEST_FOLDER,
+    CHECKPOINT_PREFIX,
+    EVAL_FOLDER,
+    LOG_FILE,
+    LOGS_FOLDER,
+    SAMPLES_FOLDER,
+    SUMMARY_FILE,
+)
+
+RECORDS = Path(__file__).with_name("records")  # one folder per study
+JUDGE_FOLDER = "judge"  # the judge's model files (no checkpoints, logs or samples)
+
+
+class StudyRecords:
+    """The committed records of one study: ``<name>.budget.json``, ``<name>.eval.json`` and ``judge/``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _read(self, file: str) -> dict[str, Any] | None:
+        path = self.path / file
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _write(self, file: str, record: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / file).write_text(json.dumps(record, indent=2) + "\n")
+
+    def budget(self, name: str) -> dict[str, Any] | None:
+        return self._read(f"{name}.budget.json")
+
+    def write_budget(self, name: str, budget: dict[str, Any]) -> None:
+        self._write(f"{name}.budget.json", budget)
+
+    def evaluation(self, name: str) -> dict[str, Any] | None:
+        return self._read(f"{name}.eval.json")
+
+    def write_evaluation(self, name: str, evaluation: dict[str, Any]) -> None:
+        self._write(f"{name}.eval.json", evaluation)
+
+    @property
+    def judge(self) -> Path | None:
+        """The kept judge's model folder, when a session has kept one."""
+        folder = self.path / JUDGE_FOLDER
+        return folder if (folder / SUMMARY_FILE).is_file() else None
+
+    def keep_judge(self, run: Path) -> Path:
+        """Copy a trained judge's model (not its checkpoints, logs or samples) into the records."""
+        folder = self.path / JUDGE_FOLDER
+        shutil.rmtree(folder, ignore_errors=True)
+        skipped = shutil.ignore_patterns(f"{CHECKPOINT_PREFIX}*", LOGS_FOLDER, SAMPLES_FOLDER, LOG_FILE, EVAL_FOLDER,
+                                         BEST_FOLDER, "study_eval.json")
+        shutil.copytree(run, folder, ignore=skipped)
+        return folder
