@@ -215,7 +215,7 @@ def _evaluation(folder: Path, records: StudyRecords) -> dict[str, Any] | None:
     return RunFolder(folder).read(EVAL_FILE) or records.evaluation(folder.name)
 
 
-def folder_exists(folder: Path) -> bool:
+def _model_here(folder: Path) -> bool:
     """Whether a row's model is here to time (a shipped model always is; a recorded variant's run may be gone)."""
     return folder.name.startswith(SHIPPED_PREFIX) or (folder / SUMMARY_FILE).is_file()
 
@@ -335,11 +335,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
 
     torch.set_num_threads(2)
-    if judge_name in VARIANTS and RunFolder(out / judge_name).read(SUMMARY_FILE) and not records.judge:
-        records.keep_judge(out / judge_name)  # later sessions judge with this same segmenter
-    if judge_name in VARIANTS and not records.judge:
-        raise SystemExit(f"the judge of the cycle column, {judge_name}, is not trained yet: include it in --variants")
-    judge = load_model(records.judge) if judge_name in VARIANTS else load_pipeline(judge_name, device="cpu")
+    if judge_name in VARIANTS:
+        if not records.judge and RunFolder(out / judge_name).read(SUMMARY_FILE):
+            records.keep_judge(out / judge_name, EVAL_FILE)  # later sessions judge with this same segmenter
+        if not records.judge:
+            raise SystemExit(f"the judge of the cycle column, {judge_name}, is not trained yet: include it in "
+                             "--variants")
+        judge = load_model(records.judge)
+    else:
+        judge = load_pipeline(judge_name, device="cpu")
     pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)
     stride = max(1, len(pairs) // args.synthesis_frames) if args.synthesis_frames else 1
     synthesis_pairs = pairs[::stride][:args.synthesis_frames]
@@ -363,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in rows.items():
         if args.so_far:  # latency wants a quiet machine, which a study still training does not leave
             row.setdefault("latency", {})
-        if "latency" not in row and folder_exists(out / name):
+        if "latency" not in row and _model_here(out / name):
             row["latency"] = latency(out / name, image, mask)
             RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
             records.write_evaluation(name, {k: v for k, v in row.items() if k != "budget"})

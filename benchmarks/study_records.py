@@ -55,11 +55,12 @@ class StudyRecords:
         folder = self.path / JUDGE_FOLDER
         return folder if (folder / SUMMARY_FILE).is_file() else None
 
-    def keep_judge(self, run: Path) -> Path:
-        """Copy a trained judge's model (not its checkpoints, logs or samples) into the records."""
+    def keep_judge(self, run: Path, *skip: str) -> Path:
+        """Copy a trained judge's model (not its checkpoints, logs, samples or the files named in `skip`) into the
+        records."""
         folder = self.path / JUDGE_FOLDER
         shutil.rmtree(folder, ignore_errors=True)
         skipped = shutil.ignore_patterns(f"{CHECKPOINT_PREFIX}*", LOGS_FOLDER, SAMPLES_FOLDER, LOG_FILE, EVAL_FOLDER,
-                                         BEST_FOLDER, "study_eval.json")
+                                         BEST_FOLDER, *skip)
         shutil.copytree(run, folder, ignore=skipped)
         return folder
