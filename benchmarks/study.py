@@ -329,10 +329,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.so_far:
         names = [name for name in names if name not in pending]
         args.shipped = [name for name in args.shipped if _evaluation(out / (SHIPPED_PREFIX + name), records)]
-    # only variants not yet evaluated train (a recorded one may have been trained in an earlier session); several
-    # processes may train disjoint subsets side by side
-    for name in [] if args.so_far else list(pending):
-        train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
+    # only variants not yet evaluated train (a recorded one may have been trained in an earlier session), each just
+    # before its evaluation, so that its record lands as soon as it is done; several processes may train disjoint
+    # subsets side by side
+    to_train = [] if args.so_far else list(pending)
+    if judge_name in to_train:  # the cycle column needs its judge before any evaluation
+        to_train.remove(judge_name)
+        train_variant(judge_name, args.steps or costs[judge_name]["steps"], out, args.dataset)
 
     torch.set_num_threads(2)
     if judge_name in VARIANTS:
@@ -355,6 +358,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         folder = out / name
         cached = _evaluation(folder, records)
         if cached is None:
+            if name in to_train:
+                train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
             print(f"evaluating {name}", flush=True)
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
