@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--synthesis-frames", type=int, default=None,
                         help="synthesis metrics on this many validation frames spread over the split (default: all)")
     parser.add_argument("--diversity-images", type=int, default=32, help="masks synthesized with every seed")
+    parser.add_argument("--keep", nargs="+", default=[], choices=list(VARIANTS),
+                        help="copy these trained variants' models into the records (what a later session goes on "
+                             "training with --init-from)")
     parser.add_argument("--recalibrate", action="store_true", help="measure the seconds per step anew")
     parser.add_argument("--calibrate-only", action="store_true", help="measure the budgets, train nothing")
     parser.add_argument("--no-table", action="store_true",
@@ -366,14 +369,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             RunFolder(folder).write(EVAL_FILE, cached)
         records.write_evaluation(name, cached)
         rows[name] = {**cached, "budget": costs.get(name)}
+    for name in args.keep:
+        if not (out / name / SUMMARY_FILE).is_file():
+            raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
+        print(f"kept {name} in {records.keep_model(name, out / name, EVAL_FILE)}", flush=True)
     if args.no_table:
         return {}
     image, mask = pairs[0]
     for name, row in rows.items():
         if args.so_far:  # latency wants a quiet machine, which a study still training does not leave
             row.setdefault("latency", {})
-        if "latency" not in row and _model_here(out / name):
-            row["latency"] = latency(out / name, image, mask)
+        model = out / name if _model_here(out / name) else records.model(name)  # a kept model, when its run is gone
+        if "latency" not in row and model:
+            row["latency"] = latency(model, image, mask)
             RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
             records.write_evaluation(name, {k: v for k, v in row.items() if k != "budget"})
     preset = load_config(preset=VARIANTS[names[0]].preset)

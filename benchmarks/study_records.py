@@ -1,6 +1,6 @@
 """What a study keeps across sessions, committed beside the code (run folders under runs/ do not survive a session):
-each variant's budget and evaluation, and the study's judge, so that a study finished over several sessions keeps one
-budget per variant, one judge and every row it has measured."""
+each variant's budget and evaluation, the study's judge and the models a later session trains on, so that a study
+finished over several sessions keeps one budget per variant, one judge and every row it has measured."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ JUDGE_FOLDER = "judge"  # the judge's model files (no checkpoints, logs or sampl
 
 
 class StudyRecords:
-    """The committed records of one study: ``<name>.budget.json``, ``<name>.eval.json`` and ``judge/``."""
+    """The committed records of one study: ``<name>.budget.json``, ``<name>.eval.json``, ``judge/`` and the
+    models kept to train on (``<name>/``)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -49,18 +50,25 @@ class StudyRecords:
     def write_evaluation(self, name: str, evaluation: dict[str, Any]) -> None:
         self._write(f"{name}.eval.json", evaluation)
 
-    @property
-    def judge(self) -> Path | None:
-        """The kept judge's model folder, when a session has kept one."""
-        folder = self.path / JUDGE_FOLDER
+    def model(self, name: str) -> Path | None:
+        """A kept model's folder (``<name>/``), when a session has kept one."""
+        folder = self.path / name
         return folder if (folder / SUMMARY_FILE).is_file() else None
 
-    def keep_judge(self, run: Path, *skip: str) -> Path:
-        """Copy a trained judge's model (not its checkpoints, logs, samples or the files named in `skip`) into the
-        records."""
-        folder = self.path / JUDGE_FOLDER
+    def keep_model(self, name: str, run: Path, *skip: str) -> Path:
+        """Copy a trained model (not its checkpoints, logs, samples or the files named in `skip`) into the records as
+        ``<name>/``: the judge, or a variant a later session goes on training (``--init-from``)."""
+        folder = self.path / name
         shutil.rmtree(folder, ignore_errors=True)
         skipped = shutil.ignore_patterns(f"{CHECKPOINT_PREFIX}*", LOGS_FOLDER, SAMPLES_FOLDER, LOG_FILE, EVAL_FOLDER,
                                          BEST_FOLDER, *skip)
         shutil.copytree(run, folder, ignore=skipped)
         return folder
+
+    @property
+    def judge(self) -> Path | None:
+        """The kept judge's model folder, when a session has kept one."""
+        return self.model(JUDGE_FOLDER)
+
+    def keep_judge(self, run: Path, *skip: str) -> Path:
+        return self.keep_model(JUDGE_FOLDER, run, *skip)

@@ -1,16 +1,21 @@
-"""The equal-budget study's order of work: the judge first, then each variant trained and its evaluation recorded
-before the next one trains (a session that ends mid-study keeps every row it finished)."""
+"""The equal-budget study's order of work and its records: the judge first, then each variant trained and its
+evaluation recorded before the next one trains (a session that ends mid-study keeps every row it finished); a kept
+model holds the model files only."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import study
 from benchmarks.study_records import JUDGE_FOLDER, StudyRecords
-from training.run_folder import SUMMARY_FILE
+from training.run_folder import CHECKPOINT_PREFIX, LOG_FILE, SAMPLES_FOLDER, SUMMARY_FILE
 
 
-def test_each_variant_is_recorded_before_the_next_one_trains(tmp_path, monkeypatch):
+@pytest.fixture
+def quick_study(tmp_path, monkeypatch):
+    """`study.main` with training, data and scoring replaced by stand-ins that log what ran, in order."""
     records = StudyRecords(tmp_path / "records")
     events = []
 
@@ -38,8 +43,15 @@ def test_each_variant_is_recorded_before_the_next_one_trains(tmp_path, monkeypat
         monkeypatch.setattr(study, helper, lambda *args, **kwargs: None)
     monkeypatch.setattr(study, "labelled_pairs", lambda *args, **kwargs: [])
 
-    study.main(["--study", "pretrained", "--steps", "3", "--out", str(tmp_path / "runs"), "--no-table",
-                "--variants", "pretrained", "pretrained-ce-segmenter", "pretrained-ce"])
+    def run(*argv):
+        study.main(["--study", "pretrained", "--steps", "3", "--out", str(tmp_path / "runs"), "--no-table", *argv])
+        return events
+
+    return run
+
+
+def test_each_variant_is_recorded_before_the_next_one_trains(quick_study):
+    events = quick_study("--variants", "pretrained", "pretrained-ce-segmenter", "pretrained-ce")
 
     assert events == [
         ("train", "pretrained-ce-segmenter", []),  # the judge first, though listed second
@@ -50,3 +62,24 @@ def test_each_variant_is_recorded_before_the_next_one_trains(tmp_path, monkeypat
         ("train", "pretrained-ce", ["pretrained-ce-segmenter.eval.json", "pretrained.eval.json"]),
         ("evaluate", "pretrained-ce"),
     ]
+
+
+def test_keeping_an_untrained_variant_says_so(quick_study):
+    with pytest.raises(SystemExit, match="--keep pretrained: .* holds no trained model"):
+        quick_study("--variants", "pretrained-ce-segmenter", "--keep", "pretrained")
+
+
+def test_a_kept_model_holds_the_model_files_only(tmp_path):
+    run = tmp_path / "run"
+    for file in [SUMMARY_FILE, "model_index.json", "unet/config.json", f"{CHECKPOINT_PREFIX}100/optimizer.bin",
+                 f"{SAMPLES_FOLDER}/0.png", LOG_FILE, study.EVAL_FILE]:
+        (run / file).parent.mkdir(parents=True, exist_ok=True)
+        (run / file).write_text("{}")
+    records = StudyRecords(tmp_path / "records")
+    assert records.model("pretrained-ce") is None
+
+    kept = records.keep_model("pretrained-ce", run, study.EVAL_FILE)
+
+    assert kept == records.model("pretrained-ce")
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        "model_index.json", SUMMARY_FILE, "unet/config.json"]
