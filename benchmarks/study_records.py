@@ -71,4 +71,5 @@ class StudyRecords:
         return self.model(JUDGE_FOLDER)
 
     def keep_judge(self, run: Path, *skip: str) -> Path:
+        """Keep the study's judge, which every later session scores the cycle column with."""
         return self.keep_model(JUDGE_FOLDER, run, *skip)
