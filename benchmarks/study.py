@@ -335,10 +335,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # only variants not yet evaluated train (a recorded one may have been trained in an earlier session), each just
     # before its evaluation, so that its record lands as soon as it is done; several processes may train disjoint
     # subsets side by side
-    to_train = [] if args.so_far else list(pending)
+    to_train = {name: args.steps or costs[name]["steps"] for name in ([] if args.so_far else pending)}
+    for name in args.keep:  # before any work: a model to keep must be here or trained by this run
+        if name not in to_train and not _model_here(out / name):
+            raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
     if judge_name in to_train:  # the cycle column needs its judge before any evaluation
-        to_train.remove(judge_name)
-        train_variant(judge_name, args.steps or costs[judge_name]["steps"], out, args.dataset)
+        train_variant(judge_name, to_train.pop(judge_name), out, args.dataset)
 
     torch.set_num_threads(2)
     if judge_name in VARIANTS:
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cached = _evaluation(folder, records)
         if cached is None:
             if name in to_train:
-                train_variant(name, args.steps or costs[name]["steps"], out, args.dataset)
+                train_variant(name, to_train[name], out, args.dataset)
             print(f"evaluating {name}", flush=True)
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
@@ -370,8 +372,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         records.write_evaluation(name, cached)
         rows[name] = {**cached, "budget": costs.get(name)}
     for name in args.keep:
-        if not (out / name / SUMMARY_FILE).is_file():
-            raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
         print(f"kept {name} in {records.keep_model(name, out / name, EVAL_FILE)}", flush=True)
     if args.no_table:
         return {}

@@ -47,6 +47,7 @@ def quick_study(tmp_path, monkeypatch):
         study.main(["--study", "pretrained", "--steps", "3", "--out", str(tmp_path / "runs"), "--no-table", *argv])
         return events
 
+    run.events = events
     return run
 
 
@@ -67,6 +68,7 @@ def test_each_variant_is_recorded_before_the_next_one_trains(quick_study):
 def test_keeping_an_untrained_variant_says_so(quick_study):
     with pytest.raises(SystemExit, match="--keep pretrained: .* holds no trained model"):
         quick_study("--variants", "pretrained-ce-segmenter", "--keep", "pretrained")
+    assert quick_study.events == []  # said before the judge trained, not after the run's work
 
 
 def test_a_kept_model_holds_the_model_files_only(tmp_path):
