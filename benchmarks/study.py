@@ -4,7 +4,7 @@ JSON) of segmentation, synthesis, cycle, diversity and speed figures. Resumable:
 evaluated again, an unfinished one resumes from its newest checkpoint.
 
     python -m benchmarks.study --study pretrained --minutes 40 [--out runs/study-pretrained] [--variants NAME ...]
-        [--shipped symmetric semflow]
+        [--shipped symmetric semflow] [--model long=runs/long]
     python -m benchmarks.study --study formulations --steps 200
 """
 
@@ -210,9 +210,19 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     return result
 
 
-def _evaluation(folder: Path, records: StudyRecords) -> dict[str, Any] | None:
-    """A variant's evaluation: from its run folder in this session, else from the study's records."""
-    return RunFolder(folder).read(EVAL_FILE) or records.evaluation(folder.name)
+def _evaluation(name: str, folder: Path, records: StudyRecords) -> dict[str, Any] | None:
+    """A row's evaluation: from its run folder in this session, else from the study's records."""
+    return RunFolder(folder).read(EVAL_FILE) or records.evaluation(name)
+
+
+def _named_folder(text: str) -> tuple[str, Path]:
+    """`--model NAME=FOLDER`: a trained model folder scored as the row NAME."""
+    name, _, folder = text.partition("=")
+    if not name or not folder:
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=FOLDER (e.g. long=runs/long)")
+    if name in VARIANTS or name.startswith(SHIPPED_PREFIX):
+        raise argparse.ArgumentTypeError(f"'{name}' names a study variant or a shipped row; choose another name")
+    return name, Path(folder)
 
 
 def _model_here(folder: Path) -> bool:
@@ -261,9 +271,12 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
         reference = synthesis.get("real_vs_real") or reference
         ratio = synthesis["fid"] / synthesis["real_vs_real"]["fid"] if synthesis.get("real_vs_real") else None
         budget = row["budget"]
+        hours = f"{_hours(row['training_run']):.1f} h" if name not in VARIANTS else ""
         described = (f"{name}: {VARIANTS[name].description}" if name in VARIANTS else
                      f"{name}: the embedded `{name.removeprefix(SHIPPED_PREFIX)}` model, for comparison (trained "
-                     f"outside the study, {_hours(row['training_run']):.1f} h)")
+                     f"outside the study, {hours})" if name.startswith(SHIPPED_PREFIX) else
+                     f"{name}: `{row['folder']}`, trained outside the study's budget ({hours}, every model it was "
+                     f"initialised from included)")
         lines.append(
             f"| {described} | {_total_steps(row['training_run'])} | {cell(row.get('val_miou'))} | "
             f"{cell(own.get('miou'))} | {cell(own.get('ratio'), 2)} | {cell(judged.get('miou'))} | "
@@ -301,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="a subset of the study's variants (default: all of them)")
     parser.add_argument("--shipped", nargs="*", default=[], choices=list(EMBEDDED_MODELS),
                         help="embedded models scored as extra rows on the same frames (trained elsewhere, no budget)")
+    parser.add_argument("--model", nargs="*", default=[], type=_named_folder, metavar="NAME=FOLDER",
+                        help="trained model folders scored as extra rows on the same frames (e.g. a long run; no "
+                             "budget), recorded as NAME")
     parser.add_argument("--records", type=Path, default=None,
                         help=f"the study's committed records (default: {RECORDS.name}/<study> beside this file)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -328,14 +344,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     costs = budgets(names, out, records, args.dataset, args.minutes or 0.0, again=args.recalibrate)
     if args.calibrate_only:
         return costs
-    pending = {name: _steps_done(out / name) for name in names if _evaluation(out / name, records) is None}
+    pending = {name: _steps_done(out / name) for name in names if _evaluation(name, out / name, records) is None}
+    folders = {**{name: out / name for name in names + [SHIPPED_PREFIX + shipped for shipped in args.shipped]},
+               **dict(args.model)}  # each row's model (or run) folder
     if args.so_far:
         names = [name for name in names if name not in pending]
-        args.shipped = [name for name in args.shipped if _evaluation(out / (SHIPPED_PREFIX + name), records)]
+        folders = {name: folder for name, folder in folders.items() if name in names or
+                   _evaluation(name, folder, records)}
     # only variants not yet evaluated train (a recorded one may have been trained in an earlier session), each just
     # before its evaluation, so that its record lands as soon as it is done; several processes may train disjoint
     # subsets side by side
     to_train = {name: args.steps or costs[name]["steps"] for name in ([] if args.so_far else pending)}
+    for name, folder in args.model:  # before any work: a model row must be here, or evaluated in an earlier session
+        if not _model_here(folder) and _evaluation(name, folder, records) is None:
+            raise SystemExit(f"--model {name}={folder}: no trained model there ({SUMMARY_FILE} missing) and no "
+                             f"recorded evaluation of {name}")
     for name in args.keep:  # before any work: a model to keep must be here or trained by this run
         if name not in to_train and not _model_here(out / name):
             raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
@@ -359,9 +382,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                       len(synthesis_pairs))]
     judge_real = segmentation_scores(judge, synthesis_pairs, steps=1)
     rows = {}
-    for name in names + [SHIPPED_PREFIX + shipped for shipped in args.shipped]:
-        folder = out / name
-        cached = _evaluation(folder, records)
+    for name, folder in folders.items():
+        cached = _evaluation(name, folder, records)
         if cached is None:
             if name in to_train:
                 train_variant(name, to_train[name], out, args.dataset)
@@ -370,7 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                       args.diversity_images)
             RunFolder(folder).write(EVAL_FILE, cached)
         records.write_evaluation(name, cached)
-        rows[name] = {**cached, "budget": costs.get(name)}
+        rows[name] = {**cached, "budget": costs.get(name), "folder": str(folder)}
     for name in args.keep:
         print(f"kept {name} in {records.keep_model(name, out / name, EVAL_FILE)}", flush=True)
     if args.no_table:
@@ -379,11 +401,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in rows.items():
         if args.so_far:  # latency wants a quiet machine, which a study still training does not leave
             row.setdefault("latency", {})
-        model = out / name if _model_here(out / name) else records.model(name)  # a kept model, when its run is gone
+        model = folders[name] if _model_here(folders[name]) else records.model(name)  # else a kept one
         if "latency" not in row and model:
             row["latency"] = latency(model, image, mask)
-            RunFolder(out / name).write(EVAL_FILE, {k: v for k, v in row.items() if k != "budget"})
-            records.write_evaluation(name, {k: v for k, v in row.items() if k != "budget"})
+            evaluation = {k: v for k, v in row.items() if k not in ("budget", "folder")}
+            RunFolder(folders[name]).write(EVAL_FILE, evaluation)
+            records.write_evaluation(name, evaluation)
     preset = load_config(preset=VARIANTS[names[0]].preset)
     budget_text = (f"{args.minutes:g} minutes of one-thread CPU time each (batch {preset.batch_size} of "
                    f"{preset.crop[0]}x{preset.crop[1]} crops)" if args.minutes else

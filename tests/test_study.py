@@ -85,3 +85,22 @@ def test_a_kept_model_holds_the_model_files_only(tmp_path):
     assert kept == records.model("pretrained-ce")
     assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
         "model_index.json", SUMMARY_FILE, "unet/config.json"]
+
+
+def test_a_model_folder_is_scored_as_a_row_under_its_name(quick_study, tmp_path):
+    long = tmp_path / "long"
+    long.mkdir()
+    (long / SUMMARY_FILE).write_text(json.dumps({"steps": 1000}))
+
+    events = quick_study("--variants", "pretrained-ce-segmenter", "--model", f"long={long}")
+
+    assert events[-1] == ("evaluate", "long")
+    assert json.loads((tmp_path / "records" / "long.eval.json").read_text()) == {"val_miou": 50.0}
+
+
+def test_a_model_row_without_a_model_says_so(quick_study, tmp_path):
+    with pytest.raises(SystemExit, match=r"--model long=.*gone: no trained model there"):
+        quick_study("--variants", "pretrained-ce-segmenter", "--model", f"long={tmp_path / 'gone'}")
+    assert quick_study.events == []
+    with pytest.raises(SystemExit):  # argparse: a variant's name is not a model row's
+        quick_study("--model", f"pretrained={tmp_path}")
