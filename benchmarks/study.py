@@ -263,7 +263,7 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
              "",
              "| variant | steps | val mIoU, 1 step | cycle mIoU (own) | cycle / real (own) | cycle mIoU (judge) | "
              "FID | KID×1000 | FID / real-vs-real | seed diversity L1 | CPU s / step | segment s | synthesize s |",
-             "| --- |" + " --- |" * 13]
+             "| --- |" + " --- |" * 12]
     reference = None
     for name, row in rows.items():
         synthesis = row.get("synthesis") or {}
