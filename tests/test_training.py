@@ -110,7 +110,10 @@ def test_masks_with_ids_outside_the_label_set_fail_clearly(trained, config_file,
 
 
 def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
+    from training.baselines import load_trained
+
     pipe = SemFlowPipeline.from_pretrained(trained)
+    assert isinstance(load_trained(str(trained)), SemFlowPipeline)  # a SemFlow folder as a judge loads as itself
     pipe.save_pretrained(tmp_path / "copy")
     for config in [tmp_path / "copy" / "model_index.json", *(tmp_path / "copy").glob("*/config.json")]:
         assert "_name_or_path" not in json.loads(config.read_text()), f"{config.name} records where it was loaded from"
@@ -190,11 +193,13 @@ def test_symmetric_training_and_widening_a_paper_model(trained, dataset, config_
 
 @pytest.mark.parametrize("kind,task", [("cross-entropy", "segment"), ("conditional-flow", "synthesize")])
 def test_study_baselines_train_and_do_their_one_task(dataset, config_file, tmp_path, kind, task):
-    from training.baselines import Baseline
+    from training.baselines import Baseline, load_trained
 
     out = train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / kind), "--config", str(config_file),
                       "--max-steps", "2", "--formulation", kind])
     model = Baseline.from_pretrained(out)
+    judge = load_trained(out)  # what evaluate's --judge and the study load: the baseline, not a pipeline
+    assert isinstance(judge, Baseline) and judge.name_or_path == str(out) and judge.tasks == (task,)
     assert model.tasks == (task,) and not (out / "README.md").exists()  # a baseline is not a shipped model
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["steps"] == 2 and summary["seconds_per_step"] > 0

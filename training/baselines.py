@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DModel
 
+from semflow import SemFlowPipeline, load_pipeline
 from semflow.anchors import AnchorSpec, encode_anchors
 from semflow.codec import PixelCodec
 from semflow.flow import flow_loss
@@ -162,4 +163,12 @@ class Baseline:
     def _need(self, task: str) -> None:
         if task not in self.tasks:
             raise ValueError(f"the {self.kind} baseline cannot {task}")
+
+
+def load_trained(model: str | os.PathLike, device: str | torch.device | None = None) -> Baseline | SemFlowPipeline:
+    """A trained model to score: a study baseline's folder (its `CONFIG_FILE`; float32 on `device`, CPU by default),
+    or any SemFlow model `semflow.load_pipeline` finds (a folder, an embedded name, a Hub id)."""
+    if (Path(model) / CONFIG_FILE).is_file():
+        return Baseline.from_pretrained(model).to(device or "cpu")
+    return load_pipeline(model, device=device)
 

@@ -16,6 +16,7 @@ import PIL.Image
 
 from semflow import load_pipeline
 
+from .baselines import load_trained
 from .card import rerender_model_card
 from .data import dataset_license, load_split
 from .run_folder import EVALUATION_FILE
@@ -39,8 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-split", default="train",
                    help="real images for the real-vs-real FID/KID reference (same count as the evaluated split)")
     p.add_argument("--judge", default=None,
-                   help="a second segmenter (embedded name, folder or Hub id) that also scores the cycle, so that "
-                        "models whose own segmenters differ are compared under one judge")
+                   help="a second segmenter (embedded name, folder, Hub id or a study baseline's folder) that also "
+                        "scores the cycle, so that models whose own segmenters differ are compared under one judge")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <model>/eval or ./eval)")
     p.add_argument("--update-card", action="store_true", help="write the results into the model folder's card")
     p.add_argument("--device", default=None)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         reference = [image for image, _ in labelled_pairs(load_split(
             args.dataset, args.reference_split, args.dataset_config), args.image_column, args.mask_column, pipe,
             len(pairs))] if args.reference_split else None
-        judge = load_pipeline(args.judge, device=args.device) if args.judge else None
+        judge = load_trained(args.judge, device=args.device) if args.judge else None
         results["synthesis"] = synthesis_metrics(pipe, pairs, args.seeds, args.synthesis_steps, reference,
                                                  args.reference_split, judge=judge)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
 
 from semflow import SemFlowPipeline
 from semflow.anchors import AnchorSpec
+from semflow.encoder_unet import OUTPUT_STRIDE, EncoderUNet
 from semflow.formulation import get_formulation
 from semflow.labels import LabelSet
 
@@ -23,8 +25,8 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
     """The pipeline whose velocity net a run trains.
 
     - `init` (loaded from ``init_from``): an existing SemFlow model, re-labelled with `labels` when they differ;
-      its anchors, β, resolution and codec are kept because its net learned them; a paper-formulation model asked
-      for ``formulation="symmetric"`` is widened into it (`reformulate`).
+      its anchors, β, resolution and codec are kept because its net learned them; a model asked for another
+      ``formulation`` is carried into it (`reformulate`).
     - ``base_model`` (SD1.5 preset): UNet2DConditionModel and VAE from the base, the empty-prompt embedding.
     - a study baseline (``formulation`` "cross-entropy" or "conditional-flow"): `training.baselines.Baseline`.
     - otherwise: a fresh net (``net``: a UNet2DModel from scratch, or an EncoderUNet with its trunk from ImageNet) on
@@ -83,31 +85,54 @@ def relabel(pipe: SemFlowPipeline, labels: LabelSet) -> SemFlowPipeline:
 
 
 def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, perturbation: float) -> SemFlowPipeline:
-    """The same net trunk in the symmetric formulation, to fine-tune a paper-formulation model into it.
+    """The same net in another formulation, to fine-tune a model into it (a paper-formulation model into the
+    symmetric one, or an `EncoderUNet` either way).
 
-    The symmetric state has twice the channels (image, mask): the input convolution keeps its weights for the image
-    channels and starts at zero for the mask channels; the output convolution starts at zero (both outputs are new
-    targets). Everything between (time embedding, down/mid/up blocks) is kept.
+    The states differ in channels (the paper's: the picture; the symmetric: image, mask): every weight that reads the
+    state keeps its weights for the image channels, and starts at zero for the symmetric's mask channels; the output
+    convolution starts at zero (its targets are new). Everything between (time embedding, trunk, decoder) is kept.
 
     Raises:
-        ValueError: any other change of formulation, or a net that is not a `UNet2DModel`.
+        ValueError: any other change of formulation or net.
     """
     if (formulation, prediction) == (pipe.config.formulation, pipe.config.prediction):
         return pipe
-    if (pipe.config.formulation, formulation) != ("semflow", "symmetric") or not isinstance(pipe.unet, UNet2DModel):
+    source, target = pipe.formulation, get_formulation(formulation, prediction)
+    widening_a_unet = (pipe.config.formulation, formulation) == ("semflow", "symmetric") and isinstance(pipe.unet,
+                                                                                                      UNet2DModel)
+    if not (isinstance(pipe.unet, EncoderUNet) or widening_a_unet):
         raise ValueError(f"a {pipe.config.formulation} model predicting {pipe.config.prediction} can only be "
-                         f"fine-tuned as it is (or a 'semflow' UNet2DModel into 'symmetric'), not into {formulation} "
-                         f"predicting {prediction}")
-    target = get_formulation(formulation, prediction)
+                         f"fine-tuned as it is (or a 'semflow' UNet2DModel into 'symmetric', or an EncoderUNet "
+                         f"into either), not into {formulation} predicting {prediction}")
     channels = target.state_channels(pipe.codec.latent_channels)
-    unet = UNet2DModel.from_config({**pipe.unet.config, "in_channels": channels, "out_channels": channels})
+    unet = type(pipe.unet).from_config({**pipe.unet.config, "in_channels": channels, "out_channels": channels})
     state = unet.state_dict()
+    inputs = state_inputs(pipe.unet)
     for key, value in pipe.unet.state_dict().items():
-        if key == "conv_in.weight":  # (out, in, k, k): its input channels are laid out as the state
-            target.image_part(state[key].zero_())[:] = value
+        if key in inputs:  # the image channels carry over, the rest start at zero
+            start, per_channel = inputs[key]
+            old = state_view(value, start, pipe.unet.config.in_channels, per_channel)
+            new = state_view(state[key].zero_(), start, channels, per_channel)
+            target.image_part(new)[:] = source.image_part(old)
+            state[key][:, :start] = value[:, :start]
         elif key.startswith("conv_out."):
             state[key].zero_()
         else:
             state[key] = value
     unet.load_state_dict(state)
     return pipe.with_changes(unet=unet, formulation=formulation, prediction=prediction, perturbation=perturbation)
+
+
+def state_inputs(net: UNet2DModel | EncoderUNet) -> dict[str, tuple[int, int]]:
+    """The weights that read the state: key → (first input channel of the state, entries per state channel)."""
+    if isinstance(net, UNet2DModel):
+        return {"conv_in.weight": (0, 1)}
+    last = len(net.merge) - 1  # the decoder's last merge reads the state space-to-depth, after the path and the skip
+    merge = net.merge[last].weight
+    return {"trunk.stem.0.weight": (0, 1),
+            f"merge.{last}.weight": (merge.shape[1] - net.config.in_channels * OUTPUT_STRIDE**2, OUTPUT_STRIDE**2)}
+
+
+def state_view(weight: torch.Tensor, start: int, channels: int, per_channel: int) -> torch.Tensor:
+    """A view of a weight's input channels from `start` with the state's channels on dim 1, as a state is laid out."""
+    return weight.narrow(1, start, channels * per_channel).unflatten(1, (channels, per_channel))
