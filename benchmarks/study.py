@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from semflow import SemFlowPipeline
-from semflow.loading import EMBEDDED_MODELS, load_pipeline, model_folder
+from semflow.loading import EMBEDDED_MODELS, load_pipeline, model_folder, weights_hash
 from training.baselines import load_trained
 from training.config import STREET_LIGHT, load_config
 from training.data import load_split
@@ -176,8 +176,7 @@ def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference
     """Validation mIoU at 1 step on `pairs`, and synthesis metrics with the judge's cycle on `synthesis_pairs`."""
     model = load_model(folder)
     tasks = model.tasks
-    run = model_folder(folder.name.removeprefix(SHIPPED_PREFIX)) if folder.name.startswith(SHIPPED_PREFIX) else folder
-    result: dict[str, Any] = {"training_run": RunFolder(run).read(SUMMARY_FILE)}
+    result: dict[str, Any] = {"training_run": RunFolder(_embedded_folder(folder) or folder).read(SUMMARY_FILE)}
     scores = None
     if "segment" in tasks:
         scores = segmentation_scores(model, pairs, steps=1)
@@ -203,9 +202,19 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     return result
 
 
+def _embedded_folder(folder: Path) -> Path | None:
+    """The embedded model a shipped row (`SHIPPED_PREFIX` + its name) scores, else None."""
+    return model_folder(folder.name.removeprefix(SHIPPED_PREFIX)) if folder.name.startswith(SHIPPED_PREFIX) else None
+
+
 def _evaluation(name: str, folder: Path, records: StudyRecords) -> dict[str, Any] | None:
-    """A row's evaluation: from its run folder in this session, else from the study's records."""
-    return RunFolder(folder).read(EVAL_FILE) or records.evaluation(name)
+    """A row's evaluation: from its run folder in this session, else from the study's records; a shipped row's only
+    while it is of the weights embedded now."""
+    evaluation = RunFolder(folder).read(EVAL_FILE) or records.evaluation(name)
+    embedded = _embedded_folder(folder)
+    if evaluation and embedded and evaluation.get("weights") != weights_hash(embedded):
+        return None
+    return evaluation
 
 
 def _named_folder(text: str) -> tuple[str, Path]:
@@ -383,6 +392,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"evaluating {name}", flush=True)
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
                                       args.diversity_images)
+            if embedded := _embedded_folder(folder):  # its record holds for these weights only (see _evaluation)
+                cached["weights"] = weights_hash(embedded)
             RunFolder(folder).write(EVAL_FILE, cached)
         records.write_evaluation(name, cached)
         rows[name] = {**cached, "budget": costs.get(name), "folder": str(folder)}

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import study
 from benchmarks.study_records import JUDGE_FOLDER, StudyRecords
+from semflow.loading import model_folder, weights_hash
 from training.run_folder import CHECKPOINT_PREFIX, LOG_FILE, SAMPLES_FOLDER, SUMMARY_FILE
 
 
@@ -104,3 +105,17 @@ def test_a_model_row_without_a_model_says_so(quick_study, tmp_path):
     assert quick_study.events == []
     with pytest.raises(SystemExit):  # argparse: a variant's name is not a model row's
         quick_study("--model", f"pretrained={tmp_path}")
+
+
+def test_a_shipped_row_is_evaluated_again_when_other_weights_ship_under_its_name(quick_study, tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "shipped-symmetric.eval.json").write_text(json.dumps({"val_miou": 1.0, "weights": "sha256:earlier"}))
+
+    events = quick_study("--variants", "pretrained-ce-segmenter", "--shipped", "symmetric")
+
+    assert events[-1] == ("evaluate", "shipped-symmetric")
+    recorded = json.loads((records / "shipped-symmetric.eval.json").read_text())
+    assert recorded == {"val_miou": 50.0, "weights": weights_hash(model_folder("symmetric"))}
+    quick_study("--variants", "pretrained-ce-segmenter", "--shipped", "symmetric")
+    assert events.count(("evaluate", "shipped-symmetric")) == 1  # the same weights: the record stands
