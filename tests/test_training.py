@@ -47,6 +47,10 @@ def test_smoke_run_writes_a_loadable_model_with_card_checkpoints_and_samples(tra
     assert [r["step"] for r in log] == [1, 2] and "val_miou" in log[-1] and np.isfinite(log[-1]["loss"])
     card = (trained / "README.md").read_text()
     assert "python -m training.train" in card and "cc-by-4.0" in card and "val" in card.lower()
+    # the command's --config file is not shipped; the config beside the weights is that run's, as --config takes it
+    assert "`train_config.json` beside the weights" in card
+    saved = json.loads((trained / "train_config.json").read_text())
+    assert load_config(trained / "train_config.json").to_dict() == saved
     pipe = SemFlowPipeline.from_pretrained(trained)
     assert pipe.labels.name == "toy_streets" and pipe.labels.ignore_id == 11 and pipe.resolution == (32, 48)
 

@@ -48,7 +48,7 @@ or `python -m semflow segment street.png --out masks/ --model {model_argument}`.
 ```bash
 {command}
 ```
-{lineage}
+{config_note}{lineage}
 <details><summary>Full training config</summary>
 
 ```json
@@ -108,6 +108,9 @@ def write_model_card(
         usage=usage, model_argument=model_argument,
         steps=summary.get("steps"), hours=summary.get("wall_clock_s", 0) / 3600, device=summary.get("device"),
         num_processes=summary.get("num_processes", 1), command=_commands(summary), lineage=_lineage(summary),
+        config_note=f"\nThe file a `--config` above names is not shipped: every setting of the run is in the full "
+                    f"config below and in `{CONFIG_FILE}` beside the weights, which `--config` takes as it is.\n"
+                    if "--config" in _commands(summary) else "",
         config_json=json.dumps(config, indent=2),
         metrics=_metrics_section(summary, evaluation, speed),
     )
