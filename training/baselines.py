@@ -171,4 +171,3 @@ def load_trained(model: str | os.PathLike, device: str | torch.device | None = N
     if (Path(model) / CONFIG_FILE).is_file():
         return Baseline.from_pretrained(model).to(device or "cpu")
     return load_pipeline(model, device=device)
-

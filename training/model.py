@@ -98,9 +98,8 @@ def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, pertur
     if (formulation, prediction) == (pipe.config.formulation, pipe.config.prediction):
         return pipe
     source, target = pipe.formulation, get_formulation(formulation, prediction)
-    widening_a_unet = (pipe.config.formulation, formulation) == ("semflow", "symmetric") and isinstance(pipe.unet,
-                                                                                                      UNet2DModel)
-    if not (isinstance(pipe.unet, EncoderUNet) or widening_a_unet):
+    widening = (pipe.config.formulation, formulation) == ("semflow", "symmetric")
+    if not (isinstance(pipe.unet, EncoderUNet) or widening and isinstance(pipe.unet, UNet2DModel)):
         raise ValueError(f"a {pipe.config.formulation} model predicting {pipe.config.prediction} can only be "
                          f"fine-tuned as it is (or a 'semflow' UNet2DModel into 'symmetric', or an EncoderUNet "
                          f"into either), not into {formulation} predicting {prediction}")
