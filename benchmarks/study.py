@@ -29,8 +29,9 @@ from semflow import SemFlowPipeline
 from semflow.loading import EMBEDDED_MODELS, load_pipeline, model_folder, weights_hash
 from training.baselines import load_trained
 from training.config import STREET_LIGHT, load_config
-from training.data import load_split
+from training.data import load_split, resolve_label_set
 from training.evaluate import synthesis_metrics
+from training.model import build_pipeline
 from training.run_folder import SUMMARY_FILE, RunFolder
 from training.scores import labelled_pairs, segmentation_scores
 from training.trainable import Trainable
@@ -93,6 +94,7 @@ SHIPPED_PREFIX = "shipped-"  # `--shipped NAME` scores an embedded model as a ro
 CALIBRATION_STEPS = 10  # optimizer steps timed to measure a variant's CPU seconds per step
 CHECKPOINT_STEPS = 100  # a session that ends mid-variant loses at most this many steps (a few minutes on one thread)
 TRAINING_THREADS = 1  # each variant trains on one CPU thread (two can train side by side on this machine)
+UNTRAINED = "untrained"  # a row's latency timed on a fresh net of its architecture (its trained model was gone)
 
 
 def variant_config(name: str, out: Path) -> Path:
@@ -189,10 +191,9 @@ def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference
     return result
 
 
-def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
+def latency(model: Trainable, image: Any, mask: Any) -> dict[str, Any]:
     """Median seconds of segmenting one 480x360 image and of synthesizing one at the default steps, on 2 CPU threads,
     measured apart from training and evaluation."""
-    model = load_model(folder)
     tasks = model.tasks
     result = {}
     if "segment" in tasks:
@@ -200,6 +201,14 @@ def latency(folder: Path, image: Any, mask: Any) -> dict[str, float]:
     if "synthesize" in tasks:
         result["synthesize_s"] = _median_seconds(lambda: model.synthesize(mask, seed=0), 3)
     return result
+
+
+def untrained_model(name: str, dataset: str) -> Trainable:
+    """A fresh net of variant `name` (its preset and overrides: the same architecture, codec and default steps as its
+    trained model), to time when the trained model is gone: the cost of a forward does not depend on the weights."""
+    variant = VARIANTS[name]
+    config = load_config(preset=variant.preset, **{**variant.overrides, "dataset": dataset})
+    return build_pipeline(config, resolve_label_set(config.label_set, dataset, None))
 
 
 def _embedded_folder(folder: Path) -> Path | None:
@@ -273,6 +282,9 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
         reference = synthesis.get("real_vs_real") or reference
         ratio = synthesis["fid"] / synthesis["real_vs_real"]["fid"] if synthesis.get("real_vs_real") else None
         budget = row["budget"]
+        mark = " *" if row["latency"].get("timed_on") == UNTRAINED else ""  # the footnote's
+        segment_s, synthesize_s = (cell(row["latency"].get(key), digits) + mark if key in row["latency"] else "–"
+                                   for key, digits in (("segment_s", 3), ("synthesize_s", 2)))
         hours = f"{_hours(row['training_run']):.1f} h" if name not in VARIANTS else ""
         described = (f"{name}: {VARIANTS[name].description}" if name in VARIANTS else
                      f"{name}: the embedded `{name.removeprefix(SHIPPED_PREFIX)}` model, for comparison (trained "
@@ -284,8 +296,7 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
             f"{cell(own.get('miou'))} | {cell(own.get('ratio'), 2)} | {cell(judged.get('miou'))} | "
             f"{cell(synthesis.get('fid'))} | {cell(1000 * synthesis['kid'] if 'kid' in synthesis else None)} | "
             f"{cell(ratio, 2)} | {cell((synthesis.get('diversity') or {}).get('pixel_l1_between_seeds'), 3)} | "
-            f"{cell(budget and budget['cpu_seconds_per_step'], 2)} | {cell(row['latency'].get('segment_s'), 3)} | "
-            f"{cell(row['latency'].get('synthesize_s'), 2)} |")
+            f"{cell(budget and budget['cpu_seconds_per_step'], 2)} | {segment_s} | {synthesize_s} |")
     if reference:
         lines += ["", f"Real-vs-real reference: {reference['images']} training frames vs the validation frames, FID "
                       f"{reference['fid']:.1f}, KID×1000 {1000 * reference['kid']:.1f} (the floor of FID at this "
@@ -299,7 +310,8 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
                   "CPU s / step: one optimizer step of the variant's own training (its preset's batch and crop, data, "
                   "every loss term) on one CPU thread, timed in-process after a warm-up; each variant trains for "
                   "the budget divided by it. Latency: one 480x360 input at the model's default steps on 2 CPU "
-                  "threads.",
+                  "threads (*: timed on an untrained net of the variant's architecture, its trained model not kept; "
+                  "a forward costs the same whatever the weights).",
               "", f"Reproduce: `{command}`"]
     return "\n".join(lines)
 
@@ -405,9 +417,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in rows.items():
         if args.so_far:  # latency wants a quiet machine, which a study still training does not leave
             row.setdefault("latency", {})
-        model = folders[name] if _model_here(folders[name]) else records.model(name)  # else a kept one
-        if "latency" not in row and model:
-            row["latency"] = latency(model, image, mask)
+        if "latency" not in row:
+            kept = records.judge if name == judge_name else records.model(name)
+            folder = folders[name] if _model_here(folders[name]) else kept
+            if folder:
+                row["latency"] = latency(load_model(folder), image, mask)
+            elif name in VARIANTS:  # its trained model is gone: the same architecture, untrained
+                row["latency"] = {**latency(untrained_model(name, args.dataset), image, mask),
+                                  "timed_on": UNTRAINED}
+            else:  # a model row whose folder is gone: nothing to time
+                row["latency"] = {}
+                continue
             evaluation = {k: v for k, v in row.items() if k not in ("budget", "folder")}
             RunFolder(folders[name]).write(EVAL_FILE, evaluation)
             records.write_evaluation(name, evaluation)

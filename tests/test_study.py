@@ -119,3 +119,41 @@ def test_a_shipped_row_is_evaluated_again_when_other_weights_ship_under_its_name
     assert recorded == {"val_miou": 50.0, "weights": weights_hash(model_folder("symmetric"))}
     quick_study("--variants", "pretrained-ce-segmenter", "--shipped", "symmetric")
     assert events.count(("evaluate", "shipped-symmetric")) == 1  # the same weights: the record stands
+
+
+def test_a_variant_whose_model_is_gone_is_timed_on_its_architecture_untrained(quick_study, tmp_path, monkeypatch):
+    records = tmp_path / "records"
+    records.mkdir()
+    for name in ("pretrained-ce-segmenter", "pretrained"):  # recorded in an earlier session, run folders gone
+        (records / f"{name}.eval.json").write_text(json.dumps({"val_miou": 60.0, "training_run": {"steps": 3}}))
+    timed = []
+
+    def untrained_model(name, dataset):
+        timed.append(name)
+        return name
+
+    monkeypatch.setattr(study, "untrained_model", untrained_model)
+    monkeypatch.setattr(study, "latency", lambda model, image, mask: {"segment_s": 0.5, "synthesize_s": 2.0})
+    monkeypatch.setattr(study, "labelled_pairs", lambda *args, **kwargs: [(None, None)])
+    monkeypatch.setattr(study, "budgets", lambda names, *args, **kwargs: {
+        n: {"steps": 3, "cpu_seconds_per_step": 2.0} for n in names})
+    (records / JUDGE_FOLDER).mkdir()
+    (records / JUDGE_FOLDER / SUMMARY_FILE).write_text("{}")
+
+    table = study.main(["--study", "pretrained", "--steps", "3", "--out", str(tmp_path / "runs"), "--variants",
+                        "pretrained-ce-segmenter", "pretrained"])["markdown"]
+
+    assert timed == ["pretrained"]  # the judge's model is kept: timed as trained
+    assert json.loads((records / "pretrained.eval.json").read_text())["latency"] == {
+        "segment_s": 0.5, "synthesize_s": 2.0, "timed_on": study.UNTRAINED}
+    assert "| 0.500 * | 2.00 * |" in table and "*: timed on an untrained net" in table
+
+
+def test_an_untrained_variant_has_its_trained_architecture(tmp_path):
+    from datasets_helpers import write_hub_dataset
+
+    dataset = str(write_hub_dataset(tmp_path / "data"))
+    model = study.untrained_model("pretrained", dataset)
+    assert type(model.unet).__name__ == "EncoderUNet" and model.config.formulation == "symmetric"
+    assert (model.config.segmentation_steps, model.config.synthesis_steps) == (1, 10)
+    assert type(study.untrained_model("scratch", dataset).unet).__name__ == "UNet2DModel"
