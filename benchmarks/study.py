@@ -66,7 +66,7 @@ VARIANTS: dict[str, Variant] = {
     "conditional-flow-aug": Variant("mask-conditioned noise → image flow + augmentation (baseline, not shipped)",
                                     overrides={"formulation": "conditional-flow", "photometric": STREET_LIGHT}),
     # the pretrained-encoder study (issue 17): symmetric formulation, data prediction, augmentation throughout
-    "scratch": Variant("from scratch: the recipe of the defaults before this study (14 M UNet2DModel, space-to-depth 4)",
+    "scratch": Variant("from scratch: the earlier defaults' recipe (14 M UNet2DModel, space-to-depth 4)",
                        "camvid-symmetric"),
     "pretrained": Variant("pretrained encoder (EncoderUNet, ImageNet Lite0 trunk), the plain flow loss",
                           "camvid-pretrained"),
