@@ -63,8 +63,8 @@ class Formulation:
     def clean_ends(self, output: torch.Tensor, state: torch.Tensor,
                    t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The net's estimate of both clean ends, (encoded image, encoded mask), from its `output` at `state` and
-        times `t` ((B,)): what the extra training terms (cross-entropy on the anchors, perceptual, adversarial)
-        score."""
+        times `t` ((B,)): what the extra training terms (cross-entropy on the anchors, perceptual, cycle,
+        adversarial) score."""
         raise NotImplementedError
 
     def hold_image(self, velocity: torch.Tensor, start: torch.Tensor, z_image: torch.Tensor,

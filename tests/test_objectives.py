@@ -1,15 +1,18 @@
 """The training terms beside the flow's MSE, against values worked out by hand: anchor cross-entropy, the perceptual
-distance, the hinge losses, and each formulation's estimate of the clean ends."""
+distance, the cycle term, the hinge losses, and each formulation's estimate of the clean ends."""
 
 import math
 
 import pytest
 import torch
+from conftest import tiny_pipeline, tiny_unet
 
+from semflow import SemFlowPipeline
 from semflow.anchors import AnchorSpec
 from semflow.formulation import get_formulation
 from semflow.labels import get_label_set
 from training.adversarial import Critic, critic_hinge_loss, generator_hinge_loss
+from training.cycle import CycleSegmentation
 from training.objectives import PerceptualDistance, anchor_cross_entropy, anchor_logits
 
 
@@ -79,3 +82,43 @@ def test_clean_ends_recover_the_training_pair(name, prediction):
     x_t, target = formulation.training_pair(z_image, z_mask, t, generator)
     image_end, mask_end = formulation.clean_ends(target, x_t, t)  # a net that outputs its target exactly
     assert torch.allclose(image_end, z_image, atol=1e-5) and torch.allclose(mask_end, z_mask, atol=1e-5)
+
+
+def _silent(pipe):
+    """`pipe` with a net whose output is zero everywhere (its last convolution zeroed)."""
+    torch.nn.init.zeros_(pipe.unet.conv_out.weight), torch.nn.init.zeros_(pipe.unet.conv_out.bias)
+    return pipe
+
+
+def test_cycle_term_by_hand_in_the_paper_formulation():
+    # velocity 0 at t=0: the one-step segmentation of x̂ is x̂ itself (z1 = x_t + (1−t)·v), so the term is the anchor
+    # cross-entropy of x̂ clamped to [−1, 1]
+    pipe = _silent(tiny_pipeline(pixel_factor=1))
+    cycle = CycleSegmentation(pipe)
+    on_sky = torch.full((1, 3, 16, 24), -1.0)
+    beyond_sky = torch.full((1, 3, 16, 24), -3.0)  # clamped onto the sky anchor
+    ids = torch.zeros(1, 16, 24, dtype=torch.long)
+    ids[..., 12:] = 8  # sky on the left half (right), car on the right half (wrong)
+    logits = anchor_logits(on_sky[..., :1, :1], 11, pipe.anchor_spec)[0, :, 0, 0]
+    expected = ((-logits[0] + torch.logsumexp(logits, 0)) + (-logits[8] + torch.logsumexp(logits, 0))) / 2
+    assert cycle(on_sky, ids).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert cycle(beyond_sky, ids).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_cycle_term_moves_the_image_never_the_segmenter():
+    pipe = SemFlowPipeline(tiny_unet(6), label_set="camvid", pixel_factor=1, resolution=(16, 24),
+                           formulation="symmetric", prediction="data", perturbation=0.0)
+    cycle = CycleSegmentation(pipe)
+    x_hat = (torch.rand(2, 3, 16, 24) * 2 - 1).requires_grad_(True)
+    torch.manual_seed(0)
+    loss = cycle(x_hat, torch.randint(0, 11, (2, 16, 24)))
+    loss.backward()
+    assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in pipe.unet.parameters())
+    # data prediction of zero at t=1: the mask end is 0 in model units whatever the image, so the image cannot move it
+    x_hat.grad = None
+    _silent(pipe)  # the segmenter's net, zeroed in place
+    ids = torch.zeros(1, 16, 24, dtype=torch.long)
+    zero = cycle(x_hat[:1], ids)
+    logits = anchor_logits(torch.zeros(1, 3, 1, 1), 11, pipe.anchor_spec)[0, :, 0, 0]
+    assert zero.item() == pytest.approx((-logits[0] + torch.logsumexp(logits, 0)).item(), rel=1e-5)

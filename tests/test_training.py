@@ -226,3 +226,21 @@ def test_a_dataset_folder_rewritten_in_place_loads_its_new_rows(tmp_path):
     assert len(load_split(str(folder), "train")) == 5
     other = write_hub_dataset(tmp_path / "elsewhere" / "streets", train=4)  # same name, another folder
     assert len(load_split(str(other), "train")) == 4
+
+
+def test_the_cycle_term_reads_the_estimated_image_with_a_frozen_segmenter(dataset, config_file, trained, tmp_path):
+    out = tmp_path / "cycle"
+    train.main(["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config_file), "--max-steps", "1",
+                "--init-from", str(trained), "--cycle-weight", "0.2", "--log-every", "1"])
+    first = _log(out)[0]
+    assert first["loss_cycle"] > 0
+    assert first["loss"] == pytest.approx(first["loss_flow"] + 0.2 * first["loss_cycle"], rel=1e-5)
+    with pytest.raises(ValueError, match="cycle_weight needs a trained segmenter: set cycle_segmenter"):
+        train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "o"), "--config", str(config_file),
+                    "--max-steps", "1", "--cycle-weight", "0.2"])
+    other = tmp_path / "other-classes"
+    SemFlowPipeline.from_pretrained(trained).with_changes(label_set="cityscapes").save_pretrained(other)
+    with pytest.raises(ValueError, match=f"the cycle segmenter {other} reads the classes"):
+        train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "o2"), "--config", str(config_file),
+                    "--max-steps", "1", "--init-from", str(trained), "--cycle-weight", "0.2",
+                    "--cycle-segmenter", str(other)])

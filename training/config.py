@@ -131,6 +131,8 @@ class TrainConfig:
     perceptual_weight: float = 0.0  # LPIPS-style distance on frozen ImageNet features, estimated vs real image
     adversarial_weight: float = 0.0  # hinge loss of a mask-conditioned patch discriminator on the estimated image
     adversarial_start: int = 0  # optimizer steps before the adversarial term (and the discriminator) start
+    cycle_weight: float = 0.0  # cross-entropy of a frozen segmenter's one-step reading of the estimated image
+    cycle_segmenter: str | None = None  # the model folder (or Hub id) of that segmenter; None: init_from
     # optimisation
     batch_size: int = 8
     gradient_accumulation_steps: int = 1

@@ -26,6 +26,7 @@ from semflow import SemFlowPipeline
 from semflow.codec import Codec
 from semflow.flow import flow_loss
 from semflow.formulation import FORMULATIONS
+from semflow.labels import LabelSet
 from semflow.loading import cpu_process_group, model_folder
 from semflow.velocity import net_output
 
@@ -33,6 +34,7 @@ from .adversarial import Critic
 from .baselines import BASELINES, Baseline
 from .card import write_model_card
 from .config import PRESETS, TrainConfig, load_config
+from .cycle import CycleSegmentation
 from .data import (
     SegmentationStream,
     class_frequencies,
@@ -106,6 +108,7 @@ class Run:
     vae_generator: torch.Generator | None = None
     perceptual: PerceptualDistance | None = None  # with perceptual_weight
     critic: Critic | None = None  # with adversarial_weight
+    cycle: CycleSegmentation | None = None  # with cycle_weight
     step: int = 0
     clock: dict[str, float] = field(default_factory=dict)  # seconds before this run: "elapsed_s", "train_s"
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -177,6 +180,7 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     if config.adversarial_weight:
         critic = Critic(config.discriminator_learning_rate, accelerator.device).prepare(accelerator)
         accelerator.register_for_checkpointing(critic)
+    cycle = CycleSegmentation(cycle_segmenter(config, labels)).to(accelerator.device) if config.cycle_weight else None
     set_seed(config.seed, device_specific=True)  # each process its own noise, times and perturbations
 
     step, clock, history = resume(accelerator, folder) if args.resume else (0, {}, [])
@@ -201,7 +205,7 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     return Run(config=config, folder=folder, accelerator=accelerator, model=model, net=net, ema=ema,
                optimizer=optimizer, scheduler=scheduler, batches=batches, val_pairs=val_pairs,
                train_rows=_length(train_split), class_weights=class_weights, vae_generator=vae_generator,
-               perceptual=perceptual, critic=critic, step=step,
+               perceptual=perceptual, critic=critic, cycle=cycle, step=step,
                clock=clock, history=[*history, {"command": command, "from_step": step}],
                lineage=init_lineage(config.init_from))
 
@@ -308,6 +312,8 @@ def training_loss(run: Run, image: torch.Tensor,
                       anchor_cross_entropy(batch.mask_end, ids, pipe.labels, pipe.anchor_spec, run.class_weights)))
     if run.perceptual is not None:
         extra.append(("perceptual", config.perceptual_weight, run.perceptual(batch.image_end, batch.x_image)))
+    if run.cycle is not None:
+        extra.append(("cycle", config.cycle_weight, run.cycle(batch.image_end, ids, run.class_weights)))
     if adversarial(run):
         extra.append(("adversarial", config.adversarial_weight,
                       run.critic.generator_loss(batch.image_end, batch.x_mask)))
@@ -315,6 +321,24 @@ def training_loss(run: Run, image: torch.Tensor,
         loss = loss + weight * value
         terms[name] = value.item()
     return loss, terms, batch
+
+
+def cycle_segmenter(config: TrainConfig, labels: LabelSet) -> SemFlowPipeline:
+    """The frozen segmenter of the cycle term: `cycle_segmenter`, else the init model, loaded afresh (the trained net
+    is a copy of the init model's, this one never moves).
+
+    Raises:
+        ValueError: neither is set, or the segmenter's classes are not the run's.
+    """
+    source = config.cycle_segmenter or config.init_from
+    if not source:
+        raise ValueError("cycle_weight needs a trained segmenter: set cycle_segmenter (a model folder or Hub id) or "
+                         "init_from")
+    segmenter = SemFlowPipeline.from_pretrained(model_folder(source))
+    if list(segmenter.labels.class_names) != list(labels.class_names):
+        raise ValueError(f"the cycle segmenter {source} reads the classes {list(segmenter.labels.class_names)}, "
+                         f"not this run's {list(labels.class_names)}")
+    return segmenter
 
 
 def adversarial(run: Run) -> bool:
