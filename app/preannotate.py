@@ -73,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"images per forward pass in each process (default {DEFAULT_BATCH_SIZE})")
     args = parser.parse_args(argv)
     state = process_state()
+    try:
+        return preannotate(args, state)
+    finally:  # a gloo group left to the interpreter's exit aborts the process (SIGABRT) now and then
+        state.destroy_process_group()
+
+
+def preannotate(args: argparse.Namespace, state: PartialState) -> int:
+    """Predict this process's share of the queue's items without a prediction; the exit status."""
     who = f"[process {state.process_index + 1}/{state.num_processes}] " if state.num_processes > 1 else ""
     try:
         queue = open_queue(args.source, args.split, args.annotations)

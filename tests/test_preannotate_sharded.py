@@ -4,6 +4,7 @@ resumed."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import time
@@ -160,6 +161,39 @@ def test_bad_source_or_model_gets_a_sentence(tmp_path, capsys):
                              "--annotations", str(tmp_path / "notes")]) == 2
     assert "error: could not load the model" in capsys.readouterr().err
 
+
+
+class RecordingState:
+    """One process's `PartialState` that records whether its process group was left."""
+
+    device, num_processes, process_index, is_main_process = "cpu", 1, 0, True
+    destroyed = False
+
+    def wait_for_everyone(self):
+        pass
+
+    def split_between_processes(self, items):
+        return contextlib.nullcontext(items)
+
+    def destroy_process_group(self):
+        self.destroyed = True
+
+
+def test_every_exit_leaves_the_process_group(tmp_path, monkeypatch, capsys):
+    """A gloo group left to the interpreter's exit aborts a worker now and then (SIGABRT after the work is done):
+    the run leaves it on success, on an error status and on an exception."""
+    tiny_pipeline().save_pretrained(tmp_path / "model")
+    frames = write_frames(tmp_path / "frames", 2)
+    argv = [str(frames), "--model", str(tmp_path / "model"), "--annotations", str(tmp_path / "notes")]
+    states = []
+    monkeypatch.setattr(preannotate, "process_state", lambda: states.append(RecordingState()) or states[-1])
+    assert preannotate.main(argv) == 0
+    assert preannotate.main([str(tmp_path / "nowhere")]) == 2
+    monkeypatch.setattr(preannotate, "predict_batch", lambda pipe, images: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        preannotate.main([*argv, "--overwrite"])
+    capsys.readouterr()
+    assert [state.destroyed for state in states] == [True, True, True]
 
 @pytest.mark.slow  # two processes through torchrun
 def test_two_processes_predict_every_item_once_and_equal_one_process(tmp_path, capsys):
