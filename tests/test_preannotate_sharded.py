@@ -162,7 +162,6 @@ def test_bad_source_or_model_gets_a_sentence(tmp_path, capsys):
     assert "error: could not load the model" in capsys.readouterr().err
 
 
-
 class RecordingState:
     """One process's `PartialState` that records whether its process group was left."""
 
@@ -194,6 +193,7 @@ def test_every_exit_leaves_the_process_group(tmp_path, monkeypatch, capsys):
         preannotate.main([*argv, "--overwrite"])
     capsys.readouterr()
     assert [state.destroyed for state in states] == [True, True, True]
+
 
 @pytest.mark.slow  # two processes through torchrun
 def test_two_processes_predict_every_item_once_and_equal_one_process(tmp_path, capsys):
