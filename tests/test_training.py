@@ -113,6 +113,15 @@ def test_masks_with_ids_outside_the_label_set_fail_clearly(trained, config_file,
                     str(config_file), "--init-from", str(trained), "--validation-split", "none"])
 
 
+def test_a_failing_run_still_leaves_its_process_group(dataset, config_file, tmp_path, monkeypatch):
+    """Like a finished run, one that raises ends its accelerator (the process group a multi-process launch holds)."""
+    ended = []
+    monkeypatch.setattr(train.Accelerator, "end_training", lambda self: ended.append(self))
+    monkeypatch.setattr(train, "loop", lambda run: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "o"), "--config", str(config_file)])
+    assert len(ended) == 1
+
 def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
     from training.baselines import load_trained
 

@@ -120,8 +120,11 @@ def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     command = "python -m training.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     run = setup(args, command)
-    loop(run)
-    return finish(run, args, command)
+    try:
+        loop(run)
+        return finish(run, args, command)
+    finally:  # a process group left to the interpreter's exit aborts the process (SIGABRT) now and then
+        run.accelerator.end_training()
 
 
 def setup(args: argparse.Namespace, command: str) -> Run:
@@ -291,7 +294,6 @@ def finish(run: Run, args: argparse.Namespace, command: str) -> Path:
 
             url = push_model(folder.path, args.push_to_hub, private=args.private or None)
             print(f"pushed to {url}")
-    accelerator.end_training()
     return folder.path
 
 
