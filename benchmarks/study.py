@@ -28,6 +28,7 @@ import torch
 from semflow import SemFlowPipeline
 from semflow.loading import EMBEDDED_MODELS, load_pipeline, model_folder, weights_hash
 from training.baselines import load_trained
+from training.card import total_hours, total_steps
 from training.config import STREET_LIGHT, load_config
 from training.data import load_split, resolve_label_set
 from training.evaluate import synthesis_metrics
@@ -251,16 +252,6 @@ def _steps_done(folder: Path) -> int:
     return run.read_checkpoint_state(found[-1])["step"] if found else 0
 
 
-def _total_steps(run: dict[str, Any]) -> int:
-    """Optimizer steps of a run and of every model it was initialised from."""
-    return run["steps"] + (_total_steps(run["initialised_from"]) if run.get("initialised_from") else 0)
-
-
-def _hours(run: dict[str, Any]) -> float:
-    seconds = run.get("wall_clock_s") or run.get("train_s") or 0.0
-    return seconds / 3600 + (_hours(run["initialised_from"]) if run.get("initialised_from") else 0.0)
-
-
 def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(timed(fn, repeats, warmup=1))
 
@@ -285,14 +276,14 @@ def to_markdown(rows: dict[str, dict[str, Any]], budget: str, frames: int, synth
         mark = " *" if row["latency"].get("timed_on") == UNTRAINED else ""  # the footnote's
         segment_s, synthesize_s = (cell(row["latency"].get(key), digits) + mark if key in row["latency"] else "–"
                                    for key, digits in (("segment_s", 3), ("synthesize_s", 2)))
-        hours = f"{_hours(row['training_run']):.1f} h" if name not in VARIANTS else ""
+        hours = f"{total_hours(row['training_run']):.1f} h" if name not in VARIANTS else ""
         described = (f"{name}: {VARIANTS[name].description}" if name in VARIANTS else
                      f"{name}: the embedded `{name.removeprefix(SHIPPED_PREFIX)}` model, for comparison (trained "
                      f"outside the study, {hours})" if name.startswith(SHIPPED_PREFIX) else
                      f"{name}: `{row['folder']}`, trained outside the study's budget ({hours}, every model it was "
                      f"initialised from included)")
         lines.append(
-            f"| {described} | {_total_steps(row['training_run'])} | {cell(row.get('val_miou'))} | "
+            f"| {described} | {total_steps(row['training_run'])} | {cell(row.get('val_miou'))} | "
             f"{cell(own.get('miou'))} | {cell(own.get('ratio'), 2)} | {cell(judged.get('miou'))} | "
             f"{cell(synthesis.get('fid'))} | {cell(1000 * synthesis['kid'] if 'kid' in synthesis else None)} | "
             f"{cell(ratio, 2)} | {cell((synthesis.get('diversity') or {}).get('pixel_l1_between_seeds'), 3)} | "

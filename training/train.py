@@ -479,7 +479,7 @@ def init_lineage(init_from: str | None, depth: int = 8) -> dict[str, Any] | None
     except (OSError, ValueError):  # an ancestor no longer at hand (a Hub model not cached, a folder moved): its name
         return {"model": init_from}
     summary, config = run.read(SUMMARY_FILE) or {}, run.read(CONFIG_FILE) or {}
-    keys = ("steps", "wall_clock_s", "device", "runs", "command", "best_validation")
+    keys = ("steps", "wall_clock_s", "device", "runs", "command", "best_validation", "averaged_from")
     return {"model": init_from, **{key: summary[key] for key in keys if key in summary},
             "initialised_from": summary.get("initialised_from") or init_lineage(config.get("init_from"), depth - 1)}
 
