@@ -122,6 +122,7 @@ def test_a_failing_run_still_leaves_its_process_group(dataset, config_file, tmp_
         train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "o"), "--config", str(config_file)])
     assert len(ended) == 1
 
+
 def test_save_then_load_reproduces_the_trained_pipeline(trained, tmp_path):
     from training.baselines import load_trained
 

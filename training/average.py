@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
 from safetensors import safe_open
 
 from semflow import SemFlowPipeline
@@ -21,6 +22,8 @@ from .run_folder import CONFIG_FILE, SUMMARY_FILE, RunFolder
 from .train import init_lineage, save_final
 
 DATA_KEYS = ("dataset", "train_split")  # what every source must have been trained on alike
+NET = "unet"  # the pipeline component that is averaged
+SETTINGS_FILES = (SemFlowPipeline.config_name, f"{NET}/{CONFIG_NAME}")  # what every source must have alike
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
@@ -81,11 +84,11 @@ def average_models(models: list[str], output_dir: Path, weights: list[float] | N
         raise ValueError(f"averaging needs at least two models (got {len(models)})")
     weights = normalised(weights, len(models))
     output_dir = Path(output_dir)
-    if (output_dir / "model_index.json").exists():
+    if (output_dir / SemFlowPipeline.config_name).exists():
         raise ValueError(f"{output_dir} already holds a model; choose a new --output-dir")
     folders = [model_folder(model) for model in models]
     for model, folder in zip(models[1:], folders[1:]):
-        for name in ("model_index.json", "unet/config.json"):
+        for name in SETTINGS_FILES:
             if _settings(folders[0] / name) != _settings(folder / name):
                 raise ValueError(f"{model}'s {name} differs from {models[0]}'s: only models with the same settings "
                                  f"and net can be averaged")
@@ -121,9 +124,9 @@ def _settings(path: Path) -> dict[str, Any]:
 
 def _stored_half(folder: Path) -> bool:
     """Whether the net's saved floating weights are float16."""
-    with safe_open(str(folder / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
-        return all(f.get_slice(name).get_dtype() == "F16" for name in f.keys()
-                   if f.get_slice(name).get_dtype().startswith(("F", "BF")))
+    with safe_open(str(folder / NET / SAFETENSORS_WEIGHTS_NAME), "pt") as f:
+        dtypes = [f.get_slice(name).get_dtype() for name in f.keys()]
+    return all(dtype == "F16" for dtype in dtypes if dtype.startswith(("F", "BF")))
 
 
 def _command(models: list[str], output_dir: Path, weights: list[float]) -> str:
