@@ -51,6 +51,8 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         encoder: The trunk, ``"efficientnet-lite0"`` … ``"efficientnet-lite4"``.
         decoder_channels: Width of the decoder at strides 32, 16, 8, 4, 2.
         time_embedding_dim: Width of the time embedding.
+        extra_decoder_blocks: ResNet blocks after each level's first, at strides 32, 16, 8, 4, 2 (`grow` adds them
+            to a trained net without changing what it computes).
     """
 
     @register_to_config
@@ -62,6 +64,7 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         encoder: str = "efficientnet-lite0",
         decoder_channels: Sequence[int] = (256, 160, 96, 64, 32),
         time_embedding_dim: int = 256,
+        extra_decoder_blocks: Sequence[int] = (0, 0, 0, 0, 0),
     ) -> None:
         super().__init__()
         if in_channels < RGB:
@@ -71,6 +74,9 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         if len(decoder_channels) != len(stages):
             raise ValueError(f"decoder_channels needs one width per trunk stage ({len(stages)}), got "
                              f"{list(decoder_channels)}")
+        if len(extra_decoder_blocks) != len(stages) or any(n < 0 for n in extra_decoder_blocks):
+            raise ValueError(f"extra_decoder_blocks needs one count (>= 0) per trunk stage ({len(stages)}), got "
+                             f"{list(extra_decoder_blocks)}")
         frequencies = time_embedding_dim // 2
         self.time_proj = Timesteps(frequencies, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(frequencies, time_embedding_dim)
@@ -80,17 +86,23 @@ class EncoderUNet(ModelMixin, ConfigMixin):
             nn.init.zeros_(layer.bias)
         # Decoder, deepest first: merge (1x1 over the upsampled path, the skip, and at stride 2 the state) → ResNet.
         widths = list(decoder_channels)
-        self.merge, self.blocks = nn.ModuleList(), nn.ModuleList()
+        self.merge, self.blocks, self.extra_blocks = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         previous = 0
-        for level, (stage, width) in enumerate(zip(reversed(stages), widths)):
+        for level, (stage, width, extra_blocks) in enumerate(zip(reversed(stages), widths, extra_decoder_blocks)):
             extra = in_channels * OUTPUT_STRIDE**2 if level == len(stages) - 1 else 0
             self.merge.append(nn.Conv2d(previous + stage.channels + extra, width, 1))
-            self.blocks.append(ResnetBlock2D(in_channels=width, out_channels=width, temb_channels=time_embedding_dim,
-                                             groups=GROUPS, time_embedding_norm="scale_shift"))
+            self.blocks.append(self._block(width, time_embedding_dim))
+            self.extra_blocks.append(nn.ModuleList(self._block(width, time_embedding_dim)
+                                                   for _ in range(extra_blocks)))
             previous = width
         self.norm_out = nn.GroupNorm(GROUPS, previous)
         self.conv_out = nn.Conv2d(previous, out_channels * OUTPUT_STRIDE**2, 3, padding=1)
         self.to(memory_format=MEMORY_FORMAT)
+
+    @staticmethod
+    def _block(width: int, time_embedding_dim: int) -> ResnetBlock2D:
+        return ResnetBlock2D(in_channels=width, out_channels=width, temb_channels=time_embedding_dim, groups=GROUPS,
+                             time_embedding_norm="scale_shift")
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs) -> EncoderUNet:
@@ -114,11 +126,14 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         act = F.silu(temb)
         features = self.trunk(sample, [bias(act)[:, :, None, None] for bias in self.stage_bias])
         x = None
-        for level, (skip, merge, block) in enumerate(zip(reversed(features), self.merge, self.blocks)):
+        for level, (skip, merge, block, extra_blocks) in enumerate(
+                zip(reversed(features), self.merge, self.blocks, self.extra_blocks)):
             parts = [skip] if x is None else [F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip]
             if level == len(features) - 1:
                 parts.append(F.pixel_unshuffle(sample, OUTPUT_STRIDE))  # the state itself, every pixel
             x = block(merge(torch.cat(parts, dim=1)), temb)
+            for extra_block in extra_blocks:
+                x = extra_block(x, temb)
         out = F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(x))), OUTPUT_STRIDE)
         return EncoderUNetOutput(sample=out) if return_dict else (out,)
 
@@ -135,6 +150,26 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         state["stem.0.weight"] = widened
         self.trunk.load_state_dict(state, strict=True)
         return self
+
+    def grow(self, extra_decoder_blocks: Sequence[int]) -> EncoderUNet:
+        """A deeper copy of this net: `extra_decoder_blocks` (no fewer at any level than it has) with every weight
+        kept and each new ResNet block's last convolution at zero, so the new blocks pass their input through and the
+        grown net computes exactly what this one does, until training moves them."""
+        have = list(self.config.extra_decoder_blocks)
+        want = [int(n) for n in extra_decoder_blocks]
+        if len(want) != len(have) or any(w < h for w, h in zip(want, have)):
+            raise ValueError(f"a net can only grow: extra_decoder_blocks {want} against the net's {have}, one count "
+                             f"per level and none fewer")
+        grown = type(self).from_config(self.config, extra_decoder_blocks=want)  # a kwarg outranks config defaults
+        for level, blocks in enumerate(grown.extra_blocks):
+            for block in blocks[have[level]:]:
+                nn.init.zeros_(block.conv2.weight)
+                nn.init.zeros_(block.conv2.bias)
+        missing, unexpected = grown.load_state_dict(self.state_dict(), strict=False)
+        new = {f"extra_blocks.{level}.{i}." for level, n in enumerate(want) for i in range(have[level], n)}
+        if unexpected or any(not key.startswith(tuple(new)) for key in missing):
+            raise RuntimeError(f"growing the net left weights unmatched: missing {missing}, unexpected {unexpected}")
+        return grown.to(device=self.device, dtype=self.dtype)
 
     @classmethod
     def from_imagenet(cls, **config) -> EncoderUNet:

@@ -67,7 +67,7 @@ def model_folder(model: str | os.PathLike | None = None) -> Path:
     source = requested_model(model)
     if source in EMBEDDED_MODELS:
         folder = EMBEDDED_MODELS[source]
-        if not (folder / "model_index.json").is_file():
+        if not (folder / SemFlowPipeline.config_name).is_file():
             default = "default " if source == DEFAULT_MODEL else ""
             raise FileNotFoundError(f"the embedded {default}model is missing ('{source}', expected at {folder}); pass "
                                     f"a model folder or Hub id")

@@ -16,6 +16,7 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.utils import CONFIG_NAME
 from tqdm.auto import tqdm
 
 from .anchors import AnchorSpec, encode_anchors, nearest_anchors
@@ -202,7 +203,8 @@ class SemFlowPipeline(DiffusionPipeline):
         """`DiffusionPipeline.save_pretrained`, without the `_name_or_path` that loading records in each config (a
         local path, which a saved folder would otherwise carry to the Hub)."""
         super().save_pretrained(save_directory, **kwargs)
-        for config_file in [Path(save_directory) / "model_index.json", *Path(save_directory).glob("*/config.json")]:
+        folder = Path(save_directory)
+        for config_file in [folder / self.config_name, *folder.glob(f"*/{CONFIG_NAME}")]:
             config = json.loads(config_file.read_text())
             if config.pop("_name_or_path", None) is not None:
                 config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

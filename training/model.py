@@ -19,6 +19,8 @@ from .config import TrainConfig
 from .nets import fresh_net
 from .trainable import Trainable
 
+GROWN_SETTING = "extra_decoder_blocks"  # the one `unet` setting a run that starts from a trained model applies to it
+
 
 def build_pipeline(config: TrainConfig, labels: LabelSet,
                    init: SemFlowPipeline | None = None) -> Trainable:
@@ -26,7 +28,8 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
 
     - `init` (loaded from ``init_from``): an existing SemFlow model, re-labelled with `labels` when they differ;
       its anchors, β, resolution and codec are kept because its net learned them; a model asked for another
-      ``formulation`` is carried into it (`reformulate`).
+      ``formulation`` is carried into it (`reformulate`), and its net grows when ``unet`` asks for more decoder
+      blocks (`grow`).
     - ``base_model`` (SD1.5 preset): UNet2DConditionModel and VAE from the base, the empty-prompt embedding.
     - a study baseline (``formulation`` "cross-entropy" or "conditional-flow"): `training.baselines.Baseline`.
     - otherwise: a fresh net (``net``: a UNet2DModel from scratch, or an EncoderUNet with its trunk from ImageNet) on
@@ -35,7 +38,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
     formulation = config.formulation or (init.config.formulation if init is not None else "semflow")
     prediction = config.prediction or (init.config.prediction if init is not None else "velocity")
     if init is not None:
-        return reformulate(relabel(init, labels), formulation, prediction, config.perturbation)
+        return grow(reformulate(relabel(init, labels), formulation, prediction, config.perturbation), config.unet)
     if formulation in BASELINES:
         return Baseline.build(formulation, labels, config.pixel_factor, tuple(config.resolution), config.net,
                               config.unet, config.synthesis_steps)
@@ -120,6 +123,23 @@ def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, pertur
             state[key] = value
     unet.load_state_dict(state)
     return pipe.with_changes(unet=unet, formulation=formulation, prediction=prediction, perturbation=perturbation)
+
+
+def grow(pipe: SemFlowPipeline, settings: dict[str, Any]) -> SemFlowPipeline:
+    """The model with its net grown when a run that starts from it asks, in its ``unet`` settings, for more decoder
+    blocks than the net has (`EncoderUNet.grow`: the grown net computes what the net did until trained). The trained
+    net's other settings are its own, as before.
+
+    Raises:
+        ValueError: decoder blocks asked of a net that is not an `EncoderUNet`, or fewer than it has.
+    """
+    wanted = settings.get(GROWN_SETTING)
+    if wanted is None or list(wanted) == list(getattr(pipe.unet.config, GROWN_SETTING, [])):
+        return pipe
+    if not isinstance(pipe.unet, EncoderUNet):
+        raise ValueError(f"only an EncoderUNet's decoder grows; the model to start from has a "
+                         f"{type(pipe.unet).__name__} (drop {GROWN_SETTING!r} from the run's unet settings)")
+    return pipe.with_changes(unet=pipe.unet.grow(wanted))
 
 
 def state_inputs(net: UNet2DModel | EncoderUNet) -> dict[str, tuple[int, int]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from diffusers import UNet2DModel
+from diffusers.utils import CONFIG_NAME
 
 from semflow import EncoderUNet
 
@@ -28,8 +29,8 @@ def fresh_net(kind: str, in_channels: int, out_channels: int, sample_size: tuple
 
 
 def load_net(folder: str | os.PathLike) -> UNet2DModel | EncoderUNet:
-    """A saved net (``config.json`` + safetensors) of either kind, by the class name its config records."""
-    name = json.loads((Path(folder) / "config.json").read_text()).get("_class_name")
+    """A saved net (its config + safetensors) of either kind, by the class name its config records."""
+    name = json.loads((Path(folder) / CONFIG_NAME).read_text()).get("_class_name")
     classes = {cls.__name__: cls for cls in NETS.values()}
     if name not in classes:
         raise ValueError(f"{folder} holds a {name!r}, not one of {sorted(classes)}")

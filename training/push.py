@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from semflow import SemFlowPipeline
 from semflow.hub import push_folder
 
 from .run_folder import PUSH_IGNORE
@@ -20,8 +21,8 @@ def push_model(folder: str | os.PathLike, repo_id: str, token: str | None = None
         ValueError: the folder is not a saved SemFlow pipeline, or has no model card.
     """
     folder = Path(folder)
-    if not (folder / "model_index.json").is_file():
-        raise ValueError(f"{folder} is not a saved pipeline (no model_index.json)")
+    if not (folder / SemFlowPipeline.config_name).is_file():
+        raise ValueError(f"{folder} is not a saved pipeline (no {SemFlowPipeline.config_name})")
     if not (folder / "README.md").is_file():
         raise ValueError(f"{folder} has no README.md model card; write one (training.card) before publishing")
     return push_folder(folder, repo_id, repo_type="model", token=token or os.environ.get("HF_TOKEN"),
