@@ -107,7 +107,8 @@ def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, pertur
                          f"fine-tuned as it is (or a 'semflow' UNet2DModel into 'symmetric', or an EncoderUNet "
                          f"into either), not into {formulation} predicting {prediction}")
     channels = target.state_channels(pipe.codec.latent_channels)
-    unet = type(pipe.unet).from_config({**pipe.unet.config, "in_channels": channels, "out_channels": channels})
+    # keyword overrides: a config's `_use_default_values` would put a merged-in key back to its default
+    unet = type(pipe.unet).from_config(pipe.unet.config, in_channels=channels, out_channels=channels)
     state = unet.state_dict()
     inputs = state_inputs(pipe.unet)
     for key, value in pipe.unet.state_dict().items():
