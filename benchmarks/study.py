@@ -377,7 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not records.judge:
             raise SystemExit(f"the judge of the cycle column, {judge_name}, is not trained yet: include it in "
                              "--variants")
-        judge = load_model(records.judge)
+        # by its path from here, which the records store (an absolute one names this machine)
+        judge = load_model(Path(os.path.relpath(records.judge)))
     else:
         judge = load_pipeline(judge_name, device="cpu")
     pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)

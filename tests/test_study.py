@@ -66,6 +66,16 @@ def test_each_variant_is_recorded_before_the_next_one_trains(quick_study):
     ]
 
 
+def test_the_judge_is_loaded_by_a_path_that_names_no_machine(quick_study, tmp_path, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(study, "load_model", lambda folder: loaded.append(folder))
+
+    quick_study("--variants", "pretrained-ce-segmenter")
+
+    judge = tmp_path / "records" / JUDGE_FOLDER  # its name_or_path goes into every record's judged cycle
+    assert len(loaded) == 1 and not loaded[0].is_absolute() and loaded[0].resolve() == judge.resolve()
+
+
 def test_keeping_an_untrained_variant_says_so(quick_study):
     with pytest.raises(SystemExit, match="--keep pretrained: .* holds no trained model"):
         quick_study("--variants", "pretrained-ce-segmenter", "--keep", "pretrained")
