@@ -110,6 +110,15 @@ class EncoderUNet(ModelMixin, ConfigMixin):
         return super().from_pretrained(*args, **kwargs).to(memory_format=MEMORY_FORMAT)
 
     @property
+    def summary(self) -> str:
+        """Its architecture in a phrase, for people (`SemFlowPipeline.describe`): trunk, and the decoder's widths and
+        ResNet blocks per level, deepest first."""
+        levels = list(zip(reversed(self.trunk.stages), self.config.decoder_channels, self.extra_blocks))
+        return (f"{self.config.encoder} trunk; decoder at strides " + "/".join(str(s.stride) for s, _, _ in levels) +
+                ": widths " + "/".join(str(w) for _, w, _ in levels) + ", ResNet blocks " +
+                "/".join(str(1 + len(extra)) for _, _, extra in levels))
+
+    @property
     def size_multiple(self) -> int:
         """Input sides must be multiples of this (the trunk's deepest stride)."""
         return self.trunk.stages[-1].stride

@@ -168,6 +168,7 @@ class SemFlowPipeline(DiffusionPipeline):
             "perturbation": config.perturbation,
             "codec": repr(self.codec),
             "net": type(self.unet).__name__,
+            "net_summary": getattr(self.unet, "summary", None),  # an architecture in a phrase, where it has one
             "parameters_millions": round(sum(p.numel() for p in self.unet.parameters()) / 1e6, 2),
             "defaults": {"segmentation_steps": config.segmentation_steps, "synthesis_steps": config.synthesis_steps,
                          "solver": config.solver},
@@ -479,7 +480,8 @@ def describe_lines(description: dict[str, Any]) -> list[str]:
         f"**Label set**: `{d['label_set']}`, {d['classes']} classes{ignore}",
         f"**Model resolution**: {d['resolution']['width']}x{d['resolution']['height']} (inputs are resized to it and "
         f"results back to their size)",
-        f"**Net**: {d['net']}, {d['parameters_millions']:g} M parameters, on {d['codec']}",
+        f"**Net**: {d['net']}" + (f" ({d['net_summary']})" if d.get("net_summary") else "") +
+        f", {d['parameters_millions']:g} M parameters, on {d['codec']}",
         f"**Anchors**: k={d['anchors']['k']}, s={d['anchors']['s']:g}; perturbation β={d['perturbation']:g}",
         f"**Defaults**: segment {defaults['segmentation_steps']} step(s), synthesize {defaults['synthesis_steps']} "
         f"steps, {defaults['solver']}",

@@ -180,6 +180,7 @@ def test_a_grown_net_computes_what_it_did_and_trains_its_new_blocks():
     grown = net.grow([0, 1, 0, 1, 2])
     assert [len(blocks) for blocks in grown.extra_blocks] == [0, 1, 0, 1, 2]
     assert list(grown.config.extra_decoder_blocks) == [0, 1, 0, 1, 2]
+    assert grown.summary.endswith("ResNet blocks 1/2/1/2/3") and net.summary.endswith("blocks 1/1/1/1/1")  # the card
     state = torch.randn(2, 6, 32, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(grown(state, 400.0).sample, net(state, 400.0).sample)
