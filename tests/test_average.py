@@ -81,6 +81,20 @@ def test_a_model_trained_from_an_average_counts_its_sources():
     assert "35 optimiser steps and 4.00 h" in told
 
 
+def test_ancestors_copied_into_one_model_folder_are_told_apart_by_their_run_folder():
+    child = {"steps": 5, "wall_clock_s": 0.0, "initialised_from": {
+        "model": "models/default", "steps": 20, "wall_clock_s": 3600.0, "device": "cpu",
+        "command": "python -m training.train --output-dir runs/second --init-from models/default",
+        "initialised_from": {"model": "models/default", "steps": 10, "wall_clock_s": 3600.0, "device": "cpu",
+                             "command": "python -m training.train --output-dir=runs/first"}}}
+    told = card._ancestry(child, "models/default")
+    assert "`models/default` as it was then (trained in `runs/second`, 20 steps" in told
+    assert "itself initialised from `models/default` as it was then (trained in `runs/first`, 10 steps" in told
+    commands = card._lineage(child)
+    assert "Before that, `models/default` (run `runs/second`, the model this run started from) was" in commands
+    assert "Before that, `models/default` (run `runs/first`, the model `runs/second` started from) was" in commands
+
+
 def test_models_that_differ_or_a_taken_folder_fail_with_a_sentence(tmp_path, capsys):
     first, second = _source(tmp_path / "a", 0, 10), _source(tmp_path / "b", 1, 10, perturbation=10.0)
     assert average.main([str(first), str(second), "--output-dir", str(tmp_path / "soup")]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +186,20 @@ def _described(ancestor: dict[str, Any]) -> str:
         return f"{name} as it was then (the weight average of " + \
             ", ".join(f"`{source['model']}`" for source in ancestor["averaged_from"]) + ")"
     if "steps" in ancestor:
-        return (f"{name} as it was then ({ancestor['steps']} steps, {ancestor.get('wall_clock_s', 0) / 3600:.2f} h "
-                f"on `{ancestor.get('device')}`)")
+        run = _run_folder(ancestor)
+        trained_as = f"trained in `{run}`, " if run else ""
+        return (f"{name} as it was then ({trained_as}{ancestor['steps']} steps, "
+                f"{ancestor.get('wall_clock_s', 0) / 3600:.2f} h on `{ancestor.get('device')}`)")
     return name
+
+
+def _run_folder(ancestor: dict[str, Any]) -> str | None:
+    """The run folder the ancestor's training command wrote (its --output-dir) when that is not the model's own
+    name: it tells apart ancestors that were each copied into the same model folder."""
+    words = shlex.split(str(ancestor.get("command") or ""))
+    folder = next((word.split("=", 1)[1] for word in words if word.startswith("--output-dir=")), None) or \
+        next((after for word, after in zip(words, words[1:]) if word == "--output-dir"), None)
+    return folder if folder and Path(folder) != Path(ancestor["model"]) else None
 
 
 def total_steps(run: dict[str, Any]) -> int:
@@ -208,11 +220,12 @@ def _lineage(summary: dict[str, Any], name: str = "this run") -> str:
     """The commands that trained each ancestor of `name`, nearest first, and each source of an ancestor that is a
     weight average (an empty string for a model trained from scratch)."""
     ancestors = _ancestors(summary)
-    children = [name] + [f"`{a['model']}`" for a in ancestors]
-    blocks = [f"\nBefore that, `{a['model']}` (the model {child} started from) was trained with:\n\n```bash\n"
-              f"{_commands(a)}\n```\n" + "".join(_source_block(source) for source in a.get("averaged_from") or []
-                                                  if "steps" in source)
-              for a, child in zip(ancestors, children) if "steps" in a]
+    runs = [_run_folder(a) for a in ancestors]
+    children = [name] + [f"`{run or a['model']}`" for a, run in zip(ancestors, runs)]
+    blocks = [f"\nBefore that, `{a['model']}` ({f'run `{run}`, ' if run else ''}the model {child} started from) was "
+              f"trained with:\n\n```bash\n{_commands(a)}\n```\n" +
+              "".join(_source_block(source) for source in a.get("averaged_from") or [] if "steps" in source)
+              for a, run, child in zip(ancestors, runs, children) if "steps" in a]
     return "".join(blocks)
 
 
