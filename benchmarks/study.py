@@ -35,6 +35,7 @@ from training.evaluate import synthesis_metrics
 from training.model import build_pipeline
 from training.run_folder import SUMMARY_FILE, RunFolder
 from training.scores import labelled_pairs, segmentation_scores
+from training.splits import held_out_splits
 from training.trainable import Trainable
 
 from .speed import timed
@@ -82,14 +83,40 @@ VARIANTS: dict[str, Variant] = {
     "pretrained-ce-segmenter": Variant("cross-entropy segmenter on the same pretrained encoder (ceiling, not shipped)",
                                        "camvid-pretrained", {"formulation": "cross-entropy"}),
 }
+# The drive-held-out study: every variant trains without drive 0006R0 and is chosen on it (training.splits); the
+# flow variants keep the shipped models' synthesis term (perceptual 0.5) and differ in how they learn to segment.
+HELD_OUT = {"held_out_drives": ["0006R0"]}
+FLOW = {**HELD_OUT, "cross_entropy_weight": 0.1, "perceptual_weight": 0.5}
+SEGMENTING = {**FLOW, "cross_entropy_weight": 1.0, "image_end_probability": 0.5}
+VARIANTS |= {
+    "drive-ce-segmenter": Variant("cross-entropy segmenter on the pretrained encoder (the bar, not shipped)",
+                                  "camvid-pretrained", {**HELD_OUT, "formulation": "cross-entropy"}),
+    "drive-flow": Variant("the shipped models' recipe: symmetric, cross-entropy 0.1 + perceptual 0.5",
+                          "camvid-pretrained", FLOW),
+    "drive-ce1": Variant("cross-entropy 1.0, image end half the time", "camvid-pretrained", SEGMENTING),
+    "drive-ce1-trunk05": Variant("drive-ce1 with the trunk at 0.05x the learning rate", "camvid-pretrained",
+                                 {**SEGMENTING, "encoder_learning_rate_ratio": 0.05}),
+    "drive-ce1-scale": Variant("drive-ce1 with scale augmentation 0.5-2.0", "camvid-pretrained",
+                               {**SEGMENTING, "scale_range": [0.5, 2.0]}),
+    "drive-semflow": Variant("the paper's formulation, the shipped recipe (cross-entropy 0.1 + perceptual 0.5)",
+                             "camvid-pretrained-semflow", FLOW),
+    "drive-semflow-ce1": Variant("the paper's formulation, cross-entropy 1.0, image end half the time",
+                                 "camvid-pretrained-semflow", SEGMENTING),
+}
 STUDIES = {
     "formulations": ["semflow", "semflow-aug", "symmetric-aug", "symmetric-data-aug", "cross-entropy-aug",
                      "conditional-flow-aug"],
     "pretrained": ["pretrained-ce-segmenter", "scratch", "pretrained", "pretrained-ce", "pretrained-perceptual",
                    "pretrained-adversarial", "pretrained-all"],
+    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-ce1-trunk05", "drive-ce1-scale",
+               "drive-semflow", "drive-semflow-ce1"],
 }
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
-JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter"}
+JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter", "drives": "drive-ce-segmenter"}
+# Studies that hold drives out (their variants' `held_out_drives`): the variants validate on the held-out frames every
+# this many steps during training (the log shows where the best step is), and the table scores the held-out drive
+# beside the same drive, with synthesis on the held-out drive's masks.
+HELD_OUT_VALIDATION_STEPS = {"drives": 250}
 EVAL_FILE = "study_eval.json"
 SHIPPED_PREFIX = "shipped-"  # `--shipped NAME` scores an embedded model as a row; its results go to <out>/shipped-NAME
 CALIBRATION_STEPS = 10  # optimizer steps timed to measure a variant's CPU seconds per step
@@ -152,15 +179,16 @@ def budgets(names: list[str], out: Path, records: StudyRecords, dataset: str, mi
     return budget
 
 
-def train_variant(name: str, steps: int, out: Path, dataset: str) -> Path:
-    """Train (or resume) one variant in a subprocess; returns its run folder."""
+def train_variant(name: str, steps: int, out: Path, dataset: str, validation_steps: int | None = None) -> Path:
+    """Train (or resume) one variant in a subprocess, validating every `validation_steps` (only at the end when
+    None); returns its run folder."""
     folder = out / name
     summary = RunFolder(folder).read(SUMMARY_FILE)
     if summary and summary["steps"] >= steps:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     command = [*train_command(name, folder, variant_config(name, out), dataset, steps), "--validation-steps",
-               str(steps), "--checkpointing-steps", str(CHECKPOINT_STEPS)]
+               str(validation_steps or steps), "--checkpointing-steps", str(CHECKPOINT_STEPS)]
     if RunFolder(folder).checkpoints():
         command.append("--resume")
     print("+", " ".join(command), flush=True)
@@ -175,8 +203,11 @@ def load_model(folder: Path) -> Trainable:
 
 
 def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference: list, judge: SemFlowPipeline,
-                     judge_real: Any, seeds: list[int], diversity_images: int) -> dict[str, Any]:
-    """Validation mIoU at 1 step on `pairs`, and synthesis metrics with the judge's cycle on `synthesis_pairs`."""
+                     judge_real: Any, seeds: list[int], diversity_images: int,
+                     held_out_pairs: list | None = None) -> dict[str, Any]:
+    """Validation mIoU at 1 step on `pairs` (and on `held_out_pairs`, the frames of drives it never trained on, with
+    the best step of its training's held-out validations), and synthesis metrics with the judge's cycle on
+    `synthesis_pairs`."""
     model = load_model(folder)
     tasks = model.tasks
     result: dict[str, Any] = {"training_run": RunFolder(_embedded_folder(folder) or folder).read(SUMMARY_FILE)}
@@ -185,6 +216,15 @@ def evaluate_variant(folder: Path, pairs: list, synthesis_pairs: list, reference
         scores = segmentation_scores(model, pairs, steps=1)
         result["val_miou"] = scores.miou
         result["per_class_iou"] = scores.per_class(model.labels.class_names)
+        if held_out_pairs:
+            held_out = segmentation_scores(model, held_out_pairs, steps=1)
+            result["held_out_miou"] = held_out.miou
+            result["held_out_per_class_iou"] = held_out.per_class(model.labels.class_names)
+            validations = [r for r in RunFolder(folder).log() if "held_out_miou" in r]
+            if validations:
+                best = max(validations, key=lambda r: r["held_out_miou"])
+                result["best_held_out_step"] = {"step": best["step"], "held_out_miou": best["held_out_miou"],
+                                                "validations": [(r["step"], r["held_out_miou"]) for r in validations]}
     if "synthesize" in tasks:
         result["synthesis"] = synthesis_metrics(model, synthesis_pairs, seeds, reference_images=reference,
                                                 reference_name="train", diversity_images=diversity_images,
@@ -368,7 +408,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name not in to_train and not _model_here(out / name):
             raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
     if judge_name in to_train:  # the cycle column needs its judge before any evaluation
-        train_variant(judge_name, to_train.pop(judge_name), out, args.dataset)
+        train_variant(judge_name, to_train.pop(judge_name), out, args.dataset,
+                      HELD_OUT_VALIDATION_STEPS.get(args.study))
 
     torch.set_num_threads(2)
     if judge_name in VARIANTS:
@@ -381,21 +422,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         judge = load_model(Path(os.path.relpath(records.judge)))
     else:
         judge = load_pipeline(judge_name, device="cpu")
-    pairs = labelled_pairs(load_split(args.dataset, "validation"), "image", "mask", judge)
-    stride = max(1, len(pairs) // args.synthesis_frames) if args.synthesis_frames else 1
-    synthesis_pairs = pairs[::stride][:args.synthesis_frames]
-    reference = [image for image, _ in labelled_pairs(load_split(args.dataset, "train"), "image", "mask", judge,
-                                                      len(synthesis_pairs))]
+    train_split, val_split = load_split(args.dataset, "train"), load_split(args.dataset, "validation")
+    held_out_split = None
+    held_out_drives = HELD_OUT["held_out_drives"] if args.study in HELD_OUT_VALIDATION_STEPS else []
+    if held_out_drives:
+        train_split, val_split, held_out_split = held_out_splits(train_split, val_split, held_out_drives)
+    pairs = labelled_pairs(val_split, "image", "mask", judge)
+    held_out_pairs = labelled_pairs(held_out_split, "image", "mask", judge) if held_out_split is not None else None
+    scored = held_out_pairs or pairs  # synthesis on the held-out drive's masks, when there is one
+    stride = max(1, len(scored) // args.synthesis_frames) if args.synthesis_frames else 1
+    synthesis_pairs = scored[::stride][:args.synthesis_frames]
+    reference = [image for image, _ in labelled_pairs(train_split, "image", "mask", judge, len(synthesis_pairs))]
     judge_real = segmentation_scores(judge, synthesis_pairs, steps=1)
     rows = {}
     for name, folder in folders.items():
         cached = _evaluation(name, folder, records)
         if cached is None:
             if name in to_train:
-                train_variant(name, to_train[name], out, args.dataset)
+                train_variant(name, to_train[name], out, args.dataset, HELD_OUT_VALIDATION_STEPS.get(args.study))
             print(f"evaluating {name}", flush=True)
             cached = evaluate_variant(folder, pairs, synthesis_pairs, reference, judge, judge_real, args.seeds,
-                                      args.diversity_images)
+                                      args.diversity_images, held_out_pairs)
             if embedded := _embedded_folder(folder):  # its record holds for these weights only (see _evaluation)
                 cached["weights"] = weights_hash(embedded)
             RunFolder(folder).write(EVAL_FILE, cached)

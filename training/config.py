@@ -95,6 +95,8 @@ class TrainConfig:
     dataset_config: str | None = None
     train_split: str = "train"
     validation_split: str | None = "validation"
+    held_out_drives: list[str] = field(default_factory=list)  # drives that never train and that score the run
+    # (training.splits): every labelled frame of them, from both splits; the validation split keeps its other frames
     image_column: str = IMAGE_COLUMN  # the annotation folder's columns (semflow.annotation_layout) by default
     mask_column: str = MASK_COLUMN
     streaming: bool = False

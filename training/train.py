@@ -50,9 +50,11 @@ from .objectives import PerceptualDistance, anchor_cross_entropy
 from .photometric import Photometric
 from .run_folder import CONFIG_FILE, SUMMARY_FILE, RunFolder
 from .scores import labelled_pairs, sample_grid, segmentation_scores
+from .splits import held_out_splits
 from .trainable import Trainable
 
 SAVE_DTYPES = ("fp32", "fp16")
+SELECTION_KEY = "held_out_miou"  # what `save_best` keeps the best of, when the run holds drives out
 CHOICES = {"preset": sorted(PRESETS), "formulation": [*FORMULATIONS, *BASELINES], "net": sorted(NETS),
            "mixed_precision": ["no", "fp16", "bf16"]}
 
@@ -102,8 +104,9 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     batches: Iterator
-    val_pairs: list
+    val_pairs: list  # (image, ids) of the validation split: frames of the drives that train
     train_rows: int
+    held_out_pairs: list = field(default_factory=list)  # frames of the held-out drives (`held_out_drives`)
     class_weights: torch.Tensor | None = None
     vae_generator: torch.Generator | None = None
     perceptual: PerceptualDistance | None = None  # with perceptual_weight
@@ -154,6 +157,11 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     train_split = load_split(config.dataset, config.train_split, config.dataset_config, config.streaming)
     val_split = load_split(config.dataset, config.validation_split, config.dataset_config) \
         if config.validation_split else None
+    held_out_split = None
+    if config.held_out_drives:  # no frame of them trains; they score the run
+        train_split, val_split, held_out_split = held_out_splits(train_split, val_split, config.held_out_drives)
+        accelerator.print(f"held out drive(s) {config.held_out_drives}: {len(train_split)} training frames, "
+                          f"{len(held_out_split)} held-out frames")
     model = build_pipeline(config, labels, init)
     model.set_progress_bar_config(disable=True)
     net = model.unet
@@ -199,15 +207,18 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     batches = iter(torch.utils.data.DataLoader(stream, batch_size=per_process_batch,
                                                num_workers=config.num_workers,
                                                persistent_workers=config.num_workers > 0))
-    val_pairs = labelled_pairs(val_split, config.image_column, config.mask_column, model, config.validation_images,
-                               config.label_map) if val_split is not None and accelerator.is_main_process else []
+    val_pairs, held_out_pairs = ([labelled_pairs(split, config.image_column, config.mask_column, model,
+                                                 config.validation_images, config.label_map)
+                                  if split is not None and accelerator.is_main_process else []
+                                  for split in (val_split, held_out_split)])
     if accelerator.is_main_process:
         folder.write(CONFIG_FILE, config.to_dict())
         accelerator.init_trackers("semflow", config={k: v for k, v in config.to_dict().items()
                                                      if isinstance(v, (int, float, str, bool))})
     return Run(config=config, folder=folder, accelerator=accelerator, model=model, net=net, ema=ema,
                optimizer=optimizer, scheduler=scheduler, batches=batches, val_pairs=val_pairs,
-               train_rows=_length(train_split), class_weights=class_weights, vae_generator=vae_generator,
+               held_out_pairs=held_out_pairs, train_rows=_length(train_split), class_weights=class_weights,
+               vae_generator=vae_generator,
                perceptual=perceptual, critic=critic, cycle=cycle, step=step,
                clock=clock, history=[*history, {"command": command, "from_step": step}],
                lineage=init_lineage(config.init_from))
@@ -255,12 +266,14 @@ def loop(run: Run) -> None:
         if step % config.checkpointing_steps == 0 or step == config.max_steps:
             save_checkpoint(accelerator, run.folder, step, config.checkpoints_total_limit,
                             {**clock(), "history": run.history})
-        if accelerator.is_main_process and run.val_pairs and (step % config.validation_steps == 0
-                                                              or step == config.max_steps):
+        if accelerator.is_main_process and (run.val_pairs or run.held_out_pairs) and (
+                step % config.validation_steps == 0 or step == config.max_steps):
             with ema_weights(run.ema, net):
-                record.update(validate(run.model, run.val_pairs, run.folder, step, config.sample_images))
-                if config.save_best and record.get("val_miou", -1.0) > best.get("val_miou", -1.0):
-                    best = {"step": step, "val_miou": record["val_miou"]}
+                record.update(validate(run.model, run.val_pairs, run.folder, step, config.sample_images,
+                                       run.held_out_pairs))
+                chosen_by = SELECTION_KEY if run.held_out_pairs else "val_miou"  # a drive it never trained on
+                if config.save_best and record.get(chosen_by, -1.0) > best.get(chosen_by, -1.0):
+                    best = {"step": step, chosen_by: record[chosen_by]}
                     run.folder.save_best(run.model, best)
             run.last_validation = record
         if record and accelerator.is_main_process:
@@ -455,15 +468,20 @@ def ema_weights(ema: EMAModel, net: torch.nn.Module) -> Iterator[None]:
         net.train()
 
 
-def validate(model: Trainable, pairs: list, folder: RunFolder, step: int,
-             sample_images: int) -> dict[str, Any]:
-    """Validation mIoU (at the model's default steps, when it segments) and a sample grid PNG."""
+def validate(model: Trainable, pairs: list, folder: RunFolder, step: int, sample_images: int,
+             held_out_pairs: list = ()) -> dict[str, Any]:
+    """mIoU (at the model's default steps, when it segments) on the validation frames (``val_``) and on the held-out
+    drives' frames (``held_out_``), and a sample grid PNG (of held-out frames when there are some)."""
     record: dict[str, Any] = {}
     if "segment" in model.tasks:
-        scores = segmentation_scores(model, pairs)
-        record = {"val_miou": round(scores.miou, 2), "val_pixel_accuracy": round(scores.pixel_accuracy, 2)}
-    if sample_images:
-        spread = pairs[:: max(1, len(pairs) // sample_images)][:sample_images]  # not consecutive video frames
+        for prefix, scored in (("val", pairs), ("held_out", held_out_pairs)):
+            if scored:
+                scores = segmentation_scores(model, scored)
+                record |= {f"{prefix}_miou": round(scores.miou, 2),
+                           f"{prefix}_pixel_accuracy": round(scores.pixel_accuracy, 2)}
+    shown = held_out_pairs or pairs
+    if sample_images and shown:
+        spread = shown[:: max(1, len(shown) // sample_images)][:sample_images]  # not consecutive video frames
         sample_grid(model, spread).save(folder.sample_path(step))
     return record
 
