@@ -151,6 +151,7 @@ def cpu_seconds_per_step(name: str, out: Path, dataset: str, steps: int = CALIBR
     args = build_parser().parse_args([*command[3:], "--validation-split", "none", "--num-workers", "0",
                                       "--checkpointing-steps", "1000000"])
     run = setup(args, " ".join(command))
+    run.val_pairs, run.held_out_pairs = [], []  # training only: no validation (held-out drives' included)
     run.config.max_steps = 1
     loop(run)  # warm-up
     run.config.max_steps = 1 + steps

@@ -30,8 +30,10 @@ def street(rng: np.random.Generator, height: int = 30, width: int = 40) -> tuple
     return image, ids
 
 
-def write_hub_dataset(root: Path, train: int = 6, validation: int = 3, seed: int = 0) -> Path:
-    """A dataset folder in Hub dataset-repo layout (parquet shards, card with configs, id2label.json)."""
+def write_hub_dataset(root: Path, train: int = 6, validation: int = 3, seed: int = 0,
+                      drives: tuple[str, ...] = ()) -> Path:
+    """A dataset folder in Hub dataset-repo layout (parquet shards, card with configs, id2label.json); with `drives`,
+    the frames' file names name them in turn, as CamVid's do (``<drive>_<frame>.png``)."""
     import datasets
 
     rng = np.random.default_rng(seed)
@@ -44,7 +46,8 @@ def write_hub_dataset(root: Path, train: int = 6, validation: int = 3, seed: int
             image, ids = street(rng)
             rows["image"].append(PIL.Image.fromarray(image))
             rows["mask"].append(PIL.Image.fromarray(ids))
-            rows["file_name"].append(f"{split}_{index}.png")
+            rows["file_name"].append(f"{drives[index % len(drives)]}_{split}{index:04d}.png" if drives
+                                     else f"{split}_{index}.png")
         datasets.Dataset.from_dict(rows, features=features).to_parquet(
             str(root / "data" / f"{split}-00000-of-00001.parquet"))
     (root / "README.md").write_text(
