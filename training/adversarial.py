@@ -1,5 +1,6 @@
-"""An adversarial term for synthesis: a mask-conditioned patch discriminator (pix2pix, SPADE) that scores the net's
-estimate of the clean image against real photos, with hinge losses and its own optimizer."""
+"""An adversarial term for synthesis: a mask-conditioned discriminator (a patch discriminator as in pix2pix and SPADE,
+or a projected one on frozen pretrained features) that scores the net's estimate of the clean image against real
+photos, with hinge losses and its own optimizer."""
 
 from __future__ import annotations
 
@@ -42,16 +43,34 @@ def generator_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
+def _maps(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    """A discriminator's logit maps: one (a patch discriminator) or one per feature tap (a projected one), whose
+    losses add up (Projected GAN sums its discriminators)."""
+    return logits if isinstance(logits, list) else [logits]
+
+
+DISCRIMINATORS = ("patch", "projected")
+
+
 class Critic:
     """The discriminator and its optimizer, stepped once per training step after the net's own step; its state goes
     into the run's checkpoints (`state_dict` / `load_state_dict`, as accelerate's `register_for_checkpointing` asks).
     """
 
-    def __init__(self, learning_rate: float, device: torch.device | str = "cpu", in_channels: int = 6) -> None:
-        self.discriminator = PatchDiscriminator(in_channels).to(device)
+    def __init__(self, learning_rate: float, device: torch.device | str = "cpu", in_channels: int = 6,
+                 kind: str = "patch") -> None:
+        if kind not in DISCRIMINATORS:
+            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {kind!r}")
+        if kind == "projected":
+            from .projected_discriminator import ProjectedDiscriminator
+
+            self.discriminator = ProjectedDiscriminator(mask_channels=in_channels - 3).to(device)
+            trained = self.discriminator.trained_parameters()
+        else:
+            self.discriminator = PatchDiscriminator(in_channels).to(device)
+            trained = list(self.discriminator.parameters())
         self.trained = self.discriminator  # what the optimizer steps: the discriminator, or its multi-process wrapper
-        self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=learning_rate, betas=(0.5, 0.999),
-                                           weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(trained, lr=learning_rate, betas=(0.5, 0.999), weight_decay=0.0)
 
     def prepare(self, accelerator: Any) -> Critic:
         """Hand the discriminator and its optimizer to `accelerator` (gradients averaged over the processes)."""
@@ -61,15 +80,17 @@ class Critic:
     def generator_loss(self, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The net's adversarial term: gradients reach `fake`, not the discriminator (frozen until its `step`)."""
         self.discriminator.requires_grad_(False)
-        return generator_hinge_loss(self.discriminator(fake, mask))
+        return sum(generator_hinge_loss(logits) for logits in _maps(self.discriminator(fake, mask)))
 
     def step(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> float:
         """One discriminator update on real photos and the net's (detached) estimates, in one forward pass; returns
         its loss."""
-        self.discriminator.requires_grad_(True)
+        for group in self.optimizer.param_groups:  # what it trains (a projected one's feature net stays frozen)
+            for parameter in group["params"]:
+                parameter.requires_grad_(True)
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.trained(torch.cat([real, fake.detach()]), torch.cat([mask, mask]))
-        loss = critic_hinge_loss(*logits.chunk(2))
+        maps = _maps(self.trained(torch.cat([real, fake.detach()]), torch.cat([mask, mask])))
+        loss = sum(critic_hinge_loss(*logits.chunk(2)) for logits in maps)
         loss.backward()
         self.optimizer.step()
         return loss.item()

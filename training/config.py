@@ -131,8 +131,9 @@ class TrainConfig:
     # terms beside the flow's MSE, on the net's estimate of the clean ends (training.objectives, training.adversarial)
     cross_entropy_weight: float = 0.0  # cross-entropy of the decoded anchors against the true ids
     perceptual_weight: float = 0.0  # LPIPS-style distance on frozen ImageNet features, estimated vs real image
-    adversarial_weight: float = 0.0  # hinge loss of a mask-conditioned patch discriminator on the estimated image
+    adversarial_weight: float = 0.0  # hinge loss of a mask-conditioned discriminator on the estimated image
     adversarial_start: int = 0  # optimizer steps before the adversarial term (and the discriminator) start
+    discriminator: str = "patch"  # "patch" (on pixels) or "projected" (on frozen EfficientNet-Lite0 features)
     cycle_weight: float = 0.0  # cross-entropy of a frozen segmenter's one-step reading of the estimated image
     cycle_segmenter: str | None = None  # the model folder (or Hub id) of that segmenter; None: init_from
     # optimisation

@@ -30,7 +30,7 @@ from semflow.labels import LabelSet
 from semflow.loading import cpu_process_group, model_folder
 from semflow.velocity import net_output
 
-from .adversarial import Critic
+from .adversarial import DISCRIMINATORS, Critic
 from .baselines import BASELINES, Baseline
 from .card import write_model_card
 from .config import PRESETS, TrainConfig, load_config
@@ -56,7 +56,7 @@ from .trainable import Trainable
 SAVE_DTYPES = ("fp32", "fp16")
 SELECTION_KEY = "held_out_miou"  # what `save_best` keeps the best of, when the run holds drives out
 CHOICES = {"preset": sorted(PRESETS), "formulation": [*FORMULATIONS, *BASELINES], "net": sorted(NETS),
-           "mixed_precision": ["no", "fp16", "bf16"]}
+           "mixed_precision": ["no", "fp16", "bf16"], "discriminator": list(DISCRIMINATORS)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,7 +189,8 @@ def setup(args: argparse.Namespace, command: str) -> Run:
     perceptual = PerceptualDistance().to(accelerator.device) if config.perceptual_weight else None
     critic = None
     if config.adversarial_weight:
-        critic = Critic(config.discriminator_learning_rate, accelerator.device).prepare(accelerator)
+        critic = Critic(config.discriminator_learning_rate, accelerator.device,
+                        kind=config.discriminator).prepare(accelerator)
         accelerator.register_for_checkpointing(critic)
     cycle = CycleSegmentation(cycle_segmenter(config, labels)).to(accelerator.device) if config.cycle_weight else None
     set_seed(config.seed, device_specific=True)  # each process its own noise, times and perturbations
