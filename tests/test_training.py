@@ -165,6 +165,22 @@ def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, datas
     assert "synthesized vs real" in (trained / "README.md").read_text()
 
 
+def test_evaluate_scores_the_held_out_drives_beside_the_same_drive(trained, tmp_path):
+    dataset = write_hub_dataset(tmp_path / "drives", train=6, validation=4, drives=("0001TP", "0006R0"))
+    results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "--held-out-drives",
+                             "0006R0", "--out", str(tmp_path / "eval")])
+    assert results["images"] == 2 and results["held_out"] == {**results["held_out"], "drives": ["0006R0"],
+                                                              "images": 5}  # 3 training + 2 validation frames
+    same, held_out = results["segmentation"][0], results["held_out"]["segmentation"][0]
+    assert 0 <= same["miou"] <= 100 and 0 <= held_out["miou"] <= 100 and held_out["steps"] == 1
+    assert "| euler | 1 | " + f"{same['miou']:.2f} | {held_out['miou']:.2f} |" in results["markdown"]
+    assert "drives it never trained on (`0006R0`: every labelled frame of them, 5 images)" in results["markdown"]
+    assert (tmp_path / "eval" / "iou_euler_1_held_out.png").is_file()
+    with pytest.raises(ValueError, match=r"held-out drive\(s\) \['Z'\] have no frame"):
+        evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "--held-out-drives", "Z",
+                       "--out", str(tmp_path / "eval")])
+
+
 def test_push_uploads_the_model_folder_without_checkpoints(trained, monkeypatch):
     hub = RecordingHub(monkeypatch)
     assert push.main([str(trained), "acme/semflow-toy"]) == 0

@@ -21,6 +21,7 @@ from .card import rerender_model_card
 from .data import dataset_license, load_split
 from .run_folder import EVALUATION_FILE
 from .scores import SegmentationScores, cycle_scores, labelled_pairs, segmentation_scores
+from .splits import held_out_splits
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-column", default="image")
     p.add_argument("--mask-column", default="mask")
     p.add_argument("--max-images", type=int, default=None, help="evaluate on the first N rows only")
+    p.add_argument("--held-out-drives", nargs="+", default=[], metavar="DRIVE",
+                   help="drives the model never trained on (e.g. 0006R0): every labelled frame of them, from the "
+                        "reference split and --split, is scored beside --split's other frames, and synthesis is "
+                        "scored on them")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 25], help="segmentation step counts")
     p.add_argument("--solvers", nargs="+", default=["euler"], help="segmentation solvers")
     p.add_argument("--synthesis", action="store_true", help="also FID/KID, diversity and cycle consistency")
@@ -60,6 +65,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = args.out or (model_folder / "eval" if model_folder else Path("eval"))
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(args.dataset, args.split, args.dataset_config)
+    reference_split = load_split(args.dataset, args.reference_split, args.dataset_config) \
+        if args.reference_split else None
+    held_out_pairs = None
+    if args.held_out_drives:  # the reference split's frames of them too; neither split keeps them
+        reference_split, split, held_out = held_out_splits(reference_split, split, args.held_out_drives)
+        held_out_pairs = labelled_pairs(held_out, args.image_column, args.mask_column, pipe, args.max_images)
     pairs = labelled_pairs(split, args.image_column, args.mask_column, pipe, args.max_images)
     names = pipe.labels.class_names
     results: dict[str, Any] = {
@@ -67,22 +78,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "images": len(pairs), "evaluated_at": "ground-truth resolution", "data_license": dataset_license(args.dataset),
         "segmentation": [],
     }
-
+    scored = [("segmentation", pairs, "")]
+    if held_out_pairs is not None:
+        results["held_out"] = {"drives": list(args.held_out_drives), "images": len(held_out_pairs),
+                               "segmentation": []}
+        scored.append(("held_out", held_out_pairs, "_held_out"))
     for steps, solver in itertools.product(args.steps, args.solvers):
-        scores = segmentation_scores(pipe, pairs, steps=steps, solver=solver)
-        results["segmentation"].append({"steps": steps, "solver": solver, **scores.as_dict(names)})
-        _bar_chart(scores, names, f"{pipe.labels.name}: IoU per class, {solver} {steps} step(s)",
-                   out / f"iou_{solver}_{steps}.png")
-        print(f"{solver} {steps:3d} steps: mIoU {scores.miou:.2f}  pixel acc {scores.pixel_accuracy:.2f}  "
-              f"{scores.seconds_per_image:.3f} s/image")
+        for key, frames, suffix in scored:
+            scores = segmentation_scores(pipe, frames, steps=steps, solver=solver)
+            rows = results[key] if key == "segmentation" else results[key]["segmentation"]
+            rows.append({"steps": steps, "solver": solver, **scores.as_dict(names)})
+            where = "held-out drives" if suffix else args.split
+            _bar_chart(scores, names, f"{pipe.labels.name} ({where}): IoU per class, {solver} {steps} step(s)",
+                       out / f"iou_{solver}_{steps}{suffix}.png")
+            print(f"{where}: {solver} {steps:3d} steps: mIoU {scores.miou:.2f}  pixel acc "
+                  f"{scores.pixel_accuracy:.2f}  {scores.seconds_per_image:.3f} s/image")
 
     if args.synthesis:
-        reference = [image for image, _ in labelled_pairs(load_split(
-            args.dataset, args.reference_split, args.dataset_config), args.image_column, args.mask_column, pipe,
-            len(pairs))] if args.reference_split else None
+        synthesized = held_out_pairs or pairs  # new drives' masks, when there are some
+        reference = [image for image, _ in labelled_pairs(reference_split, args.image_column, args.mask_column, pipe,
+                                                          len(synthesized))] if reference_split is not None else None
         judge = load_trained(args.judge, device=args.device) if args.judge else None
-        results["synthesis"] = synthesis_metrics(pipe, pairs, args.seeds, args.synthesis_steps, reference,
+        results["synthesis"] = synthesis_metrics(pipe, synthesized, args.seeds, args.synthesis_steps, reference,
                                                  args.reference_split, judge=judge)
+        results["synthesis"]["frames"] = "held-out drives" if held_out_pairs else args.split
 
     results["markdown"] = to_markdown(results)
     (out / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
@@ -175,22 +194,40 @@ def _cycle(segmenter: Any, masks: list, fakes: list, real: SegmentationScores, n
 
 
 def to_markdown(results: dict[str, Any]) -> str:
-    lines = [f"Evaluated on `{results['dataset']}` split `{results['split']}` ({results['images']} images), "
-             f"predictions compared at the ground truth's resolution, ignore id excluded.", "",
-             "| solver | steps | mIoU | pixel acc. | s / image |", "| --- | --- | --- | --- | --- |"]
-    for row in results["segmentation"]:
-        lines.append(f"| {row['solver']} | {row['steps']} | {row['miou']:.2f} | {row['pixel_accuracy']:.2f} | "
-                     f"{row['seconds_per_image']:.3f} |")
+    held_out = results.get("held_out")
+    if held_out:
+        drives = ", ".join(f"`{drive}`" for drive in held_out["drives"])
+        lines = [f"Evaluated on `{results['dataset']}`: the same drives as training (split `{results['split']}` "
+                 f"without {drives}, {results['images']} images) and drives it never trained on ({drives}: every "
+                 f"labelled frame of them, {held_out['images']} images); predictions compared at the ground truth's "
+                 f"resolution, ignore id excluded.", "",
+                 "| solver | steps | mIoU, same drive | mIoU, held-out drive | pixel acc., same / held-out | "
+                 "s / image |", "| --- | --- | --- | --- | --- | --- |"]
+        columns = [("same drive", results["segmentation"]), ("held-out drive", held_out["segmentation"])]
+        for row, other in zip(results["segmentation"], held_out["segmentation"]):
+            lines.append(f"| {row['solver']} | {row['steps']} | {row['miou']:.2f} | {other['miou']:.2f} | "
+                         f"{row['pixel_accuracy']:.2f} / {other['pixel_accuracy']:.2f} | "
+                         f"{row['seconds_per_image']:.3f} |")
+    else:
+        lines = [f"Evaluated on `{results['dataset']}` split `{results['split']}` ({results['images']} images), "
+                 f"predictions compared at the ground truth's resolution, ignore id excluded.", "",
+                 "| solver | steps | mIoU | pixel acc. | s / image |", "| --- | --- | --- | --- | --- |"]
+        columns = [("", results["segmentation"])]
+        for row in results["segmentation"]:
+            lines.append(f"| {row['solver']} | {row['steps']} | {row['miou']:.2f} | {row['pixel_accuracy']:.2f} | "
+                         f"{row['seconds_per_image']:.3f} |")
     if results["segmentation"]:
-        settings = results["segmentation"]
-        lines += ["", "| class | " + " | ".join(f"{r['solver']} {r['steps']}" for r in settings) + " |",
+        settings = [(where, r) for where, rows in columns for r in rows]
+        lines += ["", "| class | " + " | ".join(f"{r['solver']} {r['steps']}" + (f", {where}" if where else "")
+                                                 for where, r in settings) + " |",
                   "| --- |" + " --- |" * len(settings)]
-        for name in settings[0]["per_class_iou"]:
-            cells = [r["per_class_iou"][name] for r in settings]
+        for name in settings[0][1]["per_class_iou"]:
+            cells = [r["per_class_iou"][name] for _, r in settings]
             lines.append(f"| {name} | " + " | ".join("–" if c is None else f"{c:.1f}" for c in cells) + " |")
     synthesis = results.get("synthesis")
     if synthesis:
-        lines += ["", f"Synthesis ({synthesis['steps']} steps, seeds {synthesis['seeds']}, "
+        frames = " of the held-out drives' masks" if synthesis.get("frames") == "held-out drives" else ""
+        lines += ["", f"Synthesis{frames} ({synthesis['steps']} steps, seeds {synthesis['seeds']}, "
                       f"{synthesis['seconds_per_image']:.2f} s / image):", "",
                   "| comparison | FID | KID ×1000 |", "| --- | --- | --- |",
                   f"| synthesized vs real | {synthesis['fid']:.1f} | {1000 * synthesis['kid']:.1f} |"]
