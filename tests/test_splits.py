@@ -75,3 +75,6 @@ def test_a_training_run_never_sees_a_held_out_frame_and_is_chosen_on_them(tmp_pa
     names = [name for split in ("train", "validation") for name in load_split(str(dataset), split)["file_name"]]
     held_out = [name for name in names if drive_of(name) == "0006R0"]
     assert len(held_out) == 5 and not set(held_out) & set(seen)
+    card = (out / "README.md").read_text()
+    assert "without the frames of drive `0006R0`, held out to choose the model on, 3 rows)" in card
+    assert f"on the held-out drives 0006R0: mIoU {validations[-1]['held_out_miou']}" in card

