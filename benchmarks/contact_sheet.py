@@ -1,8 +1,8 @@
-"""The contact sheet of the shipped models: the four example photos with their true masks, each model's one-step
-segmentation and two seeds synthesized from the true mask, in one PNG, so anyone sees the quality without running
-anything.
+"""The contact sheet of the shipped models: four photos with their true masks (the example photos, or frames of one
+drive, e.g. a drive the models never trained on), each model's one-step segmentation and two seeds synthesized from
+the true mask, in one PNG, so anyone sees the quality without running anything.
 
-    python -m benchmarks.contact_sheet [--models symmetric semflow] [--out docs/contact_sheet.png]
+    python -m benchmarks.contact_sheet [--models symmetric semflow FOLDER] [--drive 0006R0] [--out FILE]
 """
 
 from __future__ import annotations
@@ -24,10 +24,21 @@ LABEL_HEIGHT = 22
 SEEDS = (0, 1)
 
 
-def frames() -> list[tuple[str, PIL.Image.Image, np.ndarray]]:
-    """(name, photo, true ids) of the example photos."""
-    return [(path.stem, PIL.Image.open(path).convert("RGB"), np.asarray(PIL.Image.open(PHOTO_MASKS / path.name)))
-            for path in sorted(PHOTOS.glob("*.png"))]
+FRAMES = 4
+DATASET = "../shared/datasets/camvid"
+
+
+def frames(drive: str | None = None, dataset: str = DATASET) -> list[tuple[str, PIL.Image.Image, np.ndarray]]:
+    """(name, photo, true ids) of the example photos, or of `FRAMES` frames spread over `drive`'s labelled frames."""
+    if drive is None:
+        return [(path.stem, PIL.Image.open(path).convert("RGB"), np.asarray(PIL.Image.open(PHOTO_MASKS / path.name)))
+                for path in sorted(PHOTOS.glob("*.png"))]
+    from training.data import load_split
+    from training.splits import held_out_splits
+
+    _, _, rows = held_out_splits(load_split(dataset, "train"), load_split(dataset, "validation"), [drive])
+    picked = rows.select(range(0, len(rows), max(1, len(rows) // FRAMES))[:FRAMES])
+    return [(Path(row["file_name"]).stem, row["image"].convert("RGB"), np.asarray(row["mask"])) for row in picked]
 
 
 def tile(picture: PIL.Image.Image, caption: str) -> PIL.Image.Image:
@@ -56,8 +67,9 @@ def model_rows(name: str, examples: list) -> tuple[list[list[PIL.Image.Image]], 
     return rows, 100 * mean_iou(total)
 
 
-def contact_sheet(models: list[str]) -> tuple[PIL.Image.Image, dict[str, float]]:
-    examples = frames()
+def contact_sheet(models: list[str], drive: str | None = None,
+                  dataset: str = DATASET) -> tuple[PIL.Image.Image, dict[str, float]]:
+    examples = frames(drive, dataset)
     labels = load_pipeline(models[0], device="cpu").labels
     columns = [[tile(photo, f"photo {stem.removeprefix('camvid_')}"),
                 tile(PIL.Image.fromarray(labels.colorize(ids)), "true mask (CamVid)")]
@@ -77,15 +89,17 @@ def contact_sheet(models: list[str]) -> tuple[PIL.Image.Image, dict[str, float]]
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.contact_sheet", description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(EMBEDDED_MODELS), choices=list(EMBEDDED_MODELS))
+    parser.add_argument("--models", nargs="+", default=list(EMBEDDED_MODELS), help="embedded names or folders")
+    parser.add_argument("--drive", default=None, help="frames of this drive instead of the example photos")
+    parser.add_argument("--dataset", default=DATASET, help="where --drive's frames come from")
     parser.add_argument("--out", type=Path, default=Path("docs/contact_sheet.png"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    sheet, scores = contact_sheet(args.models)
+    sheet, scores = contact_sheet(args.models, args.drive, args.dataset)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out}: " + ", ".join(f"{name} mIoU {miou:.1f} on the four frames"
-                                             for name, miou in scores.items()))
+    where = f"four frames of drive {args.drive}" if args.drive else "the four example photos"
+    print(f"wrote {args.out}: " + ", ".join(f"{name} mIoU {miou:.1f} on {where}" for name, miou in scores.items()))
     return scores
 
 

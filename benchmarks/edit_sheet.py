@@ -21,16 +21,17 @@ from app.service import EDIT_MARGIN, Studio
 from app.settings import Settings
 from semflow.loading import DEFAULT_MODEL, load_model
 
-from .contact_sheet import frames, tile
+from .contact_sheet import DATASET, frames, tile
 from .edit import edits
 
 EDITS_PER_PHOTO = 2
 SEED = 0
 
 
-def edit_rows(studio: Studio) -> list[tuple[list[PIL.Image.Image], float]]:
+def edit_rows(studio: Studio, drive: str | None = None,
+              dataset: str = DATASET) -> list[tuple[list[PIL.Image.Image], float]]:
     """Per edit, the row's four tiles and the round trip's pixel agreement on the changed pixels."""
-    examples = frames()
+    examples = frames(drive, dataset)
     rows = []
     segmented = [studio.segment(photo)[0] for _, photo, _ in examples]  # at the page's default steps
     for index, ((name, photo, _), ids) in enumerate(zip(examples, segmented)):
@@ -48,12 +49,14 @@ def edit_rows(studio: Studio) -> list[tuple[list[PIL.Image.Image], float]]:
 def main(argv: list[str] | None = None) -> list[float]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.edit_sheet", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="embedded name or folder")
+    parser.add_argument("--drive", default=None, help="frames of this drive instead of the example photos")
+    parser.add_argument("--dataset", default=DATASET, help="where --drive's frames come from")
     parser.add_argument("--out", type=Path, default=Path("docs/edits.png"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:  # the studio's annotation folder, never written
         studio = Studio(load_model(args.model, device="cpu"), Settings(annotations_dir=Path(scratch)))
-        rows = edit_rows(studio)
+        rows = edit_rows(studio, args.drive, args.dataset)
     width, height = rows[0][0][0].size
     sheet = PIL.Image.new("RGB", (4 * width, len(rows) * height), (255, 255, 255))
     for r, (tiles, _) in enumerate(rows):

@@ -377,6 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-table", action="store_true",
                         help="train and evaluate the variants, but measure no latency and write no table (to run "
                              "several variant subsets side by side; a last run without it writes the table)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the variants, evaluate nothing (beside a run that trains the judge first)")
     parser.add_argument("--so-far", action="store_true",
                         help="train and evaluate nothing: the table of the variants evaluated so far, naming those "
                              "still training, without latency (written beside the study's table, not over it)")
@@ -408,6 +410,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.keep:  # before any work: a model to keep must be here or trained by this run
         if name not in to_train and not _model_here(out / name):
             raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
+    if args.train_only:
+        for name, steps in to_train.items():
+            train_variant(name, steps, out, args.dataset, HELD_OUT_VALIDATION_STEPS.get(args.study))
+        return costs
     if judge_name in to_train:  # the cycle column needs its judge before any evaluation
         train_variant(judge_name, to_train.pop(judge_name), out, args.dataset,
                       HELD_OUT_VALIDATION_STEPS.get(args.study))
