@@ -140,6 +140,7 @@ class TrainConfig:
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_steps: int = 20000
+    max_minutes: float | None = None  # a training-time budget: the run ends at the first step past it
     learning_rate: float = 4e-4
     encoder_learning_rate_ratio: float = 1.0  # the pretrained trunk's learning rate / learning_rate
     discriminator_learning_rate: float = 2e-4

@@ -9,7 +9,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -117,6 +117,7 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     last_validation: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] | None = None  # how the init model was trained (`init_lineage`)
+    stop: Callable[[], bool] | None = None  # asked after each step: True ends the loop there (a cancelled job)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -256,19 +257,24 @@ def loop(run: Run) -> None:
         run.ema.step(net.parameters())
         train_s += time.perf_counter() - tick
         step = run.step
+        # the last step: the run's length, or its time budget spent (this run's training time and earlier runs');
+        # a stop asked for (a cancelled job) ends the loop too, logged and checkpointed, but not validated
+        last = step == config.max_steps or (config.max_minutes is not None and
+                                            run.clock.get("train_s", 0.0) + train_s >= 60 * config.max_minutes)
+        ending = last or (run.stop is not None and run.stop())
         progress.update(1)
         progress.set_postfix(loss=f"{loss.item():.4f}")
         record: dict[str, Any] = {}
-        if step % config.log_every == 0 or step == config.max_steps:  # the batch's mean over every process
+        if step % config.log_every == 0 or ending:  # the batch's mean over every process
             values = accelerator.reduce(torch.tensor([loss.item(), *terms.values()], device=accelerator.device),
                                         reduction="mean").tolist()
             record = {"loss": values[0], **{f"loss_{name}": value for name, value in zip(terms, values[1:])},
                       "lr": run.scheduler.get_last_lr()[0]}
-        if step % config.checkpointing_steps == 0 or step == config.max_steps:
+        if step % config.checkpointing_steps == 0 or ending:
             save_checkpoint(accelerator, run.folder, step, config.checkpoints_total_limit,
                             {**clock(), "history": run.history})
         if accelerator.is_main_process and (run.val_pairs or run.held_out_pairs) and (
-                step % config.validation_steps == 0 or step == config.max_steps):
+                step % config.validation_steps == 0 or last):
             with ema_weights(run.ema, net):
                 record.update(validate(run.model, run.val_pairs, run.folder, step, config.sample_images,
                                        run.held_out_pairs))
@@ -281,6 +287,8 @@ def loop(run: Run) -> None:
             record = {"step": step, **clock(), **record}
             run.folder.append_log(record)
             accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=step)
+        if ending:
+            break
     progress.close()
     run.clock = clock()
 

@@ -1,0 +1,105 @@
+"""Learning from corrections: the held-back split (the latest items, never trained on), promotion and refusal on
+them, versions and roll-back, cancel and resume, on tiny seeded nets."""
+
+import json
+
+import datasets
+import numpy as np
+import PIL.Image
+import pytest
+from datasets_helpers import TINY_CONFIG, street, write_hub_dataset
+
+from semflow.model_versions import ModelVersions
+from training import learn, train
+from training.data import load_split
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    dataset = write_hub_dataset(tmp_path_factory.mktemp("data") / "toy_streets")
+    config = tmp_path_factory.mktemp("config") / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    out = tmp_path_factory.mktemp("base")
+    train.main(["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config), "--max-steps", "2"])
+    return out
+
+
+def corrected_pairs(folder, count=12, seed=3):
+    """A dataset folder of corrected pairs as the store exports them, saved one minute apart in shuffled order."""
+    rng = np.random.default_rng(seed)
+    rows = {"image": [], "mask": [], "saved_at": []}
+    for index in rng.permutation(count):
+        image, ids = street(rng)
+        rows["image"].append(PIL.Image.fromarray(image))
+        rows["mask"].append(PIL.Image.fromarray(ids))
+        rows["saved_at"].append(f"2026-01-01T10:{index:02d}:00+00:00")
+    features = datasets.Features({"image": datasets.Image(), "mask": datasets.Image(),
+                                  "saved_at": datasets.Value("string")})
+    (folder / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data" / "train-00000.parquet"))
+    return folder
+
+
+def test_the_latest_share_is_held_back_and_never_trained_on(tmp_path):
+    rows = load_split(str(corrected_pairs(tmp_path / "pairs", count=12)), "train")
+    split = learn.held_back_split(rows)
+    assert len(split.held_back) == 5 and len(split.training) == 7  # 20% of 12 is 3, but at least 5
+    assert sorted(split.held_back["saved_at"]) == sorted(rows["saved_at"])[-5:]
+    assert max(split.training["saved_at"]) < min(split.held_back["saved_at"])
+    big = learn.held_back_split(datasets.Dataset.from_dict({"saved_at": [f"{i:03d}" for i in range(40)]}))
+    assert big.held_back["saved_at"] == [f"{i:03d}" for i in range(32, 40)]  # 20% of 40
+
+
+def test_too_few_items_get_a_sentence():
+    with pytest.raises(ValueError, match="learning needs at least 10 corrected items .* there are 9"):
+        learn.held_back_split(datasets.Dataset.from_dict({"saved_at": list("abcdefghi")}))
+
+
+def test_a_job_trains_without_the_held_back_items_and_promotes_only_a_better_model(base_model, tmp_path,
+                                                                                    monkeypatch):
+    pairs = corrected_pairs(tmp_path / "pairs")
+    workspace = tmp_path / "workspace"
+    scored = iter([40.0, 47.5])  # the model in use, then the new one, on the held-back items
+    monkeypatch.setattr(learn, "segmentation_scores", lambda pipe, pairs, steps: type("S", (), {"miou": next(scored)}))
+    status = learn.learn(str(pairs), workspace, model=str(base_model), minutes=0.001)
+    assert status["phase"] == "promoted" and status["version"] == "v1" and status["gain"] == 7.5
+    assert "promoted v1: 47.5 mIoU on the 5 held-back items against 40.0 (+7.5)" == status["message"]
+    job = learn.Job(workspace / "jobs" / "job")
+    assert [r["step"] for r in job.run.log() if "loss" in r] == [1]  # a 0.06 s budget ends the run at its first step
+    trained_on = load_split(str(job.folder / "data"), "train")["saved_at"]
+    held_back = load_split(str(job.folder / "data"), "validation")["saved_at"]
+    assert len(trained_on) == 7 and not set(trained_on) & set(held_back) and max(trained_on) < min(held_back)
+    versions = ModelVersions(workspace)
+    assert versions.current == "v1" and (workspace / "models" / "v1" / "model_index.json").is_file()
+    assert not list((workspace / "models" / "v1").glob("checkpoint-*"))
+    card = (workspace / "models" / "v1" / "README.md").read_text()
+    assert "## Promotion" in card and "gain: 7.5" in card and "python -m training.train" in card
+
+    scored = iter([47.5, 47.5])  # no better: refused, v1 keeps serving
+    refused = learn.learn(str(pairs), workspace, minutes=0.001, job_name="second")
+    assert refused["phase"] == "refused" and versions.current == "v1"
+    assert "kept the model in use: the new one scores 47.5 mIoU on the 5 held-back items against 47.5" in (
+        refused["message"])
+    assert json.loads((workspace / "jobs" / "second" / "config.json").read_text())["max_minutes"] == 0.001
+    assert versions.roll_back() is None and versions.current is None
+    with pytest.raises(ValueError, match="the base model is in use"):
+        versions.roll_back()
+
+
+def test_a_cancelled_job_leaves_the_model_in_use_and_resumes_from_its_checkpoint(base_model, tmp_path):
+    pairs = corrected_pairs(tmp_path / "pairs")
+    workspace = tmp_path / "workspace"
+    job = learn.Job(workspace / "jobs" / "job")
+    job.cancel()
+    status = learn.learn(str(pairs), workspace, model=str(base_model), minutes=10, resume=True,
+                         overrides={"checkpointing_steps": 1})
+    assert status["phase"] == "cancelled" and ModelVersions(workspace).current is None
+    log = job.run.log()
+    assert [r["step"] for r in log if "loss" in r] == [1] and job.run.checkpoints()
+    (job.folder / learn.CANCEL_FILE).unlink()
+    resumed = learn.learn(str(pairs), workspace, model=str(base_model), minutes=10, resume=True,
+                          overrides={"checkpointing_steps": 1, "max_steps": 3})
+    steps = [r["step"] for r in job.run.log() if "loss" in r]  # logged every 5 steps, and at each end
+    summary = json.loads((job.run.path / "training_summary.json").read_text())
+    assert resumed["phase"] in ("promoted", "refused") and steps == [1, 3]
+    assert [run["from_step"] for run in summary["runs"]] == [0, 1] and summary["steps"] == 3
