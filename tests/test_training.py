@@ -6,6 +6,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import tiny_unet
 from datasets_helpers import TINY_CONFIG, write_annotation_folder, write_hub_dataset
 from hub_mock import RecordingHub
 from safetensors import safe_open
@@ -270,3 +271,33 @@ def test_the_cycle_term_reads_the_estimated_image_with_a_frozen_segmenter(datase
         train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "o2"), "--config", str(config_file),
                     "--max-steps", "1", "--init-from", str(trained), "--cycle-weight", "0.2",
                     "--cycle-segmenter", str(other)])
+
+
+def test_a_fresh_flow_net_starts_from_a_cross_entropy_segmenter(tmp_path):
+    from training.baselines import Baseline
+    from training.config import load_config
+    from training.model import build_pipeline
+
+    labels = SemFlowPipeline(tiny_unet(3), label_set="camvid", pixel_factor=1).labels
+    small = {"decoder_channels": [16, 16, 16, 16, 16], "time_embedding_dim": 32}
+    torch.manual_seed(0)
+    segmenter = Baseline.build("cross-entropy", labels, 1, (64, 96), "encoder-unet", small)
+    segmenter.save_pretrained(tmp_path / "segmenter")
+    config = load_config(preset="camvid-pretrained", unet=small, resolution=[64, 96],
+                         init_net_from=str(tmp_path / "segmenter"), dataset="unused")
+    net = build_pipeline(config, labels).unet
+    source, target = segmenter.unet.state_dict(), net.state_dict()
+    assert torch.equal(target["trunk.blocks.3.depthwise.0.weight"], source["trunk.blocks.3.depthwise.0.weight"])
+    assert torch.equal(target["blocks.2.conv1.weight"], source["blocks.2.conv1.weight"])
+    stem = target["trunk.stem.0.weight"]
+    assert torch.equal(stem[:, :3], source["trunk.stem.0.weight"]) and not stem[:, 3:].any()
+    merge = target["merge.4.weight"]
+    state_start = merge.shape[1] - net.config.in_channels * 4
+    image_end = state_start + 3 * 4  # the image's channels, space-to-depth: the segmenter's whole input
+    assert torch.equal(merge[:, :image_end], source["merge.4.weight"]) and not merge[:, image_end:].any()
+    assert not target["conv_out.weight"].any() and not target["conv_out.bias"].any()
+    with pytest.raises(ValueError, match=r"differs from the net to train in \['decoder_channels'\]"):
+        build_pipeline(load_config(preset="camvid-pretrained", resolution=[64, 96],
+                                   unet={**small, "decoder_channels": [24] * 5}, dataset="unused",
+                                   init_net_from=str(tmp_path / "segmenter")), labels)
+

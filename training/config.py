@@ -107,6 +107,8 @@ class TrainConfig:
     # init model's formulation, else "semflow"
     prediction: str | None = None  # "velocity" or "data" (symmetric only); None: the init model's, else "velocity"
     init_from: str | None = None
+    init_net_from: str | None = None  # a fresh EncoderUNet starts from this cross-entropy segmenter's net (a study
+    # baseline's folder): its trunk and decoder
     base_model: str | None = None
     net: str = "unet2d"  # a fresh net: "unet2d" (UNet2DModel, from scratch) or "encoder-unet" (EncoderUNet, trunk from
     # ImageNet); `unet` holds its settings

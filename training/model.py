@@ -68,7 +68,47 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
     height, width = config.resolution
     channels = get_formulation(formulation).state_channels(3 * factor**2)
     unet = fresh_net(config.net, channels, channels, (height // factor, width // factor), config.unet)
+    if config.init_net_from:
+        unet = start_from_segmenter(unet, config.init_net_from, formulation)
     return SemFlowPipeline(unet=unet, pixel_factor=factor, **common)
+
+
+def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: str) -> EncoderUNet:
+    """A fresh flow net that starts from a trained cross-entropy segmenter's net (a study baseline's folder, same
+    trunk and decoder): every weight the two share (time embedding, trunk, decoder) is the segmenter's; the weights
+    that read the state keep the segmenter's for the image channels and start at zero for the others; the output
+    convolution starts at zero (its targets are new).
+
+    Raises:
+        ValueError: the folder holds no cross-entropy segmenter, or its net differs beyond its channels.
+    """
+    segmenter = Baseline.from_pretrained(folder)
+    source = segmenter.unet
+    if segmenter.kind != "cross-entropy" or not isinstance(unet, EncoderUNet) or not isinstance(source, EncoderUNet):
+        raise ValueError(f"{folder} holds no cross-entropy segmenter on an EncoderUNet to start a fresh EncoderUNet "
+                         f"from")
+    differing = sorted(key for key in ("encoder", "decoder_channels", "time_embedding_dim", GROWN_SETTING)
+                       if list(_listed(source.config[key])) != list(_listed(unet.config[key])))
+    if differing:
+        raise ValueError(f"the segmenter in {folder} differs from the net to train in {differing}")
+    state, inputs = unet.state_dict(), state_inputs(unet)
+    image_part = get_formulation(formulation).image_part
+    for key, value in source.state_dict().items():
+        if key in inputs:  # the image channels carry over, the rest start at zero
+            start, per_channel = inputs[key]
+            new = state_view(state[key].zero_(), start, unet.config.in_channels, per_channel)
+            image_part(new)[:] = state_view(value, start, source.config.in_channels, per_channel)
+            state[key][:, :start] = value[:, :start]
+        elif key.startswith("conv_out."):
+            state[key].zero_()
+        else:
+            state[key] = value
+    unet.load_state_dict(state)
+    return unet
+
+
+def _listed(value: Any) -> Any:
+    return value if isinstance(value, (list, tuple)) else [value]
 
 
 def relabel(pipe: SemFlowPipeline, labels: LabelSet) -> SemFlowPipeline:
