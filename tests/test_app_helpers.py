@@ -1,4 +1,4 @@
-"""App helpers: editor layers ↔ ids, snapping, overlays, exports, inputs, annotations, examples; the settings, the
+"""The app's parts: editor layers ↔ ids, snapping, overlays, exports, inputs, annotations, examples; the settings, the
 service on a tiny model, the error policy and the page's callbacks, without a server."""
 
 import json
