@@ -1,1 +1,1 @@
-"""SemFlow Studio: the Gradio app (UI wiring in `ui`, pure helpers in the other modules)."""
+"""SemFlow Studio: the Gradio app (UI wiring in `ui`, the work in the other modules)."""

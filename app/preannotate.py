@@ -31,7 +31,7 @@ from .errors import StorageError, UserError
 from .queue_words import progress_line
 from .work_queue import open_queue
 
-DEFAULT_BATCH_SIZE = 4  # images per forward pass: measured with benchmarks/preannotate_speed.py (README, "Scale")
+DEFAULT_BATCH_SIZE = 4  # images per forward pass: measured with benchmarks/preannotate_speed.py (docs/scale.md)
 
 
 def predict_batch(pipe, images: Sequence[PIL.Image.Image]) -> list[tuple[np.ndarray, float]]:

@@ -16,7 +16,7 @@ from semflow.loading import ENV_MODEL
 # Written by `spaces/build.py` beside app.py: the Hub model a built Space serves when `$SEMFLOW_MODEL` is unset.
 SPACE_FILE = "semflow_space.json"
 SPACE_CONFIG = Path(__file__).resolve().parents[1] / SPACE_FILE
-# Every variable the app takes, with its meaning: the README's table says the same (a test compares them).
+# Every variable the app takes, with its meaning: the table in docs/serving.md says the same (a test compares them).
 VARIABLES = {
     ENV_MODEL: "model: an embedded model's name, a folder, or a Hub id `org/name[@revision]` (default: the "
                "embedded default)",

@@ -56,7 +56,7 @@ CROSS_ENTROPY = {"cross_entropy_weight": 0.1}
 PERCEPTUAL = {"perceptual_weight": 0.25}
 ADVERSARIAL = {"adversarial_weight": 0.05}
 VARIANTS: dict[str, Variant] = {
-    # the formulations study (issue 9), on the camvid-small backbone
+    # the formulations study, on the camvid-small backbone
     "semflow": Variant("SemFlow, the camvid-small recipe (baseline)"),
     "semflow-aug": Variant("SemFlow + photometric augmentation", overrides={"photometric": STREET_LIGHT}),
     "symmetric-aug": Variant("symmetric formulation (SymmFlow), velocity prediction as in the paper, + augmentation",
@@ -67,7 +67,7 @@ VARIANTS: dict[str, Variant] = {
                                  overrides={"formulation": "cross-entropy", "photometric": STREET_LIGHT}),
     "conditional-flow-aug": Variant("mask-conditioned noise → image flow + augmentation (baseline, not shipped)",
                                     overrides={"formulation": "conditional-flow", "photometric": STREET_LIGHT}),
-    # the pretrained-encoder study (issue 17): symmetric formulation, data prediction, augmentation throughout
+    # the pretrained-encoder study: symmetric formulation, data prediction, augmentation throughout
     "scratch": Variant("from scratch: the earlier defaults' recipe (14 M UNet2DModel, space-to-depth 4)",
                        "camvid-symmetric"),
     "pretrained": Variant("pretrained encoder (EncoderUNet, ImageNet Lite0 trunk), the plain flow loss",
@@ -120,7 +120,7 @@ HELD_OUT_VALIDATION_STEPS = {"drives": 250}
 EVAL_FILE = "study_eval.json"
 SHIPPED_PREFIX = "shipped-"  # `--shipped NAME` scores an embedded model as a row; its results go to <out>/shipped-NAME
 CALIBRATION_STEPS = 10  # optimizer steps timed to measure a variant's CPU seconds per step
-CHECKPOINT_STEPS = 100  # a session that ends mid-variant loses at most this many steps (a few minutes on one thread)
+CHECKPOINT_STEPS = 100  # a run stopped mid-variant loses at most this many steps (a few minutes on one thread)
 TRAINING_THREADS = 1  # each variant trains on one CPU thread (two can train side by side on this machine)
 UNTRAINED = "untrained"  # a row's latency timed on a fresh net of its architecture (its trained model was gone)
 
@@ -259,7 +259,7 @@ def _embedded_folder(folder: Path) -> Path | None:
 
 
 def _evaluation(name: str, folder: Path, records: StudyRecords) -> dict[str, Any] | None:
-    """A row's evaluation: from its run folder in this session, else from the study's records; a shipped row's only
+    """A row's evaluation: from its run folder when it is here, else from the study's records; a shipped row's only
     while it is of the weights embedded now."""
     evaluation = RunFolder(folder).read(EVAL_FILE) or records.evaluation(name)
     embedded = _embedded_folder(folder)
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="synthesis metrics on this many validation frames spread over the split (default: all)")
     parser.add_argument("--diversity-images", type=int, default=32, help="masks synthesized with every seed")
     parser.add_argument("--keep", nargs="+", default=[], choices=list(VARIANTS),
-                        help="copy these trained variants' models into the records (what a later session goes on "
+                        help="copy these trained variants' models into the records (what a later run goes on "
                              "training with --init-from)")
     parser.add_argument("--recalibrate", action="store_true", help="measure the seconds per step anew")
     parser.add_argument("--calibrate-only", action="store_true", help="measure the budgets, train nothing")
@@ -399,17 +399,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         names = [name for name in names if name not in pending]
         folders = {name: folder for name, folder in folders.items() if name in names or
                    _evaluation(name, folder, records)}
-    # only variants not yet evaluated train (a recorded one may have been trained in an earlier session), each just
+    # only variants not yet evaluated train (a recorded one may have been trained by an earlier run), each just
     # before its evaluation, so that its record lands as soon as it is done; several processes may train disjoint
     # subsets side by side
     to_train = {name: args.steps or costs[name]["steps"] for name in ([] if args.so_far else pending)}
-    for name, folder in args.model:  # before any work: a model row must be here, or evaluated in an earlier session
+    for name, folder in args.model:  # before any work: a model row must be here, or evaluated by an earlier run
         if not _model_here(folder) and _evaluation(name, folder, records) is None:
             raise SystemExit(f"--model {name}={folder}: no trained model there ({SUMMARY_FILE} missing) and no "
                              f"recorded evaluation of {name}")
     for name in args.keep:  # before any work: a model to keep must be here or trained by this run
         if name not in to_train and not _model_here(out / name):
-            raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this session)")
+            raise SystemExit(f"--keep {name}: {out / name} holds no trained model (train it first, in this run)")
     if args.train_only:
         for name, steps in to_train.items():
             train_variant(name, steps, out, args.dataset, HELD_OUT_VALIDATION_STEPS.get(args.study))
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(2)
     if judge_name in VARIANTS:
         if not records.judge and RunFolder(out / judge_name).read(SUMMARY_FILE):
-            records.keep_judge(out / judge_name, EVAL_FILE)  # later sessions judge with this same segmenter
+            records.keep_judge(out / judge_name, EVAL_FILE)  # later runs judge with this same segmenter
         if not records.judge:
             raise SystemExit(f"the judge of the cycle column, {judge_name}, is not trained yet: include it in "
                              "--variants")

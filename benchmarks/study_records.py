@@ -1,6 +1,6 @@
-"""What a study keeps across sessions, committed beside the code (run folders under runs/ do not survive a session):
-each variant's budget and evaluation, the study's judge and the models a later session trains on, so that a study
-finished over several sessions keeps one budget per variant, one judge and every row it has measured."""
+"""What a study keeps across runs, committed beside the code (run folders under runs/ are not committed): each
+variant's budget and evaluation, the study's judge and the models a later run trains on, so that a study finished
+over several runs, on several machines, keeps one budget per variant, one judge and every row it has measured."""
 
 from __future__ import annotations
 
@@ -51,13 +51,13 @@ class StudyRecords:
         self._write(f"{name}.eval.json", evaluation)
 
     def model(self, name: str) -> Path | None:
-        """A kept model's folder (``<name>/``), when a session has kept one."""
+        """A kept model's folder (``<name>/``), when one was kept."""
         folder = self.path / name
         return folder if (folder / SUMMARY_FILE).is_file() else None
 
     def keep_model(self, name: str, run: Path, *skip: str) -> Path:
         """Copy a trained model (not its checkpoints, logs, samples or the files named in `skip`) into the records as
-        ``<name>/``: the judge, or a variant a later session goes on training (``--init-from``)."""
+        ``<name>/``: the judge, or a variant a later run goes on training (``--init-from``)."""
         folder = self.path / name
         shutil.rmtree(folder, ignore_errors=True)
         skipped = shutil.ignore_patterns(f"{CHECKPOINT_PREFIX}*", LOGS_FOLDER, SAMPLES_FOLDER, LOG_FILE, EVAL_FOLDER,
@@ -67,9 +67,9 @@ class StudyRecords:
 
     @property
     def judge(self) -> Path | None:
-        """The kept judge's model folder, when a session has kept one."""
+        """The kept judge's model folder, when one was kept."""
         return self.model(JUDGE_FOLDER)
 
     def keep_judge(self, run: Path, *skip: str) -> Path:
-        """Keep the study's judge, which every later session scores the cycle column with."""
+        """Keep the study's judge, which every later run scores the cycle column with."""
         return self.keep_model(JUDGE_FOLDER, run, *skip)

@@ -70,7 +70,7 @@ ANNOTATIONS_REPO = "acme/street-annotations"
 
 @pytest.fixture(scope="session")
 def example_cache(tmp_path_factory):
-    """One SEMFLOW_CACHE for every app server of the session: the examples of a model are made once."""
+    """One SEMFLOW_CACHE for every app server of the test run: the examples of a model are made once."""
     return tmp_path_factory.mktemp("example_cache")
 
 

@@ -1,4 +1,4 @@
-"""App helpers: editor layers ↔ ids, snapping, overlays, exports, inputs, annotations, examples; the settings, the
+"""The app's parts: editor layers ↔ ids, snapping, overlays, exports, inputs, annotations, examples; the settings, the
 service on a tiny model, the error policy and the page's callbacks, without a server."""
 
 import json
@@ -235,9 +235,9 @@ def test_malformed_settings_are_refused_by_name(name, value, message):
         Settings.from_env({name: value})
 
 
-def test_the_readme_documents_every_variable_in_one_table():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = [line for line in readme.splitlines() if line.startswith("| `")]
+def test_the_docs_document_every_variable_in_one_table():
+    page = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
+    table = [line for line in page.splitlines() if line.startswith("| `")]
     for name in VARIABLES:
         assert sum(line.startswith(f"| `{name}` |") for line in table) == 1, name
 

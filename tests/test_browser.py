@@ -5,7 +5,7 @@ names and new work clears old outputs; a work queue is pre-annotated, flood-fill
 preview), saved by key and resumed after a restart (its own servers).
 
 The screenshots of the first and the queue test go to a temporary folder; `UPDATE_SCREENSHOT=1` makes them refresh
-the README's docs/screenshot.png and docs/queue.png instead (`UPDATE_SCREENSHOT=1 python -m pytest -q
+docs/screenshot.png and docs/queue.png (in the README and the docs) instead (`UPDATE_SCREENSHOT=1 python -m pytest -q
 tests/test_browser.py -k "paint or queue"`)."""
 
 import json
@@ -36,7 +36,7 @@ from app.shortcuts import CLASS_KEYS, SIZE_STEP
 pytestmark = pytest.mark.slow
 
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
-QUEUE_SCREENSHOT = ROOT / "docs" / "queue.png"  # the annotator's workflow in the README
+QUEUE_SCREENSHOT = ROOT / "docs" / "queue.png"  # the annotator's workflow in the docs (and the README)
 STROKE_CLASS = "Bicyclist"
 
 

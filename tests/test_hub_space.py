@@ -41,7 +41,7 @@ def hf_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cache(example_cache):
-    """The session's example cache (examples are made once per model, here and for the shared app server)."""
+    """The test run's example cache (examples are made once per model, here and for the shared app server)."""
     return str(example_cache)
 
 

@@ -11,8 +11,8 @@ from semflow.loading import DEFAULT_MODEL, EMBEDDED_MODELS, load_pipeline
 from semflow.metrics import confusion_matrix, mean_iou
 
 # Floors under what each shipped model measures on the four frames (1-step mIoU; cycle mIoU of its own syntheses,
-# seed 0, segmented by itself), in %; measured on the pretrained EncoderUNets: symmetric (2026-12-06, `deeper4`)
-# 67.2 / 50.6, semflow (2026-12-06, `semflow-deeper4`) 63.9 / 71.6.
+# seed 0, segmented by itself), in %; the shipped EncoderUNets measure: symmetric (`deeper4`) 67.2 / 50.6, semflow
+# (`semflow-deeper4`) 63.9 / 71.6.
 FLOORS = {"semflow": (58.0, 65.0), "symmetric": (61.0, 44.0)}
 
 

@@ -1,5 +1,5 @@
 """The equal-budget study's order of work and its records: the judge first, then each variant trained and its
-evaluation recorded before the next one trains (a session that ends mid-study keeps every row it finished); a kept
+evaluation recorded before the next one trains (a run stopped mid-study keeps every row it finished); a kept
 model holds the model files only."""
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def quick_study(tmp_path, monkeypatch):
     monkeypatch.setattr(records, "keep_judge", keep_judge)
     monkeypatch.setattr(study, "StudyRecords", lambda path: records)
     monkeypatch.setattr(study, "evaluate_variant", evaluate_variant)
-    for helper in ("load_model", "load_split", "segmentation_scores"):
-        monkeypatch.setattr(study, helper, lambda *args, **kwargs: None)
+    for loader in ("load_model", "load_split", "segmentation_scores"):
+        monkeypatch.setattr(study, loader, lambda *args, **kwargs: None)
     monkeypatch.setattr(study, "labelled_pairs", lambda *args, **kwargs: [])
 
     def run(*argv):
@@ -134,7 +134,7 @@ def test_a_shipped_row_is_evaluated_again_when_other_weights_ship_under_its_name
 def test_a_variant_whose_model_is_gone_is_timed_on_its_architecture_untrained(quick_study, tmp_path, monkeypatch):
     records = tmp_path / "records"
     records.mkdir()
-    for name in ("pretrained-ce-segmenter", "pretrained"):  # recorded in an earlier session, run folders gone
+    for name in ("pretrained-ce-segmenter", "pretrained"):  # recorded by an earlier run, run folders gone
         (records / f"{name}.eval.json").write_text(json.dumps({"val_miou": 60.0, "training_run": {"steps": 3}}))
     timed = []
 
