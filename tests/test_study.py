@@ -20,7 +20,7 @@ def quick_study(tmp_path, monkeypatch):
     records = StudyRecords(tmp_path / "records")
     events = []
 
-    def train_variant(name, steps, out, dataset):
+    def train_variant(name, steps, out, dataset, validation_steps=None):
         events.append(("train", name, sorted(p.name for p in records.path.glob("*.eval.json"))))
         (out / name).mkdir(parents=True, exist_ok=True)
         (out / name / SUMMARY_FILE).write_text(json.dumps({"steps": steps}))
