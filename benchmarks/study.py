@@ -98,6 +98,9 @@ VARIANTS |= {
                                  {**SEGMENTING, "encoder_learning_rate_ratio": 0.05}),
     "drive-ce1-scale": Variant("drive-ce1 with scale augmentation 0.5-2.0", "camvid-pretrained",
                                {**SEGMENTING, "scale_range": [0.5, 2.0]}),
+    "drive-from-ce": Variant("drive-ce1 started from the study's cross-entropy segmenter (its trunk and decoder; its "
+                             "40 minutes come before this variant's)", "camvid-pretrained",
+                             {**SEGMENTING, "init_net_from": "benchmarks/records/drives/judge"}),
     "drive-semflow": Variant("the paper's formulation, the shipped recipe (cross-entropy 0.1 + perceptual 0.5)",
                              "camvid-pretrained-semflow", FLOW),
     "drive-semflow-ce1": Variant("the paper's formulation, cross-entropy 1.0, image end half the time",
@@ -108,8 +111,8 @@ STUDIES = {
                      "conditional-flow-aug"],
     "pretrained": ["pretrained-ce-segmenter", "scratch", "pretrained", "pretrained-ce", "pretrained-perceptual",
                    "pretrained-adversarial", "pretrained-all"],
-    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-ce1-trunk05", "drive-ce1-scale",
-               "drive-semflow", "drive-semflow-ce1"],
+    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-from-ce", "drive-ce1-trunk05",
+               "drive-ce1-scale", "drive-semflow", "drive-semflow-ce1"],
 }
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
 JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter", "drives": "drive-ce-segmenter"}
