@@ -301,3 +301,16 @@ def test_a_fresh_flow_net_starts_from_a_cross_entropy_segmenter(tmp_path):
                                    unet={**small, "decoder_channels": [24] * 5}, dataset="unused",
                                    init_net_from=str(tmp_path / "segmenter")), labels)
 
+
+
+def test_bf16_mixed_precision_trains_and_resumes(dataset, config_file, tmp_path):
+    """The GPU command's settings (bf16 autocast, a larger batch, --resume on an empty folder), here on the CPU."""
+    out = tmp_path / "run"
+    common = ["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config_file),
+              "--mixed-precision", "bf16", "--batch-size", "4", "--resume"]
+    train.main([*common, "--max-steps", "2"])
+    train.main([*common, "--max-steps", "3"])
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["steps"] == 3 and [run["from_step"] for run in summary["runs"]] == [0, 2]
+    assert json.loads((out / "train_config.json").read_text())["mixed_precision"] == "bf16"
+    assert np.isfinite(_log(out)[-1]["loss"])
