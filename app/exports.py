@@ -144,7 +144,7 @@ def _check_mask(ids: np.ndarray, labels: LabelSet, name: str = "mask") -> np.nda
     ids = np.asarray(ids)
     if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"{name} must be an (H, W) array of class ids, got {ids.shape} {ids.dtype}")
-    labels.check_labels(ids, name)
+    labels.check_ids(ids, name)
     return ids
 
 

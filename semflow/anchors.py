@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .deprecation import renamed_keywords
+
 # Model units: 0..255 pixel values map linearly onto [-1, 1].
 WHITE = 255.0
 
@@ -76,29 +78,30 @@ def anchor_colors(num_classes: int, spec: AnchorSpec) -> torch.Tensor:
     return digits.to(torch.float64) * spec.s
 
 
+@renamed_keywords(labels="ids")
 def encode_anchors(
-    labels: torch.Tensor, num_classes: int, spec: AnchorSpec, ignore_id: int | None = None
+    ids: torch.Tensor, num_classes: int, spec: AnchorSpec, ignore_id: int | None = None
 ) -> torch.Tensor:
     """Class ids → anchor image; ignored pixels are white.
 
     Args:
-        labels: (B, H, W) integer tensor of class ids in ``0..num_classes-1`` or `ignore_id`.
+        ids: (B, H, W) integer tensor of class ids in ``0..num_classes-1`` or `ignore_id`.
     Returns:
         (B, 3, H, W) float32 tensor in model units [-1, 1].
     Raises:
         ValueError: an id is neither a class nor `ignore_id`.
     """
-    if labels.dim() != 3 or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be a (B, H, W) integer tensor, got {tuple(labels.shape)} {labels.dtype}")
-    labels = labels.long()
-    is_ignore = labels == ignore_id if ignore_id is not None else torch.zeros_like(labels, dtype=torch.bool)
-    bad = ~is_ignore & ((labels < 0) | (labels >= num_classes))
+    if ids.dim() != 3 or ids.dtype.is_floating_point:
+        raise ValueError(f"ids must be a (B, H, W) integer tensor, got {tuple(ids.shape)} {ids.dtype}")
+    ids = ids.long()
+    is_ignore = ids == ignore_id if ignore_id is not None else torch.zeros_like(ids, dtype=torch.bool)
+    bad = ~is_ignore & ((ids < 0) | (ids >= num_classes))
     if bad.any():
-        raise ValueError(f"labels hold ids {torch.unique(labels[bad])[:10].tolist()} outside 0..{num_classes - 1}"
+        raise ValueError(f"ids {torch.unique(ids[bad])[:10].tolist()} are outside 0..{num_classes - 1}"
                          + (f" and ignore id {ignore_id}" if ignore_id is not None else ""))
     table = torch.cat([anchor_colors(num_classes, spec), torch.full((1, 3), WHITE, dtype=torch.float64)])
-    index = torch.where(is_ignore, num_classes, labels)
-    x_255 = table.to(device=labels.device, dtype=torch.float32)[index].permute(0, 3, 1, 2)
+    index = torch.where(is_ignore, num_classes, ids)
+    x_255 = table.to(device=ids.device, dtype=torch.float32)[index].permute(0, 3, 1, 2)
     return to_model_units(x_255).contiguous()
 
 

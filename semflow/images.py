@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import limits
+from .deprecation import renamed_function, renamed_keywords
 from .labels import LabelSet
 from .limits import InvalidInput, working_size
 
@@ -84,7 +85,7 @@ def rgb_at_working_size(image: PIL.Image.Image, max_side: int = limits.WORKING_S
 
 
 def ids_at_working_size(ids: np.ndarray, max_side: int = limits.WORKING_SIDE) -> np.ndarray:
-    """(H, W) class ids brought to `max_side` on the longer side by nearest-exact sampling (as `resize_labels`)."""
+    """(H, W) class ids brought to `max_side` on the longer side by nearest-exact sampling (as `resize_ids`)."""
     height, width = ids.shape[:2]
     new_width, new_height = working_size(width, height, max_side)
     if (new_width, new_height) == (width, height):
@@ -182,28 +183,29 @@ def _shrink_array(array: np.ndarray) -> np.ndarray:
     return small if array.dtype == np.uint8 else np.clip(small, 0.0, 1.0)
 
 
-def to_label_array(labels: Any, name: str = "labels") -> np.ndarray:
-    """One label map → (H, W) int64 array of ids, at its own size (training pairs it with its image; the app and
+@renamed_keywords(labels="ids")
+def to_ids(ids: Any, name: str = "masks") -> np.ndarray:
+    """One class-id map → (H, W) int64 array of ids, at its own size (training pairs it with its image; the app and
     the command line bring big mask files to the working size with `read_mask` first).
 
     Accepts a PIL image of mode L, P (palette index = id), I, I;16; a 2-D integer numpy array or torch tensor.
     Colour images are refused: class ids are not colours.
     """
-    if isinstance(labels, PIL.Image.Image):
-        _check_size(labels.height, labels.width, name)
-        if labels.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+    if isinstance(ids, PIL.Image.Image):
+        _check_size(ids.height, ids.width, name)
+        if ids.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
             raise ValueError(f"{name} must be single-channel class ids (PIL mode L, P, I or I;16), got mode "
-                             f"{labels.mode}; colour masks must be converted to ids first")
+                             f"{ids.mode}; colour masks must be converted to ids first")
         try:
-            array = np.asarray(labels)
+            array = np.asarray(ids)
         except OSError as error:
             raise ValueError(f"{name}: the image could not be decoded ({error})") from error
-    elif isinstance(labels, torch.Tensor):
-        array = labels.detach().cpu().numpy()
-    elif isinstance(labels, np.ndarray):
-        array = labels
+    elif isinstance(ids, torch.Tensor):
+        array = ids.detach().cpu().numpy()
+    elif isinstance(ids, np.ndarray):
+        array = ids
     else:
-        raise TypeError(f"{name} must be PIL images, numpy arrays or torch tensors, got {type(labels).__name__}")
+        raise TypeError(f"{name} must be PIL images, numpy arrays or torch tensors, got {type(ids).__name__}")
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 2:
@@ -224,12 +226,13 @@ def resize_images(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def resize_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+@renamed_keywords(labels="ids")
+def resize_ids(ids: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Nearest-neighbour resize of (B, H, W) integer ids to `size` = (height, width)."""
-    if tuple(labels.shape[-2:]) == tuple(size):
-        return labels
-    resized = F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest-exact")
-    return resized[:, 0].to(labels.dtype)
+    if tuple(ids.shape[-2:]) == tuple(size):
+        return ids
+    resized = F.interpolate(ids[:, None].float(), size=tuple(size), mode="nearest-exact")
+    return resized[:, 0].to(ids.dtype)
 
 
 def to_pil(x: torch.Tensor) -> PIL.Image.Image:
@@ -247,7 +250,8 @@ class ImageFile:
     Attributes:
         image: Upright RGB, at the working size (`limits.WORKING_SIDE` on the longer side at most).
         original_size: (width, height) of the upright image in the file.
-        notices: Sentences for the person: only the first frame was used, the image was brought to the working size.
+        notices: Sentences for the person: only the first frame was used, transparent pixels were flattened onto white,
+            the image was brought to the working size.
     """
 
     image: PIL.Image.Image
@@ -282,10 +286,22 @@ def read_image(path: str | os.PathLike, name: str, max_pixels: int = limits.MAX_
     """
     image, original_size, notices = _open_file(path, name, max_pixels, max_side)
     try:
+        if is_transparent(image):
+            notices.append(f"{name} has transparent pixels; they were flattened onto white, as the model sees them.")
         rgb = rgb_at_working_size(image, size=working_size(*original_size, max_side))
     except (OSError, ValueError) as error:
         raise InvalidInput(f"{name} could not be decoded ({error})") from None
     return ImageFile(rgb, original_size, tuple(notices) + _resized_notice(name, original_size, rgb.size))
+
+
+def is_transparent(image: PIL.Image.Image) -> bool:
+    """Whether any pixel of `image` is less than opaque (an alpha channel, or a palette or single colour marked
+    transparent); `pil_to_rgb` flattens such pixels onto white."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return image.getchannel("A").getextrema()[0] < 255
+    if "transparency" in image.info:
+        return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return False
 
 
 def read_mask(path: str | os.PathLike, labels: LabelSet, name: str, max_pixels: int = limits.MAX_PIXELS,
@@ -341,7 +357,7 @@ def mask_ids(image: PIL.Image.Image, labels: LabelSet, name: str) -> tuple[np.nd
                                f"(mode 'L')") from None
     ids = ids.astype(np.int64)
     try:
-        labels.check_labels(ids, name)
+        labels.check_ids(ids, name)
     except ValueError as error:
         raise InvalidInput(str(error)) from None
     return ids.astype(np.uint8), reading
@@ -388,3 +404,7 @@ def _resized_notice(name: str, original: tuple[int, int], size: tuple[int, int])
     if tuple(size) == tuple(original):
         return ()
     return (f"{name} is {original[0]}x{original[1]}; it was brought to {size[0]}x{size[1]}, the working size.",)
+
+
+to_label_array = renamed_function("semflow.images.to_label_array", to_ids)
+resize_labels = renamed_function("semflow.images.resize_labels", resize_ids)

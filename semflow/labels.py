@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from .deprecation import renamed_function, renamed_keywords
+from .limits import InvalidInput
+
 RGB = tuple[int, int, int]
 
 
@@ -60,22 +63,25 @@ class LabelSet:
         """Number of real classes (the ignore id is not counted)."""
         return len(self.class_names)
 
-    def is_valid(self, labels: np.ndarray) -> np.ndarray:
+    @renamed_keywords(labels="ids")
+    def is_valid(self, ids: np.ndarray) -> np.ndarray:
         """Boolean map of pixels that hold a class id or the ignore id."""
-        valid = (labels >= 0) & (labels < self.num_classes)
+        valid = (ids >= 0) & (ids < self.num_classes)
         if self.ignore_id is not None:
-            valid |= labels == self.ignore_id
+            valid |= ids == self.ignore_id
         return valid
 
-    def check_labels(self, labels: np.ndarray, name: str = "labels") -> None:
-        """Raise `ValueError` naming `name` if `labels` holds an id that is neither a class nor the ignore id."""
-        invalid = ~self.is_valid(labels)
+    def check_ids(self, ids: np.ndarray, name: str = "the mask") -> None:
+        """Raise `InvalidInput` naming `name` if `ids` holds an id that is neither a class nor the ignore id."""
+        invalid = ~self.is_valid(ids)
         if invalid.any():
-            bad = np.unique(labels[invalid])[:10].tolist()
+            bad = np.unique(ids[invalid])[:10].tolist()
             allowed = f"0..{self.num_classes - 1}"
             if self.ignore_id is not None:
                 allowed += f" or {self.ignore_id} (ignore)"
-            raise ValueError(f"{name} holds ids {bad} outside the label set '{self.name}' ({allowed})")
+            raise InvalidInput(f"{name} holds ids {bad} outside the label set '{self.name}' ({allowed})")
+
+    check_labels = renamed_function("LabelSet.check_labels", check_ids)
 
     def palette(self) -> np.ndarray:
         """Display colours as a (256, 3) uint8 lookup table; unused ids and the ignore id get `ignore_color`."""
@@ -83,9 +89,10 @@ class LabelSet:
         table[: self.num_classes] = np.asarray(self.colors, np.uint8)
         return table
 
-    def colorize(self, labels: np.ndarray) -> np.ndarray:
+    @renamed_keywords(labels="ids")
+    def colorize(self, ids: np.ndarray) -> np.ndarray:
         """Class ids (H, W) → display colours (H, W, 3) uint8."""
-        return self.palette()[np.asarray(labels, np.uint8)]
+        return self.palette()[np.asarray(ids, np.uint8)]
 
     def colors_to_ids(self, rgb: np.ndarray, name: str = "mask") -> np.ndarray:
         """Display colours (H, W, 3) uint8 → class ids (H, W) uint8; the ignore colour maps to the ignore id.

@@ -1,4 +1,7 @@
-"""What the pipeline, the command line and the app accept: one set of limits, one checker and one message each."""
+"""What the pipeline, the command line and the app accept: every range and rule, one checker and one message each.
+
+The messages are written for people (the app shows them as they are, a capital letter and a full stop added), and name
+each value as the page and the documentation do ("steps", "seed", "perturbation β", ...)."""
 
 from __future__ import annotations
 
@@ -6,15 +9,18 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 
 class InvalidInput(ValueError):
     """A value given by a caller is outside what is accepted; the message says which, and what is."""
 
 
+SOLVERS = ("euler", "heun", "rk45")  # the ODE solvers `semflow.solvers.integrate` implements
 MAX_STEPS = 100  # integration steps of Euler / Heun (RK45: trajectory intervals)
 MAX_SEED = 2**32 - 1  # seeds are 0..MAX_SEED, as numpy and every UI number field take them
 MAX_IMAGES_PER_MASK = 16  # synthesized variants of one mask in one call
-MIN_SIDE = 8  # pixels, each side of an input image or mask
+MIN_SIDE = 8  # pixels, each side of an input image or mask, and of a canvas a layout is painted on
 MAX_PIXELS = 40_000_000  # an input image or mask larger than this is refused before it is decoded
 WORKING_SIDE = 1024  # larger inputs are brought to this longer side before they reach the model
 MAX_EDIT_MARGIN = 128  # pixels an edited region may be grown by so that its seam blends
@@ -41,12 +47,28 @@ def whole_number(value: Any, name: str) -> int:
     return whole_number(number, name)
 
 
-def check_steps(steps: Any, name: str = "num_inference_steps") -> int:
+def number(value: Any, name: str) -> float:
+    """`value` as a finite float; refuses booleans, NaN, ±infinity and anything that is not a number (text too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInput(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_steps(steps: Any, name: str = "steps") -> int:
     """1 <= steps <= MAX_STEPS."""
     steps = whole_number(steps, name)
     if not 1 <= steps <= MAX_STEPS:
         raise InvalidInput(f"{name} must be between 1 and {MAX_STEPS}, got {steps}")
     return steps
+
+
+def check_solver(solver: Any, name: str = "solver") -> str:
+    """One of `SOLVERS`."""
+    if solver not in SOLVERS:
+        raise InvalidInput(f"{name} must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    return solver
 
 
 def check_seed(seed: Any, name: str = "seed", count: int = 1) -> int:
@@ -79,6 +101,16 @@ def too_large_to_open(name: str, pixels: float, max_pixels: int = MAX_PIXELS) ->
                         f"{max_pixels / 1e6:g} megapixels")
 
 
+def check_canvas(width: Any, height: Any, name: str, max_side: int = WORKING_SIDE) -> tuple[int, int]:
+    """A canvas to paint a layout on: whole numbers, MIN_SIDE <= each side <= `max_side` (what an uploaded photo is
+    brought to for editing: `WORKING_SIDE` unless a caller allows less)."""
+    width, height = whole_number(width, f"the width of {name}"), whole_number(height, f"the height of {name}")
+    if not (MIN_SIDE <= width <= max_side and MIN_SIDE <= height <= max_side):
+        raise InvalidInput(f"{name} must be between {MIN_SIDE} and {max_side} pixels on each side (as a photo is "
+                           f"for editing), got {width}x{height}")
+    return width, height
+
+
 def check_margin(margin: Any, name: str = "margin") -> int:
     """0 <= margin <= MAX_EDIT_MARGIN pixels."""
     margin = whole_number(margin, name)
@@ -89,9 +121,24 @@ def check_margin(margin: Any, name: str = "margin") -> int:
 
 def check_strength(strength: Any, name: str = "strength") -> float:
     """0 <= strength <= 1 (how much of the rest of a photo an edit restyles)."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.integer, np.floating)) or \
+            not 0.0 <= strength <= 1.0:
         raise InvalidInput(f"{name} must be a number between 0 (keep the rest of the photo) and 1, got {strength!r}")
     return float(strength)
+
+
+def perturbation_limit(anchor_s: float) -> float:
+    """β must stay below half the anchor spacing s (Eq. 14), so that a perturbed mask still decodes to its classes."""
+    return anchor_s / 2
+
+
+def check_perturbation(beta: Any, anchor_s: float, name: str = "perturbation β") -> float:
+    """0 <= β < s/2 in 0..255 units (`perturbation_limit`)."""
+    beta = number(beta, name)
+    if not 0.0 <= beta < perturbation_limit(anchor_s):
+        raise InvalidInput(f"{name} must be at least 0 and below {perturbation_limit(anchor_s):g} (half the anchor "
+                           f"spacing s = {anchor_s:g}), got {beta:g}")
+    return beta
 
 
 def check_seeds(seeds: Sequence[Any], name: str = "seeds") -> list[int]:

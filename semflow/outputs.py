@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
 from diffusers.utils import BaseOutput
+
+from .deprecation import renamed_attribute
 
 
 @dataclass
@@ -29,12 +30,7 @@ class SegmentationOutput(BaseOutput):
     nfe: int = 0
     confidence: list[np.ndarray] | None = None
 
-    @property
-    def labels(self) -> list[np.ndarray]:
-        """Deprecated: `ids` under its former name, which reads like the pipeline's `labels` (its `LabelSet`)."""
-        warnings.warn("SegmentationOutput.labels is deprecated: use .ids (pipe.labels is the label set)",
-                      DeprecationWarning, stacklevel=2)
-        return self.ids
+    labels = renamed_attribute("labels", "ids")  # its former name, which reads like the pipeline's `LabelSet`
 
 
 @dataclass

@@ -5,21 +5,18 @@ from __future__ import annotations
 import torch
 
 from .anchors import AnchorSpec
+from .limits import check_perturbation
 from .noise import Generators, draw
 
 
 def check_beta(beta: float, spec: AnchorSpec) -> float:
-    """Validate a perturbation amplitude: ``0 <= β < s/2`` (0..255 units), so labels stay decodable.
+    """β for the anchors `spec`: ``0 <= β < s/2`` in 0..255 units, so that a perturbed mask still decodes to its
+    classes (the rule is `semflow.limits.check_perturbation`'s).
 
     Raises:
-        ValueError: β is negative, not finite or too large; the message names `perturbation` and the bound.
+        InvalidInput: β is not a number, not finite, negative or too large; the message says the bound.
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(f"perturbation must be a number (β in 0..255 units), got {type(beta).__name__}")
-    if not 0.0 <= float(beta) < spec.s / 2:
-        raise ValueError(f"perturbation β={beta} must satisfy 0 <= β < s/2 = {spec.s / 2:g} for anchors "
-                         f"k={spec.k}, s={spec.s:g}")
-    return float(beta)
+    return check_perturbation(beta, spec.s)
 
 
 def perturb(

@@ -21,25 +21,25 @@ from tqdm.auto import tqdm
 
 from .anchors import AnchorSpec, encode_anchors, nearest_anchors
 from .codec import Codec, PixelCodec, VAECodec
+from .deprecation import renamed_keywords
 from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
-from .images import (
-    as_list,
-    ids_at_working_size,
-    input_size,
-    resize_images,
-    resize_labels,
-    to_image_tensor,
-    to_label_array,
-    to_pil,
-)
+from .images import as_list, ids_at_working_size, input_size, resize_ids, resize_images, to_ids, to_image_tensor, to_pil
 from .labels import LabelSet, get_label_set
-from .limits import InvalidInput, check_images_per_mask, check_margin, check_seed, check_steps, check_strength
+from .limits import (
+    InvalidInput,
+    check_images_per_mask,
+    check_margin,
+    check_seed,
+    check_solver,
+    check_steps,
+    check_strength,
+)
 from .noise import Generators
 from .outputs import EditOutput, SegmentationOutput, SynthesisOutput
 from .perturbation import check_beta, perturb
-from .regions import feather, known_positions
-from .solvers import Integration, check_solver, integrate
+from .regions import blend_weights, feather, known_positions
+from .solvers import Integration, integrate
 from .velocity import PromptEmbedding, VelocityNet, net_output, size_multiple
 
 
@@ -97,8 +97,9 @@ class SemFlowPipeline(DiffusionPipeline):
             labels.num_classes)
         spec.check(labels.num_classes)
         check_beta(perturbation, spec)
-        check_solver(solver, check_steps(synthesis_steps, "synthesis_steps"))
-        check_solver(solver, check_steps(segmentation_steps, "segmentation_steps"))
+        check_solver(solver)
+        check_steps(synthesis_steps, "synthesis_steps")
+        check_steps(segmentation_steps, "segmentation_steps")
         flow = get_formulation(formulation, prediction)
         codec: Codec = VAECodec(vae) if vae is not None else PixelCodec(int(pixel_factor))
         if isinstance(unet, UNet2DConditionModel) and prompt_embedding is None:
@@ -278,17 +279,18 @@ class SemFlowPipeline(DiffusionPipeline):
                 ids, margin = nearest_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
                                               self.anchor_spec, ignore_id)
                 full_size = sizes[start + i]
-                ids_out.append(resize_labels(ids.to(torch.uint8), full_size)[0].cpu().numpy())
+                ids_out.append(resize_ids(ids.to(torch.uint8), full_size)[0].cpu().numpy())
                 if confidence is not None:
-                    confidence.append(resize_labels(margin, full_size)[0].cpu().numpy())
+                    confidence.append(resize_ids(margin, full_size)[0].cpu().numpy())
                 if trajectory is not None:
                     trajectory.append(self._frames(result, i, size, self.formulation.mask_part))
         return SegmentationOutput(ids=ids_out, trajectory=trajectory, nfe=nfe, confidence=confidence)
 
+    @renamed_keywords(labels="masks")
     @torch.inference_mode()
     def synthesize(
         self,
-        labels: Any,
+        masks: Any,
         num_inference_steps: int | None = None,
         solver: str | None = None,
         perturbation: float | None = None,
@@ -302,8 +304,9 @@ class SemFlowPipeline(DiffusionPipeline):
         Gaussian noise in the image channels in the symmetric formulation).
 
         Args:
-            labels: Class-id map(s): PIL "L"/"P"/"I;16" images, 2-D integer numpy arrays or torch tensors, any size.
-                Ids must be classes of the label set or its ignore id.
+            masks: Class-id map(s): PIL "L"/"P"/"I;16" images, 2-D integer numpy arrays or torch tensors, any size.
+                Ids must be classes of the label set or its ignore id. (Formerly `labels`, which still works for
+                one release, with a `DeprecationWarning`.)
             num_inference_steps: Steps (default: the config's `synthesis_steps`).
             solver: ``"euler"``, ``"heun"`` or ``"rk45"`` (default: the config's `solver`).
             perturbation: β in 0..255 units, ``0 <= β < s/2`` (default: the config's `perturbation`).
@@ -318,9 +321,9 @@ class SemFlowPipeline(DiffusionPipeline):
         """
         steps, solver = self._steps_and_solver(num_inference_steps, solver, self.config.synthesis_steps)
         beta = check_beta(self.config.perturbation if perturbation is None else perturbation, self.anchor_spec)
-        masks = [to_label_array(m, "labels") for m in as_list(labels, "labels")]
+        masks = [to_ids(m, "masks") for m in as_list(masks, "masks")]
         for m in masks:
-            self.labels.check_labels(m, "labels")
+            self.labels.check_ids(m, "masks")
         num_images_per_mask = check_images_per_mask(num_images_per_mask)
         batch_size = _check_batch_size(batch_size)
         jobs = [(m, v) for m in range(len(masks)) for v in range(num_images_per_mask)]
@@ -329,7 +332,7 @@ class SemFlowPipeline(DiffusionPipeline):
         images, trajectory, nfe = [], [] if return_trajectory else None, 0
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
-            ids = torch.cat([resize_labels(torch.from_numpy(masks[m])[None], self.resolution) for m, _ in batch])
+            ids = torch.cat([resize_ids(torch.from_numpy(masks[m])[None], self.resolution) for m, _ in batch])
             batch_generators = generators[start : start + batch_size] if isinstance(generators, list) else generators
             x_mask = self.anchor_mask(ids, beta, batch_generators)
             z_mask = self.codec.encode(x_mask.to(self.device, self.dtype))
@@ -345,12 +348,13 @@ class SemFlowPipeline(DiffusionPipeline):
                     trajectory.append(self._frames(result, i, size, self.formulation.image_part))
         return SynthesisOutput(images=images, seeds=seeds, trajectory=trajectory, nfe=nfe)
 
+    @renamed_keywords(mask="ids", region="changed")
     @torch.inference_mode()
     def edit(
         self,
         image: Any,
-        mask: Any,
-        region: Any = None,
+        ids: Any,
+        changed: Any = None,
         margin: int = 16,
         strength: float = 0.0,
         seed: int | None = None,
@@ -362,7 +366,8 @@ class SemFlowPipeline(DiffusionPipeline):
     ) -> EditOutput:
         r"""A photo and its edited mask → the photo with only what the mask changed re-synthesized.
 
-        The region is where `mask` differs from the photo's own segmentation (or `region`), grown by `margin` pixels.
+        The changed pixels are where `ids` differs from the photo's own segmentation (or `changed`); the region is those
+        pixels grown by `margin`.
         Synthesis integrates from the edited mask's end to the image end as `synthesize` does, but outside the region
         the image is held to the photo along the whole path (its velocity there is the straight path's to the photo),
         so the net synthesizes the region in the photo's context; the result is blended into the photo over the
@@ -371,8 +376,9 @@ class SemFlowPipeline(DiffusionPipeline):
 
         Args:
             image: The photo (any input `segment` takes); edited at the working size when it is larger.
-            mask: Its edited class-id map, at the photo's size.
-            region: (H, W) bool: re-synthesize exactly these pixels (before the margin) instead of the changed ones.
+            ids: Its edited class-id map, at the photo's size (formerly `mask`).
+            changed: (H, W) bool: re-synthesize exactly these pixels (before the margin) instead of those whose class
+                `ids` changes (formerly `region`, the name the output's grown region has).
             margin: Pixels the region is grown by, 0..`limits.MAX_EDIT_MARGIN`, with a feathered edge.
             strength: 0 keeps the rest of the photo exactly; up to 1, how much of the path the rest is free for.
             seed, generator, num_images: As `synthesize`'s `seed`, `generator` and `num_images_per_mask`.
@@ -386,32 +392,33 @@ class SemFlowPipeline(DiffusionPipeline):
         beta = check_beta(self.config.perturbation if perturbation is None else perturbation, self.anchor_spec)
         margin, strength = check_margin(margin), check_strength(strength)
         num_images = check_images_per_mask(num_images, "num_images")
-        ids = to_label_array(mask, "mask")
-        self.labels.check_labels(ids, "mask")
+        ids = to_ids(ids, "the mask")
+        self.labels.check_ids(ids, "the mask")
         if ids.shape != tuple(input_size(image)):
             raise InvalidInput(f"the mask is {ids.shape[1]}x{ids.shape[0]} but the photo is {input_size(image)[1]}x"
                                f"{input_size(image)[0]}: an edit needs the mask of this photo, at its size")
         pixels = to_image_tensor(image, "image")  # (3, H, W) in [0, 1], at the working size
         size = tuple(pixels.shape[-2:])
         ids = ids_at_working_size(ids) if ids.shape != size else ids
-        if region is None:
+        if changed is None:
             changed = ids != self.segment(pixels).ids[0]
         else:
-            changed = np.asarray(region, dtype=bool)
+            changed = np.asarray(changed, dtype=bool)
             if changed.shape != tuple(input_size(image)):
-                raise InvalidInput(f"the region is {changed.shape[1]}x{changed.shape[0]} but the photo is "
-                                   f"{input_size(image)[1]}x{input_size(image)[0]}")
+                raise InvalidInput(f"the changed pixels are given as {changed.shape[1]}x{changed.shape[0]} but the "
+                                   f"photo is {input_size(image)[1]}x{input_size(image)[0]}")
             changed = ids_at_working_size(changed) if changed.shape != size else changed
         if not changed.any():
             raise InvalidInput("nothing to edit: the mask equals the photo's own segmentation; change a class in the "
-                               "mask first (or give the region to re-synthesize)")
-        weight = feather(torch.from_numpy(changed), margin)  # 1 on the changed pixels, 0 outside the region
+                               "mask first (or give the pixels to re-synthesize)")
+        blend = blend_weights(changed, margin, strength)  # 1 on the changed pixels, 0 where the photo is kept
+        weight = blend if strength == 0 else feather(torch.from_numpy(changed), margin)
         known = known_positions(weight > 0, self.resolution, self.codec.downsample).to(self.device)
         z_photo = self.codec.encode((resize_images(pixels[None], self.resolution) * 2.0 - 1.0).to(self.device,
                                                                                                   self.dtype))
         jobs = [(0, v) for v in range(num_images)]
         generators, seeds = _generators(seed, generator, jobs)
-        model_ids = resize_labels(torch.from_numpy(ids)[None], self.resolution).expand(num_images, -1, -1)
+        model_ids = resize_ids(torch.from_numpy(ids)[None], self.resolution).expand(num_images, -1, -1)
         x_mask = self.anchor_mask(model_ids, beta, generators)
         start = self.formulation.synthesis_start(self.codec.encode(x_mask.to(self.device, self.dtype)), generators)
 
@@ -423,7 +430,6 @@ class SemFlowPipeline(DiffusionPipeline):
                                  False, hold)
         x_image = self.codec.decode(self.formulation.image_part(result.x)).float()
         photo = (pixels * 255.0).round()
-        blend = torch.ones_like(weight) if strength > 0 else weight
         images = []
         for i in range(num_images):
             synthesized = (resize_images(x_image[i : i + 1].clamp(-1, 1), size)[0].cpu() + 1.0) * 127.5
@@ -462,11 +468,10 @@ class SemFlowPipeline(DiffusionPipeline):
         return [to_pil(resize_images(self.codec.decode(part(z[index : index + 1])).float().clamp(-1, 1), size)[0])
                 for z in result.trajectory]
 
-    def _steps_and_solver(self, steps: int | None, solver: str | None, default_steps: int) -> tuple[int, str]:
-        steps = check_steps(default_steps if steps is None else steps)
-        solver = self.config.solver if solver is None else solver
-        check_solver(solver, steps)
-        return steps, solver
+    def _steps_and_solver(self, steps: Any, solver: Any, default_steps: int) -> tuple[int, str]:
+        """(steps, solver) of a call: the config's defaults for None, else checked (`semflow.limits`)."""
+        return check_steps(default_steps if steps is None else steps), check_solver(self.config.solver
+                                                                                    if solver is None else solver)
 
 
 def describe_lines(description: dict[str, Any]) -> list[str]:
@@ -516,8 +521,6 @@ def _generators(
         return generator, None
     if seed is None:
         seed = secrets.randbelow(2**31)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be a whole number, got {seed!r}")
-    seed = check_seed(int(seed), count=1 + max(v for _, v in jobs))
+    seed = check_seed(seed, count=1 + max(v for _, v in jobs))
     seeds = [seed + v for _, v in jobs]
     return [torch.Generator().manual_seed(s) for s in seeds], seeds

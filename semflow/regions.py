@@ -1,10 +1,15 @@
-"""The region a photo edit re-synthesizes: the changed pixels grown by a margin with a feathered edge, and where the
-photo is known at the net's resolution."""
+"""The region a photo edit re-synthesizes: the changed pixels grown by a margin with a feathered edge (the whole photo
+with a strength above 0), and where the photo is known at the net's resolution."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .limits import check_margin, check_strength
 
 
 def feather(changed: torch.Tensor, margin: int) -> torch.Tensor:
@@ -17,6 +22,25 @@ def feather(changed: torch.Tensor, margin: int) -> torch.Tensor:
         covered = F.max_pool2d(covered, 3, stride=1, padding=1)  # grown by one pixel
         weight = torch.maximum(weight, covered * (1.0 - step / (margin + 1)))
     return weight[0, 0]
+
+
+def blend_weights(changed: Any, margin: Any, strength: Any) -> torch.Tensor:
+    """(H, W) float32 weights of an edit's re-synthesized image over the photo: the `changed` pixels (H, W bool)
+    `feather`ed by `margin` with `strength` 0; with a strength above 0, 1 everywhere (the rest of the photo is
+    restyled too). Where they are 0 the edit keeps the photo's own pixels.
+
+    Raises:
+        InvalidInput: `margin` or `strength` is out of range (`semflow.limits`).
+    """
+    margin, strength = check_margin(margin), check_strength(strength)
+    changed = torch.as_tensor(np.asarray(changed, dtype=bool))
+    return torch.ones(changed.shape) if strength > 0 else feather(changed, margin)
+
+
+def edit_region(changed: Any, margin: Any, strength: Any) -> np.ndarray:
+    """(H, W) bool: the pixels an edit of the `changed` ones may alter (`SemFlowPipeline.edit`'s
+    `EditOutput.region`), for showing before the edit is made."""
+    return (blend_weights(changed, margin, strength) > 0).numpy()
 
 
 def known_positions(region: torch.Tensor, resolution: tuple[int, int], downsample: int) -> torch.Tensor:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-SOLVERS = ("euler", "heun", "rk45")
+from .limits import SOLVERS, check_solver, check_steps
+
+__all__ = ["SOLVERS", "Integration", "integrate", "time_grid"]
 
 VelocityFn = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -34,14 +36,6 @@ def time_grid(t_start: float, t_end: float, num_steps: int) -> list[float]:
     return [t_start + (t_end - t_start) * i / num_steps for i in range(num_steps)] + [float(t_end)]
 
 
-def check_solver(solver: str, num_steps: int) -> None:
-    """Raise `ValueError` naming the argument for an unknown solver or a non-positive step count."""
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_inference_steps must be a positive integer, got {num_steps!r}")
-
-
 def integrate(
     velocity_fn: VelocityFn,
     x: torch.Tensor,
@@ -59,13 +53,13 @@ def integrate(
     Args:
         velocity_fn: ``v(x, t)`` with `t` a Python float in [0, 1].
         x: Start state at `t_start`, any shape.
-        num_steps: Steps of Euler/Heun; for RK45 only the number of trajectory intervals.
+        num_steps: Steps of Euler/Heun (1..`limits.MAX_STEPS`); for RK45 only the number of trajectory intervals.
         solver: ``"euler"`` (1 evaluation a step), ``"heun"`` (2, second order) or ``"rk45"`` (Dormand–Prince,
             adaptive, via torchdiffeq, with `rtol`/`atol`).
         return_trajectory: Keep the state at every grid time.
         on_step: Called after each Euler/Heun step, or after each RK45 evaluation (for progress bars).
     """
-    check_solver(solver, num_steps)
+    solver, num_steps = check_solver(solver), check_steps(num_steps)
     times = time_grid(float(t_start), float(t_end), num_steps)
     nfe = 0
 

@@ -8,7 +8,7 @@ from conftest import tiny_pipeline, tiny_unet
 
 from semflow import SemFlowPipeline
 from semflow.limits import InvalidInput
-from semflow.regions import feather, known_positions
+from semflow.regions import edit_region, feather, known_positions
 
 
 def _photo(height=20, width=30, seed=0):
@@ -61,17 +61,20 @@ def test_outside_the_region_the_photo_is_returned_unchanged(name):
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(out.images[1]))  # a seed reproduces its variant
 
 
-def test_an_explicit_region_and_strength():
+def test_explicit_changed_pixels_and_strength():
     pipe = tiny_pipeline()
     photo = _photo()
-    mask = pipe.segment(photo).ids[0]
-    region = np.zeros(mask.shape, bool)
-    region[0:4, 0:4] = True
-    out = pipe.edit(photo, mask, region=region, margin=0, seed=3)
-    assert np.array_equal(out.changed, region) and np.array_equal(out.region, region)
-    assert np.array_equal(np.asarray(out.images[0])[~region], photo[~region])
-    restyled = pipe.edit(photo, mask, region=region, margin=0, seed=3, strength=0.5)
-    assert restyled.region.all() and not np.array_equal(np.asarray(restyled.images[0])[~region], photo[~region])
+    ids = pipe.segment(photo).ids[0]
+    changed = np.zeros(ids.shape, bool)
+    changed[0:4, 0:4] = True
+    out = pipe.edit(photo, ids, changed=changed, margin=0, seed=3)
+    assert np.array_equal(out.changed, changed) and np.array_equal(out.region, changed)
+    assert np.array_equal(np.asarray(out.images[0])[~changed], photo[~changed])
+    restyled = pipe.edit(photo, ids, changed=changed, margin=0, seed=3, strength=0.5)
+    assert restyled.region.all() and not np.array_equal(np.asarray(restyled.images[0])[~changed], photo[~changed])
+    grown = pipe.edit(photo, ids, changed=changed, margin=2, seed=3)
+    assert np.array_equal(grown.region, edit_region(changed, 2, 0.0)), "the region the page shows before an edit"
+    assert grown.region.sum() > changed.sum() and np.array_equal(grown.changed, changed)
 
 
 def test_bad_input_gets_a_sentence():
@@ -83,7 +86,7 @@ def test_bad_input_gets_a_sentence():
     with pytest.raises(InvalidInput, match="nothing to edit"):
         pipe.edit(photo, mask)
     with pytest.raises(InvalidInput, match="nothing to edit"):
-        pipe.edit(photo, mask, region=np.zeros(mask.shape, bool))
+        pipe.edit(photo, mask, changed=np.zeros(mask.shape, bool))
     unknown = mask.copy()
     unknown[0, 0] = 200
     with pytest.raises(ValueError, match="200"):

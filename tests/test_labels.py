@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from semflow.labels import BUILTIN_LABEL_SETS, CAMVID, LabelSet, get_label_set
+from semflow.limits import InvalidInput
 
 EXPECTED_SIZES = {"camvid": (11, 11), "cityscapes": (19, 255), "celebamask-hq": (19, None),
                   "coco-stuff": (171, 255), "ade20k": (150, 255)}
@@ -46,10 +47,12 @@ def test_bad_label_sets_raise():
         get_label_set(3)
 
 
-def test_check_labels_names_argument_and_ids():
-    CAMVID.check_labels(np.array([[0, 10, 11]]))
-    with pytest.raises(ValueError, match=r"labels holds ids \[12, 200\]"):
-        CAMVID.check_labels(np.array([[0, 12, 200]]))
+def test_check_ids_names_argument_and_ids():
+    CAMVID.check_ids(np.array([[0, 10, 11]]))
+    with pytest.raises(InvalidInput, match=r"the mask holds ids \[12, 200\]"):
+        CAMVID.check_ids(np.array([[0, 12, 200]]))
+    with pytest.raises(InvalidInput, match=r"masks holds ids \[12, 200\]"):
+        CAMVID.check_ids(np.array([[0, 12, 200]]), "masks")
 
 
 def test_colors_to_ids_exact_and_unknown_colours():

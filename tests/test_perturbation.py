@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from semflow.anchors import AnchorSpec, decode_anchors, encode_anchors
+from semflow.limits import InvalidInput
 from semflow.perturbation import check_beta, perturb
 
 SPEC = AnchorSpec.official()  # s = 50 → β < 25
@@ -12,10 +13,13 @@ SPEC = AnchorSpec.official()  # s = 50 → β < 25
 def test_beta_bound():
     assert check_beta(0, SPEC) == 0.0
     assert check_beta(24.99, SPEC) == 24.99
-    for beta in (25, 30, -1, float("nan")):
-        with pytest.raises(ValueError, match="perturbation β=.* s/2 = 25"):
+    for beta in (25, 30, -1):
+        with pytest.raises(InvalidInput, match=r"perturbation β must be at least 0 and below 25 \(half the anchor "
+                                               r"spacing s = 50\), got"):
             check_beta(beta, SPEC)
-    with pytest.raises(TypeError, match="perturbation"):
+    with pytest.raises(InvalidInput, match="perturbation β must be a finite number, got nan"):
+        check_beta(float("nan"), SPEC)
+    with pytest.raises(InvalidInput, match="perturbation β must be a number, got '5'"):
         check_beta("5", SPEC)
 
 

@@ -84,7 +84,7 @@ def decode_example(
     if not isinstance(image, PIL.Image.Image) or not isinstance(mask, PIL.Image.Image):
         raise ValueError(f"columns '{image_column}' and '{mask_column}' must be images")
     ids = lookup[to_label_array(mask, mask_column)]
-    labels.check_labels(ids, mask_column)
+    labels.check_ids(ids, mask_column)
     rgb = np.asarray(pil_to_rgb(image))
     if rgb.shape[:2] != ids.shape:
         raise ValueError(f"image {rgb.shape[1]}x{rgb.shape[0]} and mask {ids.shape[1]}x{ids.shape[0]} differ in size")
