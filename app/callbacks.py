@@ -101,7 +101,7 @@ class Page:
             gr.Warning(unfamiliar)
             status = f"⚠️ **{unfamiliar}** {status}"
         return Segmented(session, view, legend_of(session, ids, studio.labels), value, status,
-                         **EditOffer.withdrawn())
+                         **EditOffer.withdrawn())  # and the results of the mask it replaces taken off the page
 
     def view_of(self, session: Session, ids: np.ndarray | None, opacity: Any,
                 unsure: bool = False) -> PIL.Image.Image | None:
@@ -157,13 +157,14 @@ class Page:
     def synthesize(self, editor: dict[str, Any] | None, session: Session, variants: Any, seed: Any, beta: Any,
                    steps: Any, solver: Any, show_trajectory: bool, direction: str,
                    progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Synthesized:
-        """Mask → 1-4 images with a round-trip check each; optionally the trajectory as an animation."""
+        """Mask → 1-4 images with a round-trip check each; optionally the trajectory as an animation. Every result
+        names the model that made it (the tab may have switched models meanwhile)."""
         session = session or Session()
         studio = self.studio(session)
         ids = mask_from_editor(editor, session.background, studio.labels)
         result = studio.synthesize(ids, variants, seed, beta, steps, solver,
                                    trajectory=show_trajectory and direction == MASK_TO_IMAGE)
-        gif = None
+        gif, caption = None, KEEP  # without a trajectory, the caption follows the tab's model (`trajectory_caption`)
         if show_trajectory:
             if direction == IMAGE_TO_MASK:
                 source = session.image if session.image is not None else result.images[0]
@@ -171,9 +172,11 @@ class Page:
             else:
                 frames = result.trajectory
             gif = save_gif(frames, "trajectory")
-        gallery = [(image, f"seed {s}") for image, s in zip(result.images, result.seeds)]
-        return Synthesized(session.replace(synthesized=tuple(result.images)), gallery,
-                           round_trip_report(result.seeds, result.round_trip), gif)
+            caption = self.trajectory_caption(session.model, direction, made_by=studio.model.name)
+        name = studio.model.name
+        gallery = [(image, f"seed {s} · {name}") for image, s in zip(result.images, result.seeds)]
+        return Synthesized(gallery, round_trip_report(result.seeds, result.round_trip, model=name), gif, caption,
+                           tuple(result.images))
 
     @user_errors
     @gpu
@@ -189,9 +192,10 @@ class Page:
         ids = mask_from_editor(editor, session.background, studio.labels)
         result = studio.edit(session.image, ids, ids != session.prediction, variants, seed, margin, strength, beta,
                              steps, solver)
-        gallery = [(image, f"edit, seed {s}") for image, s in zip(result.images, result.seeds)]
+        name = studio.model.name
+        gallery = [(image, f"edit, seed {s} · {name}") for image, s in zip(result.images, result.seeds)]
         changed = f"the {int(result.changed.sum())} changed pixels, {result.changed.mean():.1%} of the photo"
-        return Synthesized(session, gallery, round_trip_report(result.seeds, result.round_trip, changed), None)
+        return Synthesized(gallery, round_trip_report(result.seeds, result.round_trip, changed, name), None)
 
     @user_errors
     def edit_preview(self, editor: dict[str, Any] | None, session: Session, margin: Any,
@@ -215,12 +219,14 @@ class Page:
                 "edit_region": edit_region_view(session.image, region)}
 
     @user_errors
-    def save_annotation(self, editor: dict[str, Any] | None, session: Session, annotator: str | None) -> Saved:
-        """Save the photo (or, for a painted layout, the first synthesized image) with the corrected mask."""
+    def save_annotation(self, editor: dict[str, Any] | None, session: Session, annotator: str | None,
+                        synthesized: tuple[PIL.Image.Image, ...] = ()) -> Saved:
+        """Save the photo (or, for a painted layout, the first image `synthesized` from it) with the corrected
+        mask."""
         session = session or Session()
         studio = self.studio(session)
         ids = mask_from_editor(editor, session.background, studio.labels)
-        image, image_source = session.image_to_save()
+        image, image_source = session.image_to_save(synthesized or ())
         saved = studio.save(image, ids, annotator, session.source, session.steps, image_source)
         files = mask_downloads(ids, studio.labels, saved.name)
         return Saved(files.mask_ids_file, files.mask_color_file, files.mask_voc_file,
@@ -239,30 +245,45 @@ class Page:
         return self.studio().push(oauth_token.token if oauth_token is not None else None)
 
     @user_errors
-    def choose_model(self, name: str, session: Session, direction: str = MASK_TO_IMAGE) -> ModelChosen:
+    def choose_model(self, name: str, session: Session, direction: str = MASK_TO_IMAGE,
+                     shown: Any = None) -> ModelChosen:
         """The tab works with another model from now on (its mask stays): its info, and every synthesis and
         segmentation setting back at this model's defaults (β at the model's own perturbation, within its range,
-        shown only where it applies), so nothing of the previous model's settings carries over."""
+        shown only where it applies), so nothing of the previous model's settings carries over. Results already on
+        the page keep the captions of the model that made them (a trajectory `shown` keeps its own)."""
         studio = self.studios.get(name)
         session = (session or Session()).replace(model=name)
         config = studio.pipe.config
         return ModelChosen(session, model_info_markdown(studio.model), gr.update(**beta_slider(studio)),
                            gr.update(value=config.segmentation_steps), gr.update(value=config.solver),
                            gr.update(value=config.synthesis_steps), gr.update(value=config.solver),
-                           self.trajectory_caption(name, direction))
+                           self.caption_of_page(name, direction, shown))
 
-    def trajectory_caption(self, model: str | None, direction: str) -> str:
+    def caption_of_page(self, model: str | None, direction: str, shown: Any = None) -> Any:
+        """The trajectory caption as the page should show it: while a trajectory is `shown` its own caption (it names
+        the model that made it) stays; otherwise what a trajectory of `model` in `direction` will show."""
+        return gr.update() if shown else self.trajectory_caption(model, direction)
+
+    def trajectory_caption(self, model: str | None, direction: str, made_by: str | None = None) -> str:
         """What the trajectory animation of `model` (a choice; None: the configured one) shows in `direction`: for
         the paper's formulation the state itself moves between the photo and the mask in anchor colours (its Fig. 7);
-        for the symmetric one the part being made starts as Gaussian noise, the other part held at the given end."""
+        for the symmetric one the part being made starts as Gaussian noise, the other part held at the given end.
+        `made_by` names the model that made the trajectory shown."""
         noisy = self.studios.get(model).pipe.formulation.uses_noise
         if direction == IMAGE_TO_MASK:
-            return ("*Trajectory*: the mask channel, from Gaussian noise to the mask (drawn in the anchor colours), "
-                    "guided by the photo." if noisy else
-                    "*Trajectory*: the photo turning into its mask, drawn in the anchor colours (the paper's Fig. 7).")
-        return ("*Trajectory*: the image channel, from Gaussian noise to the image, guided by the mask." if noisy else
-                "*Trajectory*: the mask, drawn in the anchor colours and perturbed by β, turning into the image (the "
-                "paper's Fig. 7).")
+            what = ("the mask channel, from Gaussian noise to the mask (drawn in the anchor colours), guided by the "
+                    "photo." if noisy else
+                    "the photo turning into its mask, drawn in the anchor colours (the paper's Fig. 7).")
+        else:
+            what = ("the image channel, from Gaussian noise to the image, guided by the mask." if noisy else
+                    "the mask, drawn in the anchor colours and perturbed by β, turning into the image (the paper's "
+                    "Fig. 7).")
+        return f"*Trajectory*{f' made by `{made_by}`' if made_by else ''}: {what}"
+
+    def restore_image(self, session: Session) -> PIL.Image.Image | None:
+        """The Image box back at what the editor works on (after an upload that could not be opened, so that no
+        broken image stays in it): the tab's photo, or nothing for a layout."""
+        return session.image if session is not None else None
 
     # --- the work queue ---------------------------------------------------------------------------------------------
 
@@ -479,13 +500,15 @@ def into_editor(session: Session, background: PIL.Image.Image, ids: np.ndarray |
     return session, editor_value(background, ids, labels)
 
 
-def round_trip_report(seeds: list[int], checks: list[dict[str, float]], where: str | None = None) -> str:
+def round_trip_report(seeds: list[int], checks: list[dict[str, float]], where: str | None = None,
+                      model: str | None = None) -> str:
     """The round-trip table: per seed, the agreement of the image's segmentation with the mask (on `where`, words
-    naming the pixels compared, for an edit: the changed ones)."""
+    naming the pixels compared, for an edit: the changed ones), by `model`, the model that made the images."""
     rows = [f"| {seed} | {check['pixel_agreement']:.1f}% | {check['miou']:.1f} |"
             for seed, check in zip(seeds, checks)]
-    heading = ("Round trip (segment each synthesized image, compare with the mask):" if where is None else
-               f"Round trip on {where} (segment each edited photo, compare with the mask there):")
+    by = f", images made by `{model}`" if model else ""
+    heading = (f"Round trip (segment each synthesized image, compare with the mask){by}:" if where is None else
+               f"Round trip on {where} (segment each edited photo, compare with the mask there){by}:")
     return heading + "\n\n| seed | pixel agreement | mIoU |\n| --- | --- | --- |\n" + "\n".join(rows)
 
 

@@ -12,17 +12,10 @@ import gradio as gr
 
 from semflow.limits import InvalidInput
 
-from .errors import UserError
+from .errors import UserError, sentence
 
 logger = logging.getLogger(__name__)
 GENERIC = "Something went wrong on the server while doing that; please try again."
-
-
-def sentence(error: Exception) -> str:
-    """The error's message as a sentence: a first Latin letter capitalised (a name like β stays), a full stop."""
-    text = str(error).strip() or type(error).__name__
-    text = text[0].upper() + text[1:] if text[0].isascii() else text
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -1,46 +1,37 @@
-"""The model-info panel: the model's identity (never a path), label set, resolution, defaults, training data and
-metrics taken from the model card, with the card's server paths and commands left out."""
+"""What the page and /model_info say about the model: its one description (`LoadedModel.describe`), with the server's
+paths left out (a local dataset or run folder shown by its last part)."""
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
+from typing import Any
 
+from semflow.description import describe_markdown
 from semflow.loading import LoadedModel
 
-_COMMAND = re.compile(r"\s*Reproduce: `[^`]*`\.?")  # how the card's figures were made: a command with server paths
+_COMMAND = re.compile(r"\s*Reproduce: `[^`]*`\.?")  # how figures were made: a command with server paths
 _CODE = re.compile(r"`([^`\s]+)`")
 
 
-def card_section(card: str | None, title: str) -> str | None:
-    """The body of the ``## title`` section of a markdown card, if present."""
-    if not card:
-        return None
-    match = re.search(rf"^## {re.escape(title)}\s*$(.*?)(?=^## |\Z)", card, flags=re.MULTILINE | re.DOTALL)
-    return match.group(1).strip() if match else None
+def model_info(model: LoadedModel) -> dict[str, Any]:
+    """/model_info: `LoadedModel.describe`, every dataset named as a visitor may see it (`public`)."""
+    description = copy.deepcopy(model.describe())
+    for part in ("training_data", "evaluation"):
+        if description.get(part) and description[part].get("dataset"):
+            description[part]["dataset"] = _public_name(str(description[part]["dataset"]))
+    return description
 
 
 def model_info_markdown(model: LoadedModel) -> str:
-    pipe = model.pipe
-    labels = pipe.labels
-    height, width = pipe.resolution
-    lines = [
-        f"**Model**: `{model.name}` @ `{model.revision}` ({pipe.formulation.name} formulation)",
-        f"**Label set**: `{labels.name}`, {labels.num_classes} classes"
-        + ("" if labels.ignore_id is None else f" (+ id {labels.ignore_id} = {labels.ignore_name}, unlabelled)"),
-        f"**Model resolution**: {width}x{height} (inputs are resized to it and results back to their size)",
-        f"**Anchors**: k={pipe.anchor_spec.k}, s={pipe.anchor_spec.s:g}; perturbation β={pipe.config.perturbation:g}",
-        f"**Defaults**: segment {pipe.config.segmentation_steps} step(s), synthesize {pipe.config.synthesis_steps} "
-        f"steps, {pipe.config.solver}",
-    ]
-    data = re.search(r"\*\*Training data\*\*: (.*)", model.card or "")
-    if data:
-        lines.append(f"**Training data**: {data.group(1)}")
-    if model.notice:
-        lines.insert(0, f"⚠️ {model.notice}")
-    metrics = card_section(model.card, "Metrics")
-    body = "\n\n".join(lines)
-    return public(body + ("\n\n### Metrics (from the model card)\n\n" + metrics if metrics else ""))
+    """The page's model-info panel: the model's identity (never a path), a fallback's notice, and its description."""
+    description = model.describe()
+    lines = [f"**Model**: `{description['model']}` @ `{description['revision']}` ({description['formulation']} "
+             f"formulation)", describe_markdown(description)]
+    if description["notice"]:
+        lines.insert(0, f"⚠️ {description['notice']}")
+    return public("\n\n".join(lines))
 
 
 def public(text: str) -> str:

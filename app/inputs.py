@@ -11,7 +11,7 @@ from semflow import limits
 from semflow.images import read_image, read_mask
 from semflow.labels import LabelSet
 
-from .errors import InputError
+from .errors import InputError, sentence
 
 SAVED_AT_THIS_SIZE = "Saved annotations use this size."
 
@@ -31,7 +31,7 @@ def open_image(path: str | os.PathLike | None, what: str = "image", notices: lis
     try:
         read = read_image(path, f"The {what}", max_pixels)
     except limits.InvalidInput as error:
-        raise InputError(_sentence(error)) from None
+        raise InputError(sentence(error)) from None
     if notices is not None:
         notices.extend(_with_size_note(read.notices, read.image.size != read.original_size))
     return read.image
@@ -54,7 +54,7 @@ def open_mask(path: str | os.PathLike | None, labels: LabelSet, size: tuple[int,
     try:
         read = read_mask(path, labels, "The mask", max_pixels, size=size)
     except limits.InvalidInput as error:
-        raise InputError(_sentence(error)) from None
+        raise InputError(sentence(error)) from None
     if notices is not None:
         notices.extend(_with_size_note(read.notices, read.ids.shape[::-1] != read.original_size))
     return read.ids
@@ -68,11 +68,6 @@ def fit_for_editing(image: PIL.Image.Image, max_side: int = limits.WORKING_SIDE)
     notice = (f"The image is {image.width}x{image.height}; it was downscaled to {size[0]}x{size[1]} for editing. "
               f"{SAVED_AT_THIS_SIZE}")
     return image.resize(size, PIL.Image.Resampling.LANCZOS), notice
-
-
-def _sentence(error: Exception) -> str:
-    text = str(error)
-    return text if text.endswith(".") else f"{text}."
 
 
 def _with_size_note(notices: tuple[str, ...], resized: bool) -> list[str]:

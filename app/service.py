@@ -1,10 +1,10 @@
-"""The app's work, the same for the page and the API: what a person may ask for (checked once, worded as
-sentences), segment, synthesize with a round-trip check, save with provenance, push, and what the model is."""
+"""The app's work, the same for the page and the API: segment, synthesize with a round-trip check, edit, save with
+provenance, push, and what the model is. Every range and rule is the pipeline's (`semflow.limits`), whose sentence
+reaches the person; the app words only what it alone knows (its own limits, an empty field, an unreadable upload)."""
 
 from __future__ import annotations
 
 import inspect
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
-import torch
 
 from semflow import SemFlowPipeline, limits
 from semflow.loading import LoadedModel
-from semflow.regions import feather
-from semflow.solvers import SOLVERS
+from semflow.regions import edit_region
 
 from .annotations import AnnotationStore, SavedAnnotation
 from .errors import InputError, UserError
 from .examples import photo_examples
+from .fields import number
+from .info import model_info
 from .inputs import fit_for_editing, open_image, open_mask
 from .model import Models
 from .overlays import agreement, overlay, unsure_overlay
@@ -40,7 +40,6 @@ UNFAMILIAR_SHARE = 0.75
 # defaults.
 EDIT_MARGIN, EDIT_STRENGTH = (inspect.signature(SemFlowPipeline.edit).parameters[name].default
                              for name in ("margin", "strength"))
-BLANK_SIDES = (64, 2048)  # smallest and largest side of a blank layout, in pixels
 
 
 @dataclass(frozen=True)
@@ -107,8 +106,9 @@ class QueueStop:
 
 
 class Studio:
-    """One model, the app's settings and the annotation folder; every method checks what it is given and raises
-    `InputError` (or `semflow.limits.InvalidInput`) with a sentence for anything a person could get wrong."""
+    """One model, the app's settings and the annotation folder. What a person gives reaches the pipeline as numbers
+    (`fields.number`), and anything wrong with it raises `semflow.limits.InvalidInput` with the pipeline's sentence, or
+    `InputError` with the app's for what the app alone knows."""
 
     def __init__(self, model: LoadedModel, settings: Settings, store: AnnotationStore | None = None) -> None:
         self.model = model
@@ -130,45 +130,32 @@ class Studio:
 
     @property
     def beta_limit(self) -> float:
-        """β must stay below half the anchor spacing (Eq. 14) so that labels stay decodable."""
-        return self.pipe.anchor_spec.s / 2
+        """β stays below this (`semflow.limits.perturbation_limit`: half the anchor spacing, Eq. 14)."""
+        return limits.perturbation_limit(self.pipe.anchor_spec.s)
 
     @property
     def shows_beta(self) -> bool:
         """Whether the perturbation β is a setting worth offering: the paper's formulation with a perturbed model."""
         return self.pipe.formulation.name == "semflow" and self.pipe.config.perturbation > 0
 
-    def check_steps_and_solver(self, steps: Any, solver: Any, default_steps: int) -> tuple[int, str]:
-        """(steps, solver), with the model's defaults for None."""
-        solver = self.pipe.config.solver if solver is None else solver
-        if solver not in SOLVERS:
-            raise InputError(f"Unknown solver '{solver}'; choose one of {', '.join(SOLVERS)}.")
-        return limits.check_steps(default_steps if steps is None else steps, "Steps"), solver
-
-    def check_synthesis(self, variants: Any, seed: Any, beta: Any) -> tuple[int, int, float]:
-        """(variants, seed, β), with the model's β for None."""
-        variants = limits.whole_number(variants, "Variants")
+    def check_variants(self, variants: Any) -> int:
+        """The app's own limit: at most `MAX_VARIANTS` images a request (the pipeline allows more)."""
+        variants = limits.whole_number(number(variants, "Variants", whole=True), "variants")
         if not 1 <= variants <= MAX_VARIANTS:
             raise InputError(f"Choose between 1 and {MAX_VARIANTS} variants, got {variants}.")
-        seed = limits.check_seed(seed, "Seed", count=variants)
-        beta = number(self.pipe.config.perturbation if beta is None else beta, "β")
-        if not 0 <= beta < self.beta_limit:
-            raise InputError(f"β must be at least 0 and below {self.beta_limit:g} (half the anchor spacing), got "
-                             f"{beta:g}.")
-        return variants, seed, beta
+        return variants
 
     def check_opacity(self, opacity: Any) -> float:
-        opacity = number(opacity, "Opacity")
+        """The overlay's opacity, 0..1 (the app's own view)."""
+        opacity = limits.number(number(opacity, "Opacity"), "opacity")
         if not 0 <= opacity <= 1:
             raise InputError(f"Opacity must be between 0 and 1, got {opacity:g}.")
         return opacity
 
     def check_blank_size(self, width: Any, height: Any) -> tuple[int, int]:
-        low, high = BLANK_SIDES
-        width, height = limits.whole_number(width, "Width"), limits.whole_number(height, "Height")
-        if not (low <= width <= high and low <= height <= high):
-            raise InputError(f"Width and height must be between {low} and {high} pixels.")
-        return width, height
+        """A blank layout's size: the sides a photo may have in the editor (`semflow.limits.check_canvas`)."""
+        return limits.check_canvas(number(width, "Width", whole=True), number(height, "Height", whole=True),
+                                   "a blank layout", self.settings.max_edit_side)
 
     def view(self, image: PIL.Image.Image, ids: np.ndarray, opacity: Any, confidence: np.ndarray | None = None,
              settled: np.ndarray | None = None) -> PIL.Image.Image:
@@ -208,10 +195,11 @@ class Studio:
 
     def segment(self, image: PIL.Image.Image, steps: Any = None,
                 solver: Any = None) -> tuple[np.ndarray, int, np.ndarray]:
-        """Image → (class ids at the image's size, the steps taken, each pixel's confidence in [0, 1])."""
-        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.segmentation_steps)
+        """Image → (class ids at the image's size, the steps taken, each pixel's confidence in [0, 1]); the model's
+        steps and solver for None."""
+        steps = number(steps, "Steps", default=None, whole=True)
         out = self.pipe.segment(image, num_inference_steps=steps, solver=solver, return_confidence=True)
-        return out.ids[0], steps, out.confidence[0]
+        return out.ids[0], _taken(steps, self.pipe.config.segmentation_steps), out.confidence[0]
 
     def typical_confidence(self) -> float | None:
         """The model's mean confidence on validation frames of its label set (the example photos shipped with the app,
@@ -238,32 +226,32 @@ class Studio:
     def segmentation_frames(self, image: PIL.Image.Image, steps: Any = None,
                             solver: Any = None) -> list[PIL.Image.Image]:
         """The states of segmenting `image`, from the image to the mask, as frames."""
-        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.segmentation_steps)
+        steps = number(steps, "Steps", default=None, whole=True)
         return self.pipe.segment(image, num_inference_steps=steps, solver=solver, return_trajectory=True).trajectory[0]
+
+    def synthesis_settings(self, variants: Any, seed: Any, beta: Any, steps: Any) -> tuple[int, dict[str, Any]]:
+        """(variants, the pipeline's keyword arguments) for what a person asked: the app's own limit on variants, the
+        rest as numbers (`fields.number`; the model's β and steps for None) that the pipeline checks."""
+        return self.check_variants(variants), {"num_inference_steps": number(steps, "Steps", default=None, whole=True),
+                                               "seed": number(seed, "Seed", whole=True),
+                                               "perturbation": number(beta, "Perturbation β", default=None)}
 
     def synthesize(self, ids: np.ndarray, variants: Any = 1, seed: Any = 0, beta: Any = None, steps: Any = None,
                    solver: Any = None, trajectory: bool = False, round_trip: bool = True) -> Synthesis:
         """Mask → `variants` images (seeds `seed`, `seed` + 1, ...), each checked by segmenting it again when
         `round_trip`."""
-        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.synthesis_steps)
-        variants, seed, beta = self.check_synthesis(variants, seed, beta)
-        out = self.pipe.synthesize(ids, num_inference_steps=steps, solver=solver, perturbation=beta, seed=seed,
-                                   num_images_per_mask=variants, return_trajectory=trajectory)
+        variants, settings = self.synthesis_settings(variants, seed, beta, steps)
+        out = self.pipe.synthesize(ids, solver=solver, num_images_per_mask=variants, return_trajectory=trajectory,
+                                   **settings)
         checks = [agreement(self.pipe.segment(image).ids[0], ids, self.labels) for image in out.images] \
             if round_trip else []
         return Synthesis(out.images, list(out.seeds), checks, out.trajectory[0] if trajectory else None)
 
-    def check_edit(self, margin: Any, strength: Any) -> tuple[int, float]:
-        """(margin in pixels, strength), each within the pipeline's limits."""
-        return limits.check_margin(margin, "Margin"), limits.check_strength(number(strength, "Strength"), "Strength")
-
     def edit_region(self, changed: np.ndarray, margin: Any, strength: Any = EDIT_STRENGTH) -> np.ndarray:
-        """The pixels an edit of the `changed` ones may alter: `changed` grown by `margin`, as the pipeline grows it
-        (`semflow.regions.feather`); with a `strength` above 0, the whole photo (the rest is restyled too)."""
-        margin, strength = self.check_edit(margin, strength)
-        if strength > 0:
-            return np.ones(np.shape(changed), bool)
-        return (feather(torch.from_numpy(np.asarray(changed, bool)), margin) > 0).numpy()
+        """The pixels an edit of the `changed` ones may alter (`semflow.regions.edit_region`): `changed` grown by
+        `margin`; with a `strength` above 0, the whole photo (the rest is restyled too)."""
+        return edit_region(changed, number(margin, "Margin", default=EDIT_MARGIN, whole=True),
+                           number(strength, "Strength", default=EDIT_STRENGTH))
 
     def edit(self, photo: PIL.Image.Image, ids: np.ndarray, changed: np.ndarray | None = None, variants: Any = 1,
              seed: Any = 0, margin: Any = EDIT_MARGIN, strength: Any = EDIT_STRENGTH, beta: Any = None,
@@ -272,24 +260,17 @@ class Studio:
         ...): the changed pixels are `changed` (None: where `ids` differs from the photo's own segmentation), grown by
         `margin`; outside them the photo's own pixels (with `strength` 0). Each edited photo is checked by segmenting
         it again, on the changed pixels, when `round_trip`."""
-        steps, solver = self.check_steps_and_solver(steps, solver, self.pipe.config.synthesis_steps)
-        variants, seed, beta = self.check_synthesis(variants, seed, beta)
-        margin, strength = self.check_edit(margin, strength)
-        out = self.pipe.edit(photo, ids, region=changed, margin=margin, strength=strength, seed=seed,
-                             num_images=variants, num_inference_steps=steps, solver=solver, perturbation=beta)
+        variants, settings = self.synthesis_settings(variants, seed, beta, steps)
+        out = self.pipe.edit(photo, ids, changed=changed, num_images=variants, solver=solver,
+                             margin=number(margin, "Margin", default=EDIT_MARGIN, whole=True),
+                             strength=number(strength, "Strength", default=EDIT_STRENGTH), **settings)
         checks = [agreement(self.pipe.segment(image).ids[0][out.changed], ids[out.changed], self.labels)
                   for image in out.images] if round_trip else []
         return Edit(out.images, list(out.seeds), out.changed, out.region, checks)
 
     def info(self) -> dict[str, Any]:
-        """Which model is loaded (its identity, never a path), its label set, resolution and defaults."""
-        pipe = self.pipe
-        return {"model": self.model.name, "revision": self.model.revision, "notice": self.model.notice,
-                "formulation": pipe.formulation.name, "label_set": self.labels.to_dict(),
-                "resolution": list(pipe.resolution),
-                "defaults": {"segmentation_steps": pipe.config.segmentation_steps,
-                             "synthesis_steps": pipe.config.synthesis_steps, "solver": pipe.config.solver,
-                             "perturbation": pipe.config.perturbation}}
+        """What the model is (`info.model_info`: its one description, under its identity, never a path)."""
+        return model_info(self.model)
 
     # --- the annotation folder --------------------------------------------------------------------------------------
 
@@ -442,17 +423,9 @@ class Studio:
         return "Nothing new to push." if url is None else f"Pushed the new annotations to `{repo}`."
 
 
-def number(value: Any, name: str) -> float:
-    """A finite real number from a field or an API argument (text like "2.5" included)."""
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be a number, got {value!r}.")
-    try:
-        result = float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(result):
-        raise InputError(f"{name} must be a finite number, got {value!r}.")
-    return result
+def _taken(steps: Any, default: int) -> int:
+    """The steps a call took: the model's `default` for None, else the (checked) number asked for."""
+    return default if steps is None else int(steps)
 
 
 def at_size(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:

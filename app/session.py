@@ -29,7 +29,6 @@ class Session:
             pixels a person has corrected.
         steps: The steps that prediction took.
         confidence: Each pixel's confidence in that prediction, (H, W) in [0, 1].
-        synthesized: The images last synthesized from the editor's mask.
         model: The model the tab works with (a name from `model.Models.choices`; None: the configured model).
         queue: The work queue the tab has open, as (location, split); None when none is.
         item: The id of the queue item in the editor (None for work from elsewhere).
@@ -45,7 +44,6 @@ class Session:
     prediction: np.ndarray | None = None
     steps: int | None = None
     confidence: np.ndarray | None = None
-    synthesized: tuple[PIL.Image.Image, ...] = ()
     model: str | None = None
     queue: tuple[str, str] | None = None
     item: str | None = None
@@ -61,9 +59,10 @@ class Session:
         afresh."""
         return Session(model=self.model, queue=self.queue, owner=self.owner, **work)
 
-    def image_to_save(self) -> tuple[PIL.Image.Image | None, str]:
+    def image_to_save(self, synthesized: tuple[PIL.Image.Image, ...] = ()) -> tuple[PIL.Image.Image | None, str]:
         """The image a saved annotation pairs with the mask, and where it came from: the photo, else (for a painted
-        layout) the first synthesized image."""
-        if self.image is None and self.synthesized:
-            return self.synthesized[0], "synthesized"
+        layout) the first of the images last `synthesized` from it (the page keeps them beside the session, so that a
+        synthesis never writes back an older session)."""
+        if self.image is None and synthesized:
+            return synthesized[0], "synthesized"
         return self.image, "upload"

@@ -11,8 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from semflow.limits import MAX_EDIT_MARGIN, MAX_SEED, MAX_STEPS
-from semflow.solvers import SOLVERS
+from semflow.limits import MAX_EDIT_MARGIN, MAX_STEPS, SOLVERS
 
 from . import api, views
 from . import callbacks as cb
@@ -47,7 +46,9 @@ EDIT_ID, EDIT_REGION_ID = "edit-photo", "edit-region"  # the edit's button and i
 PUT_LAYER = "(payload) => window.semflowPutLayer(payload)"  # the editor script applies a fill's layer
 BROWSER_ID_KEY = "semflow-annotator-id"  # the key gr.BrowserState keeps the annotator id under (not a secret)
 
-ADAPTIVE = "rk45 is adaptive: it picks its own steps and ignores the Steps slider"
+ADAPTIVE = "rk45 is adaptive: it picks its own steps and ignores Steps"
+# Steps are typed (a slider would quietly move a typed 0 or 101 into its range); the pipeline words what is wrong.
+STEPS_INFO = f"integration steps, 1 to {MAX_STEPS}"
 
 HEADER = """# SemFlow Studio
 Segment an image, correct the mask with the brushes (one colour per class, the eraser for *unlabelled*),
@@ -93,6 +94,7 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="SemFlow Studio") as demo:
         state = gr.State(Session())
+        synthesized = gr.State(())  # the images last synthesized from the editor's mask, kept beside the session
         # The annotator id this browser keeps (localStorage) across reloads, tabs and restarts of the app: the name of
         # its claims in work queues. It is an id, not a secret, hence the fixed key that lets a restarted app read it.
         browser_id = gr.BrowserState(None, storage_key="semflow-annotator", secret=BROWSER_ID_KEY)
@@ -135,7 +137,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                     photo_picker = gr.Examples([[e["image"]] for e in photos], inputs=[image],
                                                example_labels=[e["title"] for e in photos], label="Example photos")
                 with gr.Row():
-                    seg_steps = gr.Slider(1, MAX_STEPS, value=pipe.config.segmentation_steps, step=1, label="Steps")
+                    seg_steps = gr.Number(value=pipe.config.segmentation_steps, label="Steps", info=STEPS_INFO,
+                                          elem_id="segmentation-steps")
                     seg_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver", info=ADAPTIVE)
                 segment_button = gr.Button("Segment", variant="primary")
                 status = gr.Markdown()
@@ -194,9 +197,11 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         gr.Markdown("## Synthesize from the mask")
         with gr.Row():
             variants = gr.Slider(1, MAX_VARIANTS, value=2, step=1, label="Variants")
-            seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+            # Unbounded here: the pipeline checks the seed and says what is wrong (Gradio would word its own error).
+            seed = gr.Number(value=0, label="Seed", elem_id="seed")
             beta = gr.Slider(minimum=0.0, step=cb.BETA_STEP, elem_id="beta", **cb.beta_slider(studio))
-            syn_steps = gr.Slider(1, MAX_STEPS, value=pipe.config.synthesis_steps, step=1, label="Steps")
+            syn_steps = gr.Number(value=pipe.config.synthesis_steps, label="Steps", info=STEPS_INFO,
+                                  elem_id="synthesis-steps")
             syn_solver = gr.Dropdown(list(SOLVERS), value=pipe.config.solver, label="Solver", info=ADAPTIVE)
         with gr.Row():
             show_trajectory = gr.Checkbox(label="Show the trajectory as an animation", value=False)
@@ -247,8 +252,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         def ui(name: str) -> dict:
             return {"api_name": f"ui_{name}", "api_visibility": "private"}
 
-        parts = Parts(session=state, editor=editor, status=status, queue_status=queue_status, image=image,
-                      overlay_view=overlay_view, legend=legend, gallery=gallery, round_trip=round_trip,
+        parts = Parts(session=state, synthesized=synthesized, editor=editor, status=status, queue_status=queue_status,
+                      image=image, overlay_view=overlay_view, legend=legend, gallery=gallery, round_trip=round_trip,
                       trajectory=trajectory, save_status=save_status, mask_ids_file=mask_ids_file,
                       mask_color_file=mask_color_file, mask_voc_file=mask_voc_file, fill_layer=fill_layer,
                       fill_status=fill_status, apply_fill=apply_fill_button, model_info=model_info, beta=beta,
@@ -262,9 +267,12 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         # file or a decompression bomb, before the app could say what is wrong.
         # A person's upload, paste, clear or example photo loads the image; the app setting the Image box (to show a
         # queue item) does not.
+        # An upload that cannot be opened says why, and the Image box goes back to what the editor works on (no broken
+        # image stays in it).
         loading = {"show_progress_on": [status], "preprocess": False}
         load_image = parts.bind(page.load_image, views.Work)
-        image.upload(**load_image, inputs=[image, state], **loading, **ui("load_image"))
+        restore = {"fn": page.restore_image, "inputs": [state], "outputs": [image], **ui("restore_image")}
+        image.upload(**load_image, inputs=[image, state], **loading, **ui("load_image")).failure(**restore)
         image.clear(**load_image, inputs=[image, state], **loading, **ui("clear_image"))
         if photos:
             photo_picker.load_input_event.then(**load_image, inputs=[image, state], **loading,
@@ -294,8 +302,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
             setting.change(**parts.bind(page.edit_preview, views.EditOffer), inputs=[editor, state, edit_margin,
                                                                                edit_strength],
                            trigger_mode="always_last", show_progress="hidden", **ui(name))
-        save_button.click(**parts.bind(page.save_annotation, views.Saved), inputs=[editor, state, annotator],
-                          **ui("save_annotation"))
+        save_button.click(**parts.bind(page.save_annotation, views.Saved),
+                          inputs=[editor, state, annotator, synthesized], **ui("save_annotation"))
         export_button.click(**parts.bind(page.export_mask, views.MaskFiles), inputs=[editor, state],
                             **ui("export_mask"))
         push_button.click(page.push_annotations, None, save_status, **ui("push_annotations"))
@@ -325,10 +333,13 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                                   inputs=[editor, state, opacity, unsure, edit_margin, edit_strength],
                                   show_progress="hidden",
                                   trigger_mode="always_last", **ui("mask_changed"))
-        direction.change(page.trajectory_caption, [model_choice, direction], trajectory_caption,
-                         **ui("trajectory_caption"))
+        # The caption says what a trajectory of the tab's model will show; a trajectory on the page keeps the caption
+        # it came with, which names the model that made it.
+        for changed, name in ((direction, "direction"), (trajectory, "trajectory")):
+            changed.change(page.caption_of_page, [model_choice, direction, trajectory], trajectory_caption,
+                           show_progress="hidden", **ui(f"caption_after_{name}"))
         model_choice.change(**parts.bind(page.choose_model, views.ModelChosen),
-                            inputs=[model_choice, state, direction], **ui("choose_model"), **model_slot)
+                            inputs=[model_choice, state, direction, trajectory], **ui("choose_model"), **model_slot)
 
         demo.load(**parts.bind(page.start_tab, views.TabStarted), inputs=[browser_id, state], **ui("start_tab"))
         api.add_endpoints(studios, model_slot)

@@ -69,6 +69,12 @@ class EditOffer(View):
                 "edit_region": None}
 
 
+def results_cleared() -> dict[str, Any]:
+    """The fields that take the results of earlier work off the page: the synthesized or edited images, their round
+    trip, the trajectory, and the images kept for saving a painted layout."""
+    return {"gallery": [], "round_trip": "", "trajectory": None, "synthesized": ()}
+
+
 @dataclass
 class Work(EditOffer):
     """New work in the tab (a photo, a layout, a queue item): the session and the editor, the status lines, the Image
@@ -88,31 +94,43 @@ class Work(EditOffer):
     mask_ids_file: Any = KEEP
     mask_color_file: Any = KEEP
     mask_voc_file: Any = KEEP
+    synthesized: Any = KEEP
 
     def cleared(self, labels: LabelSet) -> Work:
         """This view with every output of earlier work it does not set blanked, so that nothing of it stays."""
-        blank = {"overlay_view": None, "legend": legend_html(None, labels), "gallery": [], "round_trip": "",
-                 "trajectory": None, "save_status": "", "mask_ids_file": None,
-                 "mask_color_file": None, "mask_voc_file": None, **EditOffer.withdrawn()}
+        blank = {"overlay_view": None, "legend": legend_html(None, labels), "save_status": "", "mask_ids_file": None,
+                 "mask_color_file": None, "mask_voc_file": None, **results_cleared(), **EditOffer.withdrawn()}
         return dataclasses.replace(self, **{name: value for name, value in blank.items()
                                             if getattr(self, name) is KEEP})
 
 
 @dataclass
 class Segmented(EditOffer):
+    """A new segmentation in the editor, and the results made from the mask it replaces taken off the page
+    (`results_cleared`)."""
+
     session: Session
     overlay_view: Any
     legend: Any
     editor: Any
     status: Any
+    gallery: Any = dataclasses.field(default_factory=list)
+    round_trip: Any = ""
+    trajectory: Any = None
+    synthesized: Any = ()
 
 
 @dataclass
 class Synthesized(View):
-    session: Session
+    """Images made from the editor's mask (synthesized, or the photo edited), each captioned with its seed and the
+    model that made it; the trajectory with a caption that says what it shows and which model made it. It carries no
+    session: a synthesis that ends after the tab switched models never writes back the model it started with."""
+
     gallery: Any
     round_trip: Any
     trajectory: Any = KEEP
+    trajectory_caption: Any = KEEP
+    synthesized: Any = KEEP
 
 
 @dataclass

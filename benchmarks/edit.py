@@ -67,7 +67,7 @@ def measure(pipe, pairs: list, margins: list[int], strengths: list[float], seed:
             outside_max, seams, photo_seams, seconds = 0, [], [], []
             for photo, ids, _, edited in cases:
                 start = time.perf_counter()
-                out = pipe.edit(photo, edited, region=edited != ids, margin=margin, strength=strength, seed=seed)
+                out = pipe.edit(photo, edited, changed=edited != ids, margin=margin, strength=strength, seed=seed)
                 seconds.append(time.perf_counter() - start)
                 image, real = np.asarray(out.images[0]), np.asarray(photo)
                 if not out.region.all():

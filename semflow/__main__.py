@@ -14,7 +14,7 @@ import PIL.Image
 from . import limits
 from .filenames import safe_stem
 from .images import check_image_file, read_image, read_mask
-from .solvers import SOLVERS
+from .limits import SOLVERS
 
 PROGRESS_DELAY_S = 1.0  # a progress bar appears on stderr once an integration has run this long
 
@@ -55,13 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(syn)
 
     edit = sub.add_parser("edit", help="a photo + its edited mask → the photo with only the edit re-synthesized",
-                          description="Re-synthesizes where the edited mask differs from the photo's own "
-                                      "segmentation (or --region), grown by --margin; outside that region the output "
-                                      "is the photo's own pixels. Writes one image per seed and the region.")
+                          description="Re-synthesizes the pixels whose class the edited mask changes against the "
+                                      "photo's own segmentation (or those --changed gives), grown by --margin into "
+                                      "the region; outside the region the output is the photo's own pixels. Writes "
+                                      "one image per seed and the region.")
     edit.add_argument("photo", type=Path, help="the photo")
     edit.add_argument("mask", type=Path, help="its edited mask: class ids ('L') or a colour preview, at its size")
-    edit.add_argument("--region", type=Path, default=None,
-                      help="re-synthesize the white pixels of this image instead of the changed ones")
+    edit.add_argument("--changed", "--region", dest="changed", type=Path, default=None,
+                      help="re-synthesize the white pixels of this image instead of those whose class the mask "
+                           "changes (--region: its former name, deprecated)")
     edit.add_argument("--margin", default="16", help=f"pixels the region grows by, 0..{limits.MAX_EDIT_MARGIN}")
     edit.add_argument("--strength", type=float, default=0.0,
                       help="0 keeps the rest of the photo exactly; up to 1 also restyles it")
@@ -69,13 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--perturbation", type=float, default=None, help="β in 0..255 units (default: the model's)")
     common(edit)
 
-    info = sub.add_parser("info", help="print the model's label set, resolution and defaults")
+    info = sub.add_parser("info", help="print what the model is: its label set, resolution, defaults and figures")
     info.add_argument("--model", default=None, help="model folder or Hub id (default as above)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if any(arg == "--region" or arg.startswith("--region=") for arg in argv):
+        print("note: --region is deprecated and will be removed in the next release: use --changed", file=sys.stderr)
     try:
         return _run(args)
     except (ValueError, TypeError, OSError) as error:
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .loading import load_pipeline
+    from .loading import load_model
 
     if args.command != "info":  # refuse bad settings before loading the model
         args.steps = None if args.steps is None else limits.check_steps(args.steps, "--steps")
@@ -93,22 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "edit":
         args.margin = limits.check_margin(args.margin, "--margin")
         args.strength = limits.check_strength(args.strength, "--strength")
-    files = [args.photo, args.mask, *([args.region] if args.region else [])] if args.command == "edit" else None
+    files = [args.photo, args.mask, *([args.changed] if args.changed else [])] if args.command == "edit" else None
     for path in files or getattr(args, "images", None) or getattr(args, "masks", None) or []:
         check_image_file(path, str(path))  # a missing file or a decompression bomb is refused from its header
-    pipe = load_pipeline(args.model, device=getattr(args, "device", None))
+    loaded = load_model(args.model, device=getattr(args, "device", None))
+    pipe = loaded.pipe
     if args.command == "info":
-        from .loading import model_folder
-
-        labels = pipe.labels
-        print(f"model: {pipe.config._name_or_path}\nfolder: {model_folder(args.model)}")
-        print(f"label set: {labels.name} ({labels.num_classes} classes, "
-              f"ignore id {labels.ignore_id})\nresolution: {pipe.resolution[1]}x{pipe.resolution[0]}\n"
-              f"anchors: k={pipe.anchor_spec.k}, s={pipe.anchor_spec.s:g}; perturbation β={pipe.config.perturbation:g}"
-              f"\ndefaults: segment {pipe.config.segmentation_steps} / synthesize {pipe.config.synthesis_steps} "
-              f"{pipe.config.solver} steps")
-        for i, (name, color) in enumerate(zip(labels.class_names, labels.colors)):
-            print(f"  {i:3d} {name} {color}")
+        _info(loaded)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "edit":
@@ -124,6 +120,22 @@ def _run(args: argparse.Namespace) -> int:
         else:
             _synthesize(pipe, args, path, stem)
     return 0
+
+
+def _info(loaded) -> None:
+    """What the model is (`LoadedModel.describe`, as the app's model panel says it), where it was read from, and its
+    classes with their display colours."""
+    from .description import describe_markdown, plain
+
+    description = loaded.describe()
+    print(f"Model: {description['model']} @ {description['revision']}\nFolder: {loaded.folder}\n")
+    print(plain(describe_markdown(description)))
+    labels = loaded.pipe.labels
+    print("\nClasses (id, name, display colour):")
+    for i, (name, color) in enumerate(zip(labels.class_names, labels.colors)):
+        print(f"  {i:3d} {name} {color}")
+    if labels.ignore_id is not None:
+        print(f"  {labels.ignore_id:3d} {labels.ignore_name} {labels.ignore_color} (ignored)")
 
 
 def _segment(pipe, args: argparse.Namespace, path: Path, stem: str) -> None:
@@ -161,15 +173,16 @@ def _edit(pipe, args: argparse.Namespace) -> None:
     photo = read_image(args.photo, str(args.photo))
     size = photo.image.size
     mask = read_mask(args.mask, pipe.labels, str(args.mask), size=size)
-    region = None
-    if args.region is not None:
-        region_file = read_image(args.region, str(args.region))
-        if region_file.image.size != size:
-            raise limits.InvalidInput(f"{args.region} is {region_file.original_size[0]}x{region_file.original_size[1]}"
-                                      f" but the photo is {photo.original_size[0]}x{photo.original_size[1]}")
-        region = np.asarray(region_file.image.convert("L")) >= 128
+    changed = None
+    if args.changed is not None:
+        changed_file = read_image(args.changed, str(args.changed))
+        if changed_file.image.size != size:
+            raise limits.InvalidInput(f"{args.changed} is {changed_file.original_size[0]}x"
+                                      f"{changed_file.original_size[1]} but the photo is {photo.original_size[0]}x"
+                                      f"{photo.original_size[1]}")
+        changed = np.asarray(changed_file.image.convert("L")) >= 128
     _note(photo.notices + mask.notices)
-    out = pipe.edit(photo.image, mask.ids, region=region, margin=args.margin, strength=args.strength,
+    out = pipe.edit(photo.image, mask.ids, changed=changed, margin=args.margin, strength=args.strength,
                     num_inference_steps=args.steps, solver=args.solver, perturbation=args.perturbation,
                     generator=[torch.Generator().manual_seed(seed) for seed in args.seeds], num_images=len(args.seeds))
     stem = safe_stem(os.fspath(args.photo))

@@ -1,4 +1,4 @@
-"""Names kept for one release after a rename: each use still works, and warns (`DeprecationWarning`) with the new name."""
+"""Names kept for one release after a rename: each use still works, and warns (`DeprecationWarning`) of the new one."""
 
 from __future__ import annotations
 

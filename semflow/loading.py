@@ -1,14 +1,17 @@
-"""Which model to load and how: the source chain (argument → `$SEMFLOW_MODEL` → the embedded default), the models
-embedded in the package by name, the device/dtype policy, and the identity a model is recorded under (never a path
-of the machine it runs on)."""
+"""Which model to load and how: the source chain (argument → `$SEMFLOW_MODEL` → the embedded default), resolved once
+to a folder; the models embedded in the package by name, the device/dtype policy, and the identity a model is
+recorded under (never a path of the machine it runs on)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,28 +44,60 @@ class LoadedModel:
     revision: str
     notice: str | None = None
     card: str | None = None
+    folder: Path | None = None  # where it was read from (for the command line; never recorded or served)
 
     def identity(self) -> dict[str, str]:
         return {"model": self.name, "model_revision": self.revision}
+
+    def describe(self) -> dict[str, Any]:
+        """The model's one description (`SemFlowPipeline.describe`) with its identity first: the name and revision it
+        is recorded under, and the notice of a fallback (None when the requested model was loaded)."""
+        return {"model": self.name, "revision": self.revision, "notice": self.notice, **self.pipe.describe()}
+
+
+def env_model(environ: Mapping[str, str] | None = None) -> str | None:
+    """The model `$SEMFLOW_MODEL` names (None when unset or blank): the one place that variable is read, from
+    `environ` (default: the process environment; the app's settings pass the environment they read)."""
+    value = ((os.environ if environ is None else environ).get(ENV_MODEL) or "").strip()
+    return value or None
 
 
 def requested_model(model: str | os.PathLike | None = None) -> str:
     """The first of: `model`, `$SEMFLOW_MODEL`, the embedded default's name."""
     if model is not None and os.fspath(model):
         return os.fspath(model)
-    if os.environ.get(ENV_MODEL):
-        return os.environ[ENV_MODEL]
-    return DEFAULT_MODEL
+    return env_model() or DEFAULT_MODEL
 
 
-def model_folder(model: str | os.PathLike | None = None) -> Path:
-    """The local folder `load_pipeline(model)` reads: an embedded model's folder, the folder itself, or a Hub model's
-    HF-cache snapshot.
+@dataclass(frozen=True)
+class ModelSource:
+    """A model reference resolved once: the local folder it is read from and the name it is recorded under.
+
+    Attributes:
+        reference: What was asked for: an embedded model's name, a folder, or a Hub id ``org/name[@revision]``.
+        folder: The folder holding it: an embedded model's, the folder itself, or a Hub model's HF-cache snapshot.
+        name: The Hub id, the embedded model's folder name with " (embedded)", or a local folder's name.
+    """
+
+    reference: str
+    folder: Path
+    name: str
+    hub: bool = False
+
+    @functools.cached_property
+    def revision(self) -> str:
+        """The Hub commit the cache resolved to (the snapshot folder's name), or ``sha256:<16 hex>`` of the weights."""
+        return self.folder.name if self.hub else weights_hash(self.folder)
+
+
+def resolve_source(model: str | os.PathLike | None = None) -> ModelSource:
+    """Resolve the requested model (`requested_model`) to its folder, once: nothing else looks it up again.
 
     Raises:
         FileNotFoundError: an embedded model is missing (a checkout without it).
+        ValueError: neither an embedded name, an existing folder nor a Hub id.
     """
-    from .hub import resolve_model
+    from .hub import parse_model_ref, resolve_model
 
     source = requested_model(model)
     if source in EMBEDDED_MODELS:
@@ -71,8 +106,16 @@ def model_folder(model: str | os.PathLike | None = None) -> Path:
             default = "default " if source == DEFAULT_MODEL else ""
             raise FileNotFoundError(f"the embedded {default}model is missing ('{source}', expected at {folder}); pass "
                                     f"a model folder or Hub id")
-        return folder
-    return Path(resolve_model(source))
+        return ModelSource(source, folder, f"{folder.name} (embedded)")
+    ref = parse_model_ref(source)
+    if ref.is_local:
+        return ModelSource(source, Path(source), Path(source).resolve().name)
+    return ModelSource(source, Path(resolve_model(source)), ref.repo_id_or_path, hub=True)
+
+
+def model_folder(model: str | os.PathLike | None = None) -> Path:
+    """The local folder `load_pipeline(model)` reads (`resolve_source`)."""
+    return resolve_source(model).folder
 
 
 def default_device() -> torch.device:
@@ -115,7 +158,7 @@ def load_model(
         notice = (f"Could not load the model '{source}' ({type(error).__name__}: {_first_line(error)}); using the "
                   f"embedded default model instead.")
         loaded = _load(DEFAULT_MODEL, device, dtype)
-        return LoadedModel(loaded.pipe, loaded.name, loaded.revision, notice, loaded.card)
+        return LoadedModel(loaded.pipe, loaded.name, loaded.revision, notice, loaded.card, loaded.folder)
 
 
 def load_pipeline(
@@ -135,23 +178,16 @@ def load_pipeline(
     return load_model(model, device, dtype).pipe
 
 
-def _load(source: str, device: str | torch.device | None, dtype: torch.dtype | None) -> LoadedModel:
-    from .hub import parse_model_ref
-
-    folder = model_folder(source)
+def _load(reference: str, device: str | torch.device | None, dtype: torch.dtype | None) -> LoadedModel:
+    source = resolve_source(reference)
     device = torch.device(device) if device is not None else default_device()
-    pipe = SemFlowPipeline.from_pretrained(folder, dtype=dtype or default_dtype(device))
+    pipe = SemFlowPipeline.from_pretrained(source.folder, dtype=dtype or default_dtype(device))  # handed the folder
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
-    card = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else None
-    if source in EMBEDDED_MODELS:
-        name, revision = f"{folder.name} (embedded)", weights_hash(folder)
-    elif parse_model_ref(source).is_local:
-        name, revision = folder.resolve().name, weights_hash(folder)
-    else:
-        name, revision = parse_model_ref(source).repo_id_or_path, folder.name  # the snapshot folder is the commit
-    pipe.register_to_config(_name_or_path=name)
-    return LoadedModel(pipe=pipe, name=name, revision=revision, card=card)
+    card_file = source.folder / "README.md"
+    card = card_file.read_text(encoding="utf-8") if card_file.is_file() else None
+    pipe.register_to_config(_name_or_path=source.name)
+    return LoadedModel(pipe=pipe, name=source.name, revision=source.revision, card=card, folder=source.folder)
 
 
 def weights_hash(folder: str | os.PathLike) -> str:

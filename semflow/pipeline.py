@@ -22,9 +22,19 @@ from tqdm.auto import tqdm
 from .anchors import AnchorSpec, encode_anchors, nearest_anchors
 from .codec import Codec, PixelCodec, VAECodec
 from .deprecation import renamed_keywords
+from .description import model_records
 from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
-from .images import as_list, ids_at_working_size, input_size, resize_ids, resize_images, to_ids, to_image_tensor, to_pil
+from .images import (
+    as_list,
+    ids_at_working_size,
+    input_size,
+    resize_ids,
+    resize_images,
+    to_ids,
+    to_image_tensor,
+    to_pil,
+)
 from .labels import LabelSet, get_label_set
 from .limits import (
     InvalidInput,
@@ -126,6 +136,7 @@ class SemFlowPipeline(DiffusionPipeline):
             prediction=prediction,
         )
         self._labels, self._anchor_spec, self._codec, self._formulation = labels, spec, codec, flow
+        self._records: dict[str, Any] = {}  # what the folder it is loaded from records (`from_pretrained`)
 
     @property
     def labels(self) -> LabelSet:
@@ -151,19 +162,19 @@ class SemFlowPipeline(DiffusionPipeline):
         return tuple(self.config.resolution)
 
     def describe(self) -> dict[str, Any]:
-        """What this model is, for people: formulation, label set, resolution, anchors, codec, net size and defaults.
+        """What this model is, for people: formulation, label set, resolution, anchors, codec, net size and defaults,
+        and from the records beside its weights (when it was loaded from a folder that has them) its training data
+        and evaluated figures (`semflow.description.model_records`).
 
         One description for the command line (`python -m semflow info`), the app's model panel and /model_info, and
-        the model card; `describe_lines` renders it.
+        the model card; `semflow.description` renders it.
         """
-        labels, config = self.labels, self.config
+        config = self.config
         return {
             "formulation": config.formulation,
             "formulation_summary": self.formulation.summary,
             "prediction": config.prediction,
-            "label_set": labels.name,
-            "classes": labels.num_classes,
-            "ignore": None if labels.ignore_id is None else {"id": labels.ignore_id, "name": labels.ignore_name},
+            "label_set": self.labels.to_dict(),
             "resolution": {"height": self.resolution[0], "width": self.resolution[1]},
             "anchors": {"k": self.anchor_spec.k, "s": self.anchor_spec.s},
             "perturbation": config.perturbation,
@@ -173,6 +184,8 @@ class SemFlowPipeline(DiffusionPipeline):
             "parameters_millions": round(sum(p.numel() for p in self.unet.parameters()) / 1e6, 2),
             "defaults": {"segmentation_steps": config.segmentation_steps, "synthesis_steps": config.synthesis_steps,
                          "solver": config.solver},
+            "training_data": self._records.get("training_data"),
+            "evaluation": self._records.get("evaluation"),
         }
 
     def with_changes(self, unet: VelocityNet | None = None,
@@ -199,6 +212,7 @@ class SemFlowPipeline(DiffusionPipeline):
         kwargs.setdefault("use_safetensors", True)
         pipe = super().from_pretrained(folder, **kwargs)
         pipe.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
+        pipe._records = model_records(folder)
         return pipe
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
@@ -366,13 +380,13 @@ class SemFlowPipeline(DiffusionPipeline):
     ) -> EditOutput:
         r"""A photo and its edited mask → the photo with only what the mask changed re-synthesized.
 
-        The changed pixels are where `ids` differs from the photo's own segmentation (or `changed`); the region is those
-        pixels grown by `margin`.
-        Synthesis integrates from the edited mask's end to the image end as `synthesize` does, but outside the region
-        the image is held to the photo along the whole path (its velocity there is the straight path's to the photo),
-        so the net synthesizes the region in the photo's context; the result is blended into the photo over the
-        margin, and outside the region it is the photo's own pixels. A `strength` above 0 releases the rest of the
-        photo for the last `strength` of the path (SDEdit-like), which restyles it too.
+        The changed pixels are where `ids` differs from the photo's own segmentation (or `changed`); the region is
+        those pixels grown by `margin`. Synthesis integrates from the edited mask's end to the image end as
+        `synthesize` does, but outside the region the image is held to the photo along the whole path (its velocity
+        there is the straight path's to the photo), so the net synthesizes the region in the photo's context; the
+        result is blended into the photo over the margin, and outside the region it is the photo's own pixels. A
+        `strength` above 0 releases the rest of the photo for the last `strength` of the path (SDEdit-like), which
+        restyles it too.
 
         Args:
             image: The photo (any input `segment` takes); edited at the working size when it is larger.
@@ -472,25 +486,6 @@ class SemFlowPipeline(DiffusionPipeline):
         """(steps, solver) of a call: the config's defaults for None, else checked (`semflow.limits`)."""
         return check_steps(default_steps if steps is None else steps), check_solver(self.config.solver
                                                                                     if solver is None else solver)
-
-
-def describe_lines(description: dict[str, Any]) -> list[str]:
-    """`SemFlowPipeline.describe` as Markdown-friendly "**Name**: value" lines."""
-    d = description
-    ignore = "" if d["ignore"] is None else f" (+ id {d['ignore']['id']} = {d['ignore']['name']}, ignored)"
-    defaults = d["defaults"]
-    return [
-        f"**Formulation**: {d['formulation_summary']}; the net predicts "
-        + ("the velocity" if d["prediction"] == "velocity" else "the clean ends (data prediction)"),
-        f"**Label set**: `{d['label_set']}`, {d['classes']} classes{ignore}",
-        f"**Model resolution**: {d['resolution']['width']}x{d['resolution']['height']} (inputs are resized to it and "
-        f"results back to their size)",
-        f"**Net**: {d['net']}" + (f" ({d['net_summary']})" if d.get("net_summary") else "") +
-        f", {d['parameters_millions']:g} M parameters, on {d['codec']}",
-        f"**Anchors**: k={d['anchors']['k']}, s={d['anchors']['s']:g}; perturbation β={d['perturbation']:g}",
-        f"**Defaults**: segment {defaults['segmentation_steps']} step(s), synthesize {defaults['synthesis_steps']} "
-        f"steps, {defaults['solver']}",
-    ]
 
 
 def _default_resolution(unet: VelocityNet, codec: Codec) -> tuple[int, int]:

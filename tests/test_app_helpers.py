@@ -197,7 +197,7 @@ from app.errors import UserError  # noqa: E402
 from app.service import MAX_VARIANTS, Studio, Studios  # noqa: E402
 from app.settings import VARIABLES, Settings, SettingsError  # noqa: E402
 from app.views import Work  # noqa: E402
-from semflow.limits import MAX_PIXELS, MAX_STEPS, InvalidInput  # noqa: E402
+from semflow.limits import MAX_PIXELS, MIN_SIDE, InvalidInput  # noqa: E402
 from semflow.loading import LoadedModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,34 +249,23 @@ def studio(tmp_path):
     return Studio(LoadedModel(tiny_pipeline(), "tiny-model", "sha256:0123456789abcdef"), settings)
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "abc", "", True, 2.5])
-def test_the_service_words_every_bad_number(studio, value):
-    with pytest.raises(InvalidInput, match="Steps must be a whole number"):
-        studio.check_steps_and_solver(value, "euler", 1)
-    with pytest.raises(InvalidInput, match="Seed must be a whole number"):
-        studio.check_synthesis(1, value, None)
-    with pytest.raises(InputError, match="Opacity must be"):
-        studio.check_opacity(value)
-    if value != 2.5:
-        with pytest.raises(InputError, match="β must be"):
-            studio.check_synthesis(1, 0, value)
-
-
-def test_the_service_checks_ranges_with_the_shared_limits(studio):
-    assert studio.check_steps_and_solver(None, None, 3) == (3, studio.pipe.config.solver)
-    with pytest.raises(InvalidInput, match=f"between 1 and {MAX_STEPS}"):
-        studio.check_steps_and_solver(MAX_STEPS + 1, "euler", 1)
-    with pytest.raises(InputError, match="Unknown solver 'ddim'"):
-        studio.check_steps_and_solver(1, "ddim", 1)
-    with pytest.raises(InputError, match=f"between 1 and {MAX_VARIANTS} variants"):
-        studio.check_synthesis(MAX_VARIANTS + 1, 0, None)
-    with pytest.raises(InvalidInput, match="Seed must be between 0 and"):
-        studio.check_synthesis(1, -1, None)
-    with pytest.raises(InvalidInput, match="Seed must be between 0 and"):
-        studio.check_synthesis(2, 2**32 - 1, None)
-    assert studio.check_synthesis("2", 7.0, "2.5") == (2, 7, 2.5)
-    with pytest.raises(InputError, match="β must be at least 0 and below"):
-        studio.check_synthesis(1, 0, studio.beta_limit)
+def test_the_app_words_only_what_it_alone_knows(studio):
+    """Empty fields and the app's own limits are the app's sentences; every other rule is the pipeline's
+    (tests/test_validation.py)."""
+    with pytest.raises(InputError, match="Seed is empty or not a number: type a whole number."):
+        studio.synthesize(np.zeros((8, 8), np.uint8), seed=None)
+    with pytest.raises(InputError, match="Seed must be a whole number, got 'abc'."):
+        studio.synthesize(np.zeros((8, 8), np.uint8), seed="abc")
+    with pytest.raises(InputError, match=f"Choose between 1 and {MAX_VARIANTS} variants, got {MAX_VARIANTS + 1}."):
+        studio.check_variants(MAX_VARIANTS + 1)
+    for value in (float("nan"), float("inf"), "abc", True):
+        with pytest.raises((InputError, InvalidInput), match="(O|o)pacity must be"):
+            studio.check_opacity(value)
+    with pytest.raises(InputError, match="Opacity must be between 0 and 1, got 2."):
+        studio.check_opacity(2)
+    assert studio.check_variants("2") == 2 and studio.check_opacity("0.25") == 0.25
+    assert studio.segment(PIL.Image.new("RGB", (24, 16)), steps=None)[1] == studio.pipe.config.segmentation_steps
+    assert studio.segment(PIL.Image.new("RGB", (24, 16)), steps="2")[1] == 2, "text from a form, as a number"
 
 
 def test_synthesis_round_trip_and_saved_provenance(studio):
@@ -380,9 +369,12 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     assert heat.size == (40, 30) and np.asarray(heat).tobytes() != np.asarray(overlay_image).tobytes()
     assert np.array_equal(layer_to_labels(editor["layers"][0], studio.labels), session.ids)
     synthesized = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, MASK_TO_IMAGE)
-    session, report, gif = synthesized.session, synthesized.round_trip, synthesized.trajectory
-    assert len(session.synthesized) == 2 and report.count("| 0 |") + report.count("| 1 |") == 2 and gif
-    saved = page.save_annotation(editor, session, "me")
+    report, gif, images = synthesized.round_trip, synthesized.trajectory, synthesized.synthesized
+    assert len(images) == 2 and report.count("| 0 |") + report.count("| 1 |") == 2 and gif
+    assert "images made by `tiny-model`" in report and "made by `tiny-model`" in synthesized.trajectory_caption
+    assert [caption for _, caption in synthesized.gallery] == ["seed 0 · tiny-model", "seed 1 · tiny-model"]
+    assert not hasattr(synthesized, "session"), "a synthesis never writes back the session it started with"
+    saved = page.save_annotation(editor, session, "me", images)
     message, ids_path, voc_path = saved.save_status, saved.mask_ids_file, saved.mask_voc_file
     assert PIL.Image.open(voc_path).mode == "P"
     assert message.startswith("Saved") and np.array_equal(np.asarray(PIL.Image.open(ids_path)), session.ids)
@@ -395,8 +387,14 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     assert session.image is None and (layer_to_labels(editor["layers"][0], studio.labels) == 3).all()
     with pytest.raises(gr.Error, match="no image to save"):
         page.save_annotation(editor, session, "me")
-    with pytest.raises(gr.Error, match="between 64 and 2048"):
-        page.blank_layout(10, 80, "Road", session)
+    assert blank.synthesized == (), "the images of earlier work are not saved with a new layout"
+    painted = page.synthesize(editor, session, 1, 0, 5.0, 2, "euler", False, MASK_TO_IMAGE).synthesized
+    assert page.save_annotation(editor, session, "me", painted).save_status.startswith("Saved"), \
+        "a painted layout is saved with the first image synthesized from it"
+    with pytest.raises(gr.Error, match=f"A blank layout must be between {MIN_SIDE} and 1024 pixels on each side"):
+        page.blank_layout(MIN_SIDE - 1, 80, "Road", session)
+    with pytest.raises(gr.Error, match="Width is empty or not a number: type a whole number."):
+        page.blank_layout(None, 80, "Road", session)
 
 
 def test_the_guard_refuses_the_pages_events_by_name_and_lets_the_page_call_them_by_index():

@@ -18,7 +18,7 @@ from semflow.anchors import AnchorSpec, encode_anchors
 from semflow.codec import PixelCodec
 from semflow.flow import flow_loss
 from semflow.formulation import SymmetricFormulation
-from semflow.images import as_list, input_size, resize_images, resize_labels, to_image_tensor, to_label_array, to_pil
+from semflow.images import as_list, input_size, resize_ids, resize_images, to_ids, to_image_tensor, to_pil
 from semflow.labels import LabelSet
 from semflow.noise import draw
 from semflow.outputs import SegmentationOutput, SynthesisOutput
@@ -132,20 +132,20 @@ class Baseline:
             z = self.codec.encode(resize_images(pixels[None], self.resolution) * 2.0 - 1.0)
             logits = F.pixel_shuffle(net_output(self.unet, z, 0.0), self.codec.factor)
             logits = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear", align_corners=False)
-            ids.append(resize_labels(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
+            ids.append(resize_ids(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
         return SegmentationOutput(ids=ids, nfe=1)
 
     @torch.inference_mode()
-    def synthesize(self, labels: Any, num_inference_steps: int | None = None, seed: int | None = 0,
+    def synthesize(self, masks: Any, num_inference_steps: int | None = None, seed: int | None = 0,
                    num_images_per_mask: int = 1, **_: Any) -> SynthesisOutput:
         """Mask(s) → images: Euler from N(0, I) at t=0 to the image at t=1, conditioned on the anchor mask."""
         self._need("synthesize")
         steps = num_inference_steps or self.config.synthesis_steps
         seed = 0 if seed is None else seed
         images, seeds = [], []
-        for mask in as_list(labels, "labels"):
-            ids = to_label_array(mask, "labels")
-            z_mask = self.codec.encode(self._anchors(resize_labels(torch.from_numpy(ids)[None], self.resolution)))
+        for mask in as_list(masks, "masks"):
+            ids = to_ids(mask, "masks")
+            z_mask = self.codec.encode(self._anchors(resize_ids(torch.from_numpy(ids)[None], self.resolution)))
             for variant in range(num_images_per_mask):
                 noise = draw(z_mask.shape, torch.Generator().manual_seed(seed + variant))
 

@@ -10,9 +10,9 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from semflow import SemFlowPipeline
+from semflow.description import describe_lines
 from semflow.efficientnet_lite import WEIGHT_WHEELS
 from semflow.loading import EMBEDDED_MODELS
-from semflow.pipeline import describe_lines
 
 from .config import TrainConfig
 from .run_folder import CONFIG_FILE, EVALUATION_FILE, SPEED_FILE, SUMMARY_FILE, RunFolder
@@ -80,7 +80,7 @@ def write_model_card(
         datasets=[config.get("dataset")] if config.get("dataset") and "/" in str(config.get("dataset")) and not
         Path(str(config.get("dataset"))).exists() else None,
         tags=["semflow", "rectified-flow", "semantic-segmentation", "semantic-image-synthesis",
-              description["label_set"]] + (["symmflow"] if description["formulation"] == "symmetric" else []),
+              description["label_set"]["name"]] + (["symmflow"] if description["formulation"] == "symmetric" else []),
         pipeline_tag="image-segmentation",
     )
     embedded = next((name for name, path in EMBEDDED_MODELS.items() if path.resolve() == folder.resolve()), None)
@@ -92,7 +92,7 @@ def write_model_card(
     init = config.get("init_from")
     text = TEMPLATE.format(
         card_data=card_data.to_yaml(),
-        labels_name=description["label_set"], formulation=description["formulation"],
+        labels_name=description["label_set"]["name"], formulation=description["formulation"],
         paper=PAPERS[description["formulation"]],
         description="\n".join(f"- {line}." for line in describe_lines(description)),
         training_data=f"`{config.get('dataset')}` (split `{config.get('train_split')}`{_held_out(config)}, "

@@ -14,7 +14,7 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
 from semflow.folders import content_fingerprint
-from semflow.images import pil_to_rgb, resize_images, resize_labels, to_label_array
+from semflow.images import pil_to_rgb, resize_ids, resize_images, to_ids
 from semflow.labels import LabelSet, get_label_set
 
 from .photometric import Photometric
@@ -83,7 +83,7 @@ def decode_example(
     mask = example[mask_column]
     if not isinstance(image, PIL.Image.Image) or not isinstance(mask, PIL.Image.Image):
         raise ValueError(f"columns '{image_column}' and '{mask_column}' must be images")
-    ids = lookup[to_label_array(mask, mask_column)]
+    ids = lookup[to_ids(mask, mask_column)]
     labels.check_ids(ids, mask_column)
     rgb = np.asarray(pil_to_rgb(image))
     if rgb.shape[:2] != ids.shape:
@@ -105,7 +105,7 @@ def random_crop_flip(
     scale = rng.uniform(*scale_range)
     size = (max(crop[0], round(resolution[0] * scale)), max(crop[1], round(resolution[1] * scale)))
     image = resize_images(image[None], size)[0]
-    ids = resize_labels(ids[None], size)[0]
+    ids = resize_ids(ids[None], size)[0]
     top = int(rng.integers(0, size[0] - crop[0] + 1))
     left = int(rng.integers(0, size[1] - crop[1] + 1))
     image = image[:, top : top + crop[0], left : left + crop[1]]
@@ -183,7 +183,7 @@ def class_frequencies(
     lookup = id_lookup(label_map)
     counts = np.zeros(labels.num_classes, np.int64)
     for index in range(min(limit, len(split))):
-        ids = lookup[to_label_array(split[index][mask_column], mask_column)]
+        ids = lookup[to_ids(split[index][mask_column], mask_column)]
         counts += np.bincount(ids[(ids >= 0) & (ids < labels.num_classes)], minlength=labels.num_classes)
     return counts / max(counts.sum(), 1)
 

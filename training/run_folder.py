@@ -1,5 +1,6 @@
 """A training run's folder: the saved model at its top, and beside it the checkpoints, log, samples, best snapshot,
-evaluation and summaries; every name in it is spelled here."""
+evaluation and summaries; every name in it is spelled here, but those of the records a model keeps beside its weights
+(config, summary, evaluation, speed), which `semflow.description` reads and spells."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-CONFIG_FILE = "train_config.json"
-SUMMARY_FILE = "training_summary.json"
-EVALUATION_FILE = "evaluation.json"
-SPEED_FILE = "speed.json"
+# The model's records, named here too for the run folder's users (spelled in `semflow.description`).
+from semflow.description import EVALUATION_FILE, SPEED_FILE, SUMMARY_FILE  # noqa: F401
+from semflow.description import TRAIN_CONFIG_FILE as CONFIG_FILE  # noqa: F401
+
 LOG_FILE = "log.jsonl"
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_STATE = "step.json"
