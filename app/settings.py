@@ -11,7 +11,7 @@ from pathlib import Path
 
 from semflow import limits
 from semflow.hub import parse_model_ref
-from semflow.loading import ENV_MODEL
+from semflow.loading import DEFAULT_MODEL, ENV_MODEL, env_model
 
 # Written by `spaces/build.py` beside app.py: the Hub model a built Space serves when `$SEMFLOW_MODEL` is unset.
 SPACE_FILE = "semflow_space.json"
@@ -49,13 +49,13 @@ class Settings:
     """What the app was configured with (see `VARIABLES` for the variable behind each field).
 
     Attributes:
-        model: The model to serve: `SEMFLOW_MODEL`, else a built Space's model (`SPACE_FILE`), else None (the
-            embedded default).
+        model: The model to serve: `SEMFLOW_MODEL`, else a built Space's model (`SPACE_FILE`), else the embedded
+            default's name; always a reference of its own, so that nothing reads the environment for it again.
         oauth: Whether visitors can sign in with Hugging Face (a Space with ``hf_oauth: true`` sets
             ``OAUTH_CLIENT_ID``); only then can a visitor push with their own account.
     """
 
-    model: str | None = None
+    model: str = DEFAULT_MODEL
     annotations_dir: Path = field(default_factory=lambda: Path.cwd() / "annotations")
     annotations_repo: str | None = None
     push_with_server_token: bool = False
@@ -112,7 +112,7 @@ class Settings:
             if not valid:
                 raise SettingsError(f"SEMFLOW_ANNOTATIONS_REPO must be a Hub dataset id like 'org/name', got {repo!r}")
         return cls(
-            model=text(ENV_MODEL) or space_model(space_file),
+            model=env_model(env) or space_model(space_file) or DEFAULT_MODEL,
             annotations_dir=Path(text("SEMFLOW_ANNOTATIONS_DIR") or defaults.annotations_dir),
             annotations_repo=repo,
             push_with_server_token=flag("SEMFLOW_PUSH_WITH_SERVER_TOKEN"),

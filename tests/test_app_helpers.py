@@ -686,9 +686,10 @@ def test_a_built_spaces_model_is_read_by_the_app_not_the_core(tmp_path, monkeypa
 
     import semflow.loading
     from app.settings import SPACE_FILE, space_model
+    from semflow.loading import DEFAULT_MODEL
 
     space = tmp_path / SPACE_FILE
-    assert Settings.from_env({}, space_file=space).model is None, "no Space file: the embedded default"
+    assert Settings.from_env({}, space_file=space).model == DEFAULT_MODEL, "no Space file: the embedded default"
     space.write_text('{"model": "acme/streets@v1"}')
     assert Settings.from_env({}, space_file=space).model == "acme/streets@v1"
     assert Settings.from_env({"SEMFLOW_MODEL": "semflow"}, space_file=space).model == "semflow", "the variable first"
