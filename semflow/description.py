@@ -29,11 +29,12 @@ def read_record(folder: str | os.PathLike, name: str) -> dict[str, Any] | None:
 def model_records(folder: str | os.PathLike) -> dict[str, Any]:
     """What `SemFlowPipeline.describe` reports from the records beside a model's weights:
 
-    - ``training_data``: the dataset and split it was trained on, the rows and the data's licence (None when the folder
-      has no training record);
+    - ``training_data``: the dataset and split it was trained on (and the drives held out of it), the rows and the
+      data's licence (None when the folder has no training record);
     - ``evaluation``: the dataset, split and number of images of its evaluation, one row per segmentation setting
-      (steps, solver, mIoU, pixel accuracy, seconds per image) and, where synthesis was scored, its FID and KID beside
-      the real-vs-real reference and the cycle mIoU (its own, and a second segmenter's, the judge's) with each
+      (steps, solver, mIoU, pixel accuracy, seconds per image), the same rows on drives it never trained on
+      (``held_out``, where it was scored there) and, where synthesis was scored, its FID and KID beside the
+      real-vs-real reference and the cycle mIoU (its own, and a second segmenter's, the judge's) with each
       segmenter's mIoU on the real photos; None when the model was never evaluated.
     """
     config, summary = read_record(folder, TRAIN_CONFIG_FILE), read_record(folder, SUMMARY_FILE) or {}
@@ -41,24 +42,33 @@ def model_records(folder: str | os.PathLike) -> dict[str, Any]:
     training_data = None
     if config and config.get("dataset"):
         training_data = {"dataset": config["dataset"], "split": config.get("train_split"),
+                         "held_out_drives": list(config.get("held_out_drives") or []),
                          "rows": summary.get("train_rows"), "license": summary.get("data_license")}
     return {"training_data": training_data, "evaluation": _evaluation(evaluation) if evaluation else None}
 
 
+def _rows(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [{key: row.get(key) for key in ("steps", "solver", "miou", "pixel_accuracy", "seconds_per_image")}
+            for row in rows or []]
+
+
 def _evaluation(record: dict[str, Any]) -> dict[str, Any]:
-    rows = [{key: row.get(key) for key in ("steps", "solver", "miou", "pixel_accuracy", "seconds_per_image")}
-            for row in record.get("segmentation") or []]
+    held_out = record.get("held_out")
     synthesis = record.get("synthesis")
     scored = None
     if synthesis:
         cycle, judged = synthesis.get("cycle") or {}, synthesis.get("judged_cycle") or {}
         real = synthesis.get("real_vs_real") or {}
-        scored = {"steps": synthesis.get("steps"), "seeds": synthesis.get("seeds"), "fid": synthesis.get("fid"),
+        scored = {"steps": synthesis.get("steps"), "seeds": synthesis.get("seeds"), "frames": synthesis.get("frames"),
+                  "fid": synthesis.get("fid"),
                   "kid": synthesis.get("kid"), "real_fid": real.get("fid"), "real_kid": real.get("kid"),
                   "cycle_miou": cycle.get("miou"), "real_photo_miou": cycle.get("real_photo_miou"),
                   "judged_cycle_miou": judged.get("miou"), "judge_real_photo_miou": judged.get("real_photo_miou")}
     return {"dataset": record.get("dataset"), "split": record.get("split"), "images": record.get("images"),
-            "segmentation": rows, "synthesis": scored}
+            "segmentation": _rows(record.get("segmentation")),
+            "held_out": {"drives": list(held_out.get("drives") or []), "images": held_out.get("images"),
+                         "segmentation": _rows(held_out.get("segmentation"))} if held_out else None,
+            "synthesis": scored}
 
 
 def describe_lines(description: dict[str, Any]) -> list[str]:
@@ -87,9 +97,12 @@ def training_data_line(description: dict[str, Any]) -> str | None:
     data = description.get("training_data")
     if not data:
         return None
+    drives = data.get("held_out_drives") or []
+    held_out = (" without the frames of drive" + ("s " if len(drives) > 1 else " ") +
+                ", ".join(f"`{drive}`" for drive in drives)) if drives else ""
     rows = f", {data['rows']} rows" if data.get("rows") is not None else ""
     licence = f". Licence of the data: {data['license']}" if data.get("license") else ""
-    return f"**Training data**: `{data['dataset']}` (split `{data.get('split')}`{rows}){licence}"
+    return f"**Training data**: `{data['dataset']}` (split `{data.get('split')}`{held_out}{rows}){licence}"
 
 
 def figures_markdown(description: dict[str, Any]) -> str | None:
@@ -98,15 +111,31 @@ def figures_markdown(description: dict[str, Any]) -> str | None:
     evaluation = description.get("evaluation")
     if not evaluation:
         return None
-    parts = [f"Evaluated on `{evaluation['dataset']}` split `{evaluation['split']}` ({evaluation['images']} images)."]
-    if evaluation["segmentation"]:
+    held_out = evaluation.get("held_out")
+    if held_out:  # the same drives as training beside drives it never trained on, one column each
+        drives = ", ".join(f"`{drive}`" for drive in held_out["drives"])
+        parts = [f"Evaluated on `{evaluation['dataset']}`: the same drives as training (split `{evaluation['split']}`"
+                 f", {evaluation['images']} images) and drives it never trained on ({drives}, {held_out['images']} "
+                 f"images)."]
+        rows = "\n".join(f"| {row['solver']} | {row['steps']} | {_figure(row['miou'])} | {_figure(other['miou'])} | "
+                         f"{_figure(row['pixel_accuracy'])} / {_figure(other['pixel_accuracy'])} | "
+                         f"{_figure(row['seconds_per_image'], '.3f')} |"
+                         for row, other in zip(evaluation["segmentation"], held_out["segmentation"]))
+        header = ("| solver | steps | mIoU, same drive | mIoU, held-out drive | pixel acc., same / held-out | "
+                  "s / image |\n| --- | --- | --- | --- | --- | --- |\n")
+    else:
+        parts = [f"Evaluated on `{evaluation['dataset']}` split `{evaluation['split']}` ({evaluation['images']} "
+                 f"images)."]
         rows = "\n".join(f"| {row['solver']} | {row['steps']} | {_figure(row['miou'])} | "
                          f"{_figure(row['pixel_accuracy'])} | {_figure(row['seconds_per_image'], '.3f')} |"
                          for row in evaluation["segmentation"])
-        parts.append("| solver | steps | mIoU | pixel acc. | s / image |\n| --- | --- | --- | --- | --- |\n" + rows)
+        header = "| solver | steps | mIoU | pixel acc. | s / image |\n| --- | --- | --- | --- | --- |\n"
+    if evaluation["segmentation"]:
+        parts.append(header + rows)
     synthesis = evaluation.get("synthesis")
     if synthesis:
-        lines = [f"Synthesis ({synthesis['steps']} steps): FID {_figure(synthesis['fid'], '.1f')}, KID ×1000 "
+        frames = " of the held-out drives' masks" if synthesis.get("frames") == "held-out drives" else ""
+        lines = [f"Synthesis{frames} ({synthesis['steps']} steps): FID {_figure(synthesis['fid'], '.1f')}, KID ×1000 "
                  f"{_thousandths(synthesis['kid'])}; real photos against real photos: FID "
                  f"{_figure(synthesis['real_fid'], '.1f')}, KID ×1000 {_thousandths(synthesis['real_kid'])}."]
         if synthesis.get("cycle_miou") is not None:

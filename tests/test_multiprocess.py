@@ -62,3 +62,16 @@ def test_two_processes_train_save_one_model_and_resume(tmp_path):
         0, 2]
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     SemFlowPipeline.from_pretrained(out)  # the one final model loads
+
+
+@pytest.mark.slow  # two processes through torchrun
+def test_two_processes_refuse_a_bad_setting_in_a_sentence(tmp_path):
+    dataset = write_hub_dataset(tmp_path / "streets", train=8)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY_CONFIG, "batch_size": 4}))
+    refused = accelerate_launch(2, "training.train", "--dataset", str(dataset), "--output-dir", str(tmp_path / "run"),
+                                "--config", str(config), "--validation-steps", "0")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "ZeroDivisionError" not in output, output[-3000:]
+    assert output.count("error: validation_steps (--validation-steps) must be a whole number of optimizer steps, at "
+                        "least 1, got 0") == 2, "each process says it, before any of them trains"

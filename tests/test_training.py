@@ -239,9 +239,48 @@ def test_study_baselines_train_and_do_their_one_task(dataset, config_file, tmp_p
         assert model.segment(np.zeros((30, 40, 3), np.uint8)).ids[0].shape == (30, 40)
         with pytest.raises(ValueError, match="cannot synthesize"):
             model.synthesize(np.zeros((30, 40), np.uint8))
+        scored = evaluate.main(["--model", str(out), "--dataset", str(dataset), "--steps", "1", "--out",
+                                str(tmp_path / "eval")])  # evaluate loads the folder as load_trained does
+        assert scored["model"] == str(out) and 0 <= scored["segmentation"][0]["miou"] <= 100
+        with pytest.raises(SystemExit, match="cross-entropy study baseline, which cannot synthesize; leave out"):
+            evaluate.main(["--model", str(out), "--dataset", str(dataset), "--synthesis"])
+        with pytest.raises(SystemExit, match="--update-card writes a SemFlow model's card"):
+            evaluate.main(["--model", str(out), "--dataset", str(dataset), "--update-card"])
     else:
         images = model.synthesize(np.zeros((30, 40), np.uint8), seed=0, num_images_per_mask=2).images
         assert [im.size for im in images] == [(40, 30)] * 2 and images[0] != images[1]
+        with pytest.raises(SystemExit, match="conditional-flow study baseline, which cannot segment"):
+            evaluate.main(["--model", str(out), "--dataset", str(dataset)])
+
+
+def test_evaluate_says_what_a_folder_without_a_model_lacks(dataset, tmp_path):
+    with pytest.raises(SystemExit, match=r"holds neither a SemFlow model \(model_index.json\) nor a study baseline "
+                                         r"\(baseline.json\)"):
+        evaluate.main(["--model", str(tmp_path), "--dataset", str(dataset)])
+
+
+@pytest.mark.parametrize("option", ["--validation-steps", "--checkpointing-steps", "--log-every"])
+def test_every_so_many_steps_is_at_least_one(dataset, config_file, tmp_path, option):
+    from training.config import ConfigError
+
+    name = option[2:].replace("-", "_")
+    with pytest.raises(ConfigError, match=f"{name} \\({option}\\) must be a whole number of optimizer steps, at "
+                                          f"least 1, got 0"):
+        train.main(["--dataset", str(dataset), "--output-dir", str(tmp_path / "o"), "--config", str(config_file),
+                    option, "0"])
+    assert not (tmp_path / "o").exists(), "refused before the run folder is made"
+
+
+@pytest.mark.slow  # a process of its own
+def test_the_training_command_says_a_bad_setting_in_a_sentence(dataset, config_file, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "training.train", "--dataset", str(dataset), "--output-dir",
+                             str(tmp_path / "o"), "--config", str(config_file), "--validation-steps", "0"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().endswith("to train without validation, give --validation-split none")
 
 
 def test_a_dataset_folder_rewritten_in_place_loads_its_new_rows(tmp_path):

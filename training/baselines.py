@@ -167,7 +167,14 @@ class Baseline:
 
 def load_trained(model: str | os.PathLike, device: str | torch.device | None = None) -> Baseline | SemFlowPipeline:
     """A trained model to score: a study baseline's folder (its `CONFIG_FILE`; float32 on `device`, CPU by default),
-    or any SemFlow model `semflow.load_pipeline` finds (a folder, an embedded name, a Hub id)."""
+    or any SemFlow model `semflow.load_pipeline` finds (a folder, an embedded name, a Hub id).
+
+    Raises:
+        FileNotFoundError: a folder that holds neither (the sentence says what it looked for).
+    """
     if (Path(model) / CONFIG_FILE).is_file():
         return Baseline.from_pretrained(model).to(device or "cpu")
+    if Path(model).is_dir() and not (Path(model) / SemFlowPipeline.config_name).is_file():
+        raise FileNotFoundError(f"{model} holds neither a SemFlow model ({SemFlowPipeline.config_name}) nor a study "
+                                f"baseline ({CONFIG_FILE})")
     return load_pipeline(model, device=device)

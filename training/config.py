@@ -168,11 +168,20 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+# What the run does every so many optimizer steps: each must be at least 1.
+EVERY = ("validation_steps", "checkpointing_steps", "log_every")
+
+
+class ConfigError(ValueError):
+    """A setting the run cannot use; the message names it (and its --option) and what it takes."""
+
+
 def load_config(path: str | os.PathLike | None = None, preset: str | None = None, **overrides: Any) -> TrainConfig:
     """Defaults ← preset ← file (JSON or YAML) ← overrides (None values are skipped).
 
     Raises:
         ValueError: unknown preset or unknown keys (with their names).
+        ConfigError: a setting out of range (`EVERY`'s counts below 1).
     """
     values: dict[str, Any] = {}
     if path is not None:
@@ -195,4 +204,11 @@ def load_config(path: str | os.PathLike | None = None, preset: str | None = None
     unknown = sorted(set(merged) - known)
     if unknown:
         raise ValueError(f"unknown config keys {unknown}")
-    return TrainConfig(**merged)
+    config = TrainConfig(**merged)
+    for name in EVERY:  # before any process starts: every process of a launch refuses it alike
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            skip = "; to train without validation, give --validation-split none" if name == "validation_steps" else ""
+            raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a whole number of optimizer steps, at "
+                              f"least 1, got {value!r}{skip}")
+    return config

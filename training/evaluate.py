@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
-from semflow import load_pipeline
+from semflow import SemFlowPipeline, load_pipeline
 
 from .baselines import load_trained
 from .card import rerender_model_card
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     command = "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
                                                                                   else argv))
-    pipe = load_pipeline(args.model, device=args.device)
+    pipe = _model(args)
     model_folder = Path(args.model) if args.model and Path(args.model).is_dir() else None
     out = args.out or (model_folder / "eval" if model_folder else Path("eval"))
     out.mkdir(parents=True, exist_ok=True)
@@ -113,6 +113,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (model_folder / EVALUATION_FILE).write_text(json.dumps(results, indent=2))
         rerender_model_card(model_folder)
     return results
+
+
+def _model(args: argparse.Namespace) -> Any:
+    """The model `--model` names, loaded as `training.baselines.load_trained` loads it (a SemFlow model, or a study
+    baseline's folder), or a sentence saying why it cannot be scored as asked."""
+    try:
+        model = load_trained(args.model, device=args.device) if args.model else load_pipeline(device=args.device)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: --model {args.model}: {error}") from None
+    for task, asked in (("segment", True), ("synthesize", args.synthesis)):
+        if asked and task not in model.tasks:
+            kind = getattr(model, "kind", "")
+            raise SystemExit(f"error: --model {args.model} is a {kind} study baseline, which cannot {task}"
+                             + ("; leave out --synthesis" if task == "synthesize" else ""))
+    if args.update_card and not isinstance(model, SemFlowPipeline):
+        raise SystemExit(f"error: --update-card writes a SemFlow model's card; {args.model} is a study baseline")
+    return model
 
 
 def synthesis_metrics(

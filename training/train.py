@@ -33,7 +33,7 @@ from semflow.velocity import net_output
 from .adversarial import DISCRIMINATORS, Critic
 from .baselines import BASELINES, Baseline
 from .card import write_model_card
-from .config import PRESETS, TrainConfig, load_config
+from .config import PRESETS, ConfigError, TrainConfig, load_config
 from .cycle import CycleSegmentation
 from .data import (
     SegmentationStream,
@@ -551,4 +551,7 @@ def _length(split: Any) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ConfigError as error:  # a setting the run cannot use: a sentence, not a traceback, in every process
+        sys.exit(f"error: {error}")
