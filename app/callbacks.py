@@ -20,6 +20,7 @@ from .editor import blank_background, editor_value, fill_payload, mask_from_edit
 from .errors import InputError
 from .exports import save_cvat_zip, save_gif, save_mask_files, save_voc_mask
 from .failures import user_errors
+from .fields import number
 from .fill_tools import MAX_FILL_SHARE, Fill, asks_first, changed_share
 from .info import model_info_markdown
 from .model import gpu
@@ -90,7 +91,7 @@ class Page:
         if session is None or session.image is None:
             raise InputError("Please upload an image (or pick an example) first.")
         studio = self.studio(session)
-        ids, steps, confidence = studio.segment(session.image, steps, solver)
+        ids, steps, confidence = studio.segment(session.image, number(steps, "Steps", whole=True), solver)
         session, value = into_editor(session.replace(steps=steps, confidence=confidence, prediction=ids),
                                      session.image, ids, studio.labels)
         view = self.view_of(session, ids, opacity, unsure)
@@ -162,6 +163,7 @@ class Page:
         session = session or Session()
         studio = self.studio(session)
         ids = mask_from_editor(editor, session.background, studio.labels)
+        steps = number(steps, "Steps", whole=True)  # a field the page always fills: empty is a mistake, not "default"
         result = studio.synthesize(ids, variants, seed, beta, steps, solver,
                                    trajectory=show_trajectory and direction == MASK_TO_IMAGE)
         gif, caption = None, KEEP  # without a trajectory, the caption follows the tab's model (`trajectory_caption`)
@@ -191,7 +193,7 @@ class Page:
         studio = self.studio(session)
         ids = mask_from_editor(editor, session.background, studio.labels)
         result = studio.edit(session.image, ids, ids != session.prediction, variants, seed, margin, strength, beta,
-                             steps, solver)
+                             number(steps, "Steps", whole=True), solver)
         name = studio.model.name
         gallery = [(image, f"edit, seed {s} · {name}") for image, s in zip(result.images, result.seeds)]
         changed = f"the {int(result.changed.sum())} changed pixels, {result.changed.mean():.1%} of the photo"

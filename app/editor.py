@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
+from semflow.deprecation import renamed_function
 from semflow.labels import LabelSet
 
 from .errors import InputError
@@ -32,7 +33,7 @@ MIN_MARKED = 64  # marked pixels needed to judge the placement (fewer: painted o
 MIN_MARK_AGREEMENT = 0.95  # share of the marked pixels that must agree with the pattern
 
 
-def labels_to_layer(ids: np.ndarray, labels: LabelSet, alpha: int = LAYER_ALPHA) -> np.ndarray:
+def ids_to_layer(ids: np.ndarray, labels: LabelSet, alpha: int = LAYER_ALPHA) -> np.ndarray:
     """(H, W) ids → (H, W, 4) uint8 RGBA layer: display colour at `alpha`, the ignore id fully transparent."""
     ids = np.asarray(ids)
     rgba = np.zeros(ids.shape + (4,), np.uint8)
@@ -43,7 +44,7 @@ def labels_to_layer(ids: np.ndarray, labels: LabelSet, alpha: int = LAYER_ALPHA)
     return rgba
 
 
-def layer_to_labels(layer: np.ndarray, labels: LabelSet, min_alpha: int = PAINTED_ALPHA) -> np.ndarray:
+def layer_to_ids(layer: np.ndarray, labels: LabelSet, min_alpha: int = PAINTED_ALPHA) -> np.ndarray:
     """Read a painted RGBA layer back as class ids.
 
     Pixels with alpha below `min_alpha` are unlabelled (the ignore id; 0 for label sets without one). Opaque
@@ -137,7 +138,7 @@ def marked_layer(background: PIL.Image.Image, ids: np.ndarray | None, labels: La
     if ids.shape != size:
         raise ValueError(f"the mask is {ids.shape[1]}x{ids.shape[0]} but the editor's background is "
                          f"{background.width}x{background.height}")
-    layer = labels_to_layer(ids, labels)
+    layer = ids_to_layer(ids, labels)
     marks = placement_marks(background)
     layer[..., 3] = np.where(layer[..., 3] > 0, LAYER_ALPHA, UNLABELLED_ALPHA) + marks
     return layer
@@ -204,7 +205,7 @@ def mask_from_editor(value: dict[str, Any] | None, background: PIL.Image.Image |
         if marked >= MIN_MARKED and agreement < MIN_MARK_AGREEMENT:
             raise InputError("The editor's mask does not line up with its photo (the browser shifted or scaled it), "
                              "so it was not used (nothing was saved). Reload the page and open the image again.")
-    return layer_to_labels(layer, labels)
+    return layer_to_ids(layer, labels)
 
 
 def _size(image: Any) -> tuple[int, int]:
@@ -213,3 +214,8 @@ def _size(image: Any) -> tuple[int, int]:
         return image.size
     shape = np.shape(image)
     return shape[1], shape[0]
+
+
+# Their former names, kept for one release.
+labels_to_layer = renamed_function("app.editor.labels_to_layer", ids_to_layer)
+layer_to_labels = renamed_function("app.editor.layer_to_labels", layer_to_ids)

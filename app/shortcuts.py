@@ -13,11 +13,13 @@ QUEUE_KEYS = {"n": "queue-next", "p": "queue-previous", "s": "queue-save"}
 EDITOR_KEYS = {"z": "Undo", "y": "Redo", "b": "Brush", "e": "Erase"}
 # Keys that make the brush smaller or larger, and by how many pixels.
 SIZE_KEYS, SIZE_STEP = {"[": -1, "]": 1}, 4
+# Inputs that take no text: with the focus on one (a checkbox just ticked), the keys still work.
+NON_TEXT_INPUTS = ("checkbox", "radio", "range", "button", "submit", "reset", "color", "file", "image")
 
 SCRIPT = """
 () => {
   const names = %(names)s, keys = %(keys)s, queueKeys = %(queue_keys)s, editorKeys = %(editor_keys)s;
-  const sizeKeys = %(size_keys)s, sizeStep = %(size_step)s;
+  const sizeKeys = %(size_keys)s, sizeStep = %(size_step)s, nonText = %(non_text)s;
   const swatches = () => document.querySelectorAll("#mask-editor menu.swatch button.color");
   const name = () => swatches().forEach((button, i) => {
     if (i < names.length && button.title !== names[i]) {
@@ -27,10 +29,14 @@ SCRIPT = """
   });
   new MutationObserver(name).observe(document.body, {childList: true, subtree: true});
   const button = (label) => document.querySelector('#mask-editor button[aria-label="' + label + '"]');
+  // Keys are for typing only where text is typed: a ticked checkbox, a radio button or a slider keeps the focus, and
+  // the next class key must still pick its brush.
+  const typing = (target) => target.closest && (target.closest("textarea, select, [contenteditable=true]") ||
+    (target.matches("input") && !nonText.includes((target.type || "").toLowerCase())));
   document.addEventListener("keydown", (event) => {
     const target = event.target, index = keys.indexOf(event.key);
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (target.closest && target.closest("input, textarea, select, [contenteditable=true]")) return;
+    if (typing(target)) return;
     if (queueKeys[event.key]) {
       document.getElementById(queueKeys[event.key])?.click();
       event.preventDefault();
@@ -73,7 +79,8 @@ def page_script(class_names: list[str] | tuple[str, ...]) -> str:
     """The script for a model with these classes (in palette order, the order of the editor's swatches)."""
     return SCRIPT % {"names": json.dumps(list(class_names)), "keys": json.dumps(CLASS_KEYS),
                      "queue_keys": json.dumps(QUEUE_KEYS), "editor_keys": json.dumps(EDITOR_KEYS),
-                     "size_keys": json.dumps(SIZE_KEYS), "size_step": SIZE_STEP}
+                     "size_keys": json.dumps(SIZE_KEYS), "size_step": SIZE_STEP,
+                     "non_text": json.dumps(NON_TEXT_INPUTS)}
 
 
 def shortcut_help(class_names: list[str] | tuple[str, ...]) -> str:

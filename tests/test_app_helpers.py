@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 
 from app.annotations import AnnotationStore
-from app.editor import LAYER_ALPHA, PAINTED_ALPHA, labels_to_layer, layer_to_labels
+from app.editor import LAYER_ALPHA, PAINTED_ALPHA, ids_to_layer, layer_to_ids
 from app.examples import draw_layouts, find_classes
 from app.exports import save_gif, save_mask_files
 from app.inputs import InputError, fit_for_editing, open_image, open_mask
@@ -26,14 +26,14 @@ def test_layer_round_trip_is_exact(labels):
     ids = RNG.integers(0, labels.num_classes, (23, 31))
     if labels.ignore_id is not None:
         ids[::5, ::3] = labels.ignore_id
-    layer = labels_to_layer(ids, labels)
+    layer = ids_to_layer(ids, labels)
     assert layer.shape == (23, 31, 4) and set(np.unique(layer[..., 3])) <= {0, LAYER_ALPHA}
-    assert np.array_equal(layer_to_labels(layer, labels), ids)
+    assert np.array_equal(layer_to_ids(layer, labels), ids)
 
 
 def _stroke_over(base_ids, stroke_class, labels, coverage):
     """Paint `stroke_class` over a layer with anti-aliased coverage (source-over, straight alpha, as a canvas)."""
-    layer = labels_to_layer(base_ids, labels).astype(np.float64)
+    layer = ids_to_layer(base_ids, labels).astype(np.float64)
     colour = np.asarray(labels.colors[stroke_class], np.float64)
     a_src, a_dst = coverage[..., None], layer[..., 3:] / 255.0
     a_out = a_src + a_dst * (1 - a_src)
@@ -46,7 +46,7 @@ def test_anti_aliased_edges_snap_to_the_dominant_class():
     # the middle of the blend; the blend-aware snap gives Road or Pavement only.
     base = np.full((1, 101), 3)
     coverage = np.linspace(0, 1, 101)[None]
-    ids = layer_to_labels(_stroke_over(base, 4, CAMVID, coverage), CAMVID)
+    ids = layer_to_ids(_stroke_over(base, 4, CAMVID, coverage), CAMVID)
     assert set(np.unique(ids)) == {3, 4}
     a_dst = LAYER_ALPHA / 255
     stroke_share = coverage[0] / np.maximum(coverage[0] + a_dst * (1 - coverage[0]), 1e-9)  # of the blended colour
@@ -58,23 +58,23 @@ def test_anti_aliased_edges_snap_to_the_dominant_class():
 def test_alpha_decides_what_was_painted():
     empty = np.full((1, 101), CAMVID.ignore_id)
     coverage = np.linspace(0, 1, 101)[None]
-    ids = layer_to_labels(_stroke_over(empty, 8, CAMVID, coverage), CAMVID)
+    ids = layer_to_ids(_stroke_over(empty, 8, CAMVID, coverage), CAMVID)
     painted = coverage[0] * 255 >= PAINTED_ALPHA - 0.5
     assert (ids[0, painted] == 8).all() and (ids[0, ~painted] == CAMVID.ignore_id).all()
-    erased = labels_to_layer(np.full((2, 2), 5), CAMVID)
+    erased = ids_to_layer(np.full((2, 2), 5), CAMVID)
     erased[0, 0, 3] = 20  # eraser pass leaves a faint remainder
-    assert layer_to_labels(erased, CAMVID)[0, 0] == CAMVID.ignore_id
+    assert layer_to_ids(erased, CAMVID)[0, 0] == CAMVID.ignore_id
 
 
 def test_blank_layers_and_bad_layers():
     from app.editor import blank_background, marked_layer
 
     white = blank_background(5, 4)
-    assert (layer_to_labels(marked_layer(white, np.full((4, 5), 3), CAMVID), CAMVID) == 3).all()
-    assert (layer_to_labels(marked_layer(white, None, CAMVID), CAMVID) == CAMVID.ignore_id).all()
-    assert (layer_to_labels(marked_layer(white, None, CELEBAMASK_HQ), CELEBAMASK_HQ) == 0).all()
+    assert (layer_to_ids(marked_layer(white, np.full((4, 5), 3), CAMVID), CAMVID) == 3).all()
+    assert (layer_to_ids(marked_layer(white, None, CAMVID), CAMVID) == CAMVID.ignore_id).all()
+    assert (layer_to_ids(marked_layer(white, None, CELEBAMASK_HQ), CELEBAMASK_HQ) == 0).all()
     with pytest.raises(ValueError, match="RGB or RGBA uint8"):
-        layer_to_labels(np.zeros((4, 5), np.uint8), CAMVID)
+        layer_to_ids(np.zeros((4, 5), np.uint8), CAMVID)
 
 
 def test_overlay_legend_and_agreement():
@@ -350,14 +350,14 @@ def test_the_pages_callbacks_word_unusable_uploads(page, tmp_path, decompression
 
 
 def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path):
-    from app.editor import layer_to_labels
+    from app.editor import layer_to_ids
     from app.session import Session
 
     PIL.Image.fromarray(RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "street.png")
     loaded = page.load_image({"path": str(tmp_path / "street.png"), "orig_name": "street.png"}, Session())
     session, editor, status = loaded.session, loaded.editor, loaded.status
     assert session.source == "street.png" and "40x30" in status
-    assert (layer_to_labels(editor["layers"][0], studio.labels) == studio.labels.ignore_id).all()
+    assert (layer_to_ids(editor["layers"][0], studio.labels) == studio.labels.ignore_id).all()
     assert loaded == Work(session, editor, status).cleared(studio.labels), "everything of earlier work blanked"
     segmented = page.segment(session, 1, "euler", 0.5)
     session, overlay_image, editor, status = segmented.session, segmented.overlay_view, segmented.editor, \
@@ -367,7 +367,7 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     assert session.confidence.shape == (30, 40) and 0 <= session.confidence.min() <= session.confidence.max() <= 1
     heat = page.update_overlay(editor, session, 1.0, True)
     assert heat.size == (40, 30) and np.asarray(heat).tobytes() != np.asarray(overlay_image).tobytes()
-    assert np.array_equal(layer_to_labels(editor["layers"][0], studio.labels), session.ids)
+    assert np.array_equal(layer_to_ids(editor["layers"][0], studio.labels), session.ids)
     synthesized = page.synthesize(editor, session, 2, 0, 5.0, 2, "euler", True, MASK_TO_IMAGE)
     report, gif, images = synthesized.round_trip, synthesized.trajectory, synthesized.synthesized
     assert len(images) == 2 and report.count("| 0 |") + report.count("| 1 |") == 2 and gif
@@ -384,7 +384,7 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
     assert (blank.overlay_view, blank.gallery, blank.round_trip, blank.trajectory, blank.save_status, downloads) == \
         (None, [], "", None, "", [None] * 3)
     assert photo is None, "a layout empties the Image box"
-    assert session.image is None and (layer_to_labels(editor["layers"][0], studio.labels) == 3).all()
+    assert session.image is None and (layer_to_ids(editor["layers"][0], studio.labels) == 3).all()
     with pytest.raises(gr.Error, match="no image to save"):
         page.save_annotation(editor, session, "me")
     assert blank.synthesized == (), "the images of earlier work are not saved with a new layout"
@@ -395,6 +395,56 @@ def test_the_pages_callbacks_segment_synthesize_and_save(page, studio, tmp_path)
         page.blank_layout(MIN_SIDE - 1, 80, "Road", session)
     with pytest.raises(gr.Error, match="Width is empty or not a number: type a whole number."):
         page.blank_layout(None, 80, "Road", session)
+
+
+def test_uploads_and_blank_layouts_share_one_size_rule(page, tmp_path):
+    from app.session import Session
+
+    for side in (MIN_SIDE, 32):
+        PIL.Image.new("RGB", (side, side), (90, 120, 40)).save(tmp_path / f"{side}.png")
+        assert page.load_image({"path": str(tmp_path / f"{side}.png")}, Session()).session.image.size == (side, side)
+        assert page.blank_layout(side, side, "Road", Session()).session.background.size == (side, side)
+    PIL.Image.new("RGB", (MIN_SIDE - 1, 32)).save(tmp_path / "thin.png")
+    with pytest.raises(gr.Error, match=f"it must be at least {MIN_SIDE} pixels on each side"):
+        page.load_image({"path": str(tmp_path / "thin.png")}, Session())
+    with pytest.raises(gr.Error, match=f"between {MIN_SIDE} and 1024 pixels on each side"):
+        page.blank_layout(MIN_SIDE - 1, 32, "Road", Session())
+
+
+def test_a_transparent_upload_is_said_to_be_flattened_onto_white(page, tmp_path):
+    from app.session import Session
+
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[..., 0], rgba[:, :20, 3] = 200, 255  # the right half transparent
+    PIL.Image.fromarray(rgba).save(tmp_path / "cut-out.png")
+    loaded = page.load_image({"path": str(tmp_path / "cut-out.png")}, Session())
+    assert "has transparent pixels; they were flattened onto white" in loaded.status
+    assert tuple(np.asarray(loaded.session.image)[0, 30]) == (255, 255, 255)
+    PIL.Image.new("RGBA", (40, 30), (1, 2, 3, 255)).save(tmp_path / "opaque.png")
+    assert "transparent" not in page.load_image({"path": str(tmp_path / "opaque.png")}, Session()).status
+
+
+def test_results_go_with_the_mask_they_were_made_from(page, studio, tmp_path):
+    from app.session import Session
+
+    PIL.Image.fromarray(RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "street.png")
+    session = page.segment(page.load_image({"path": str(tmp_path / "street.png")}, Session()).session, 1, "euler",
+                           0.5).session
+    ids = session.ids.copy()
+    ids[4:10, 5:12] = (ids[4:10, 5:12] + 1) % 11
+    edited = page.edit_photo(ids_editor(session, ids, studio), session, 1, 0, 5.0, 2, "euler", 2, 0.0)
+    assert edited.gallery and "Round trip on the" in edited.round_trip
+    again = page.segment(session, 1, "euler", 0.5).updates()
+    assert (again["gallery"], again["round_trip"], again["trajectory"], again["synthesized"]) == ([], "", None, ()), \
+        "a new segmentation takes the previous edit's images and round trip off the page"
+    assert page.restore_image(session) is session.image and page.restore_image(Session()) is None, \
+        "after an upload that could not be opened, the Image box shows what the editor works on"
+
+
+def ids_editor(session, ids, studio):
+    from app.editor import editor_value
+
+    return editor_value(session.image, ids, studio.labels)
 
 
 def test_the_guard_refuses_the_pages_events_by_name_and_lets_the_page_call_them_by_index():
@@ -486,7 +536,7 @@ def test_examples_are_real_photos_and_drawn_layouts_made_without_the_model(tmp_p
 def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page, studio, tmp_path):
     import zipfile
 
-    from app.editor import editor_value, layer_to_labels
+    from app.editor import editor_value, layer_to_ids
     from app.queue_words import STATUS_NAMES
     from app.session import Session
     from app.work_queue import CORRECTED, PREANNOTATED, QUEUE_ORDER
@@ -509,7 +559,7 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     moved = page.queue_move(1, False)(QUEUE_ORDER, session)
     session, editor, line = moved.session, moved.editor, moved.queue_status
     assert session.item == "b.png" and f"({STATUS_NAMES[PREANNOTATED]}, mean confidence 0." in line
-    assert (layer_to_labels(editor["layers"][0], studio.labels) != studio.labels.ignore_id).all()
+    assert (layer_to_ids(editor["layers"][0], studio.labels) != studio.labels.ignore_id).all()
     ids = np.full((20, 30), 3, np.uint8)
     line = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
     assert "Saved the mask of **b**" in line and "1 / 3 corrected" in line
@@ -558,7 +608,7 @@ def _layer_of(payload: dict) -> np.ndarray:
 
 
 def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_asks_first(page, studio):
-    from app.editor import editor_value, layer_to_labels, mark_agreement
+    from app.editor import editor_value, layer_to_ids, mark_agreement
     from app.session import Session
 
     photo = np.zeros((20, 30, 3), np.uint8)
@@ -573,7 +623,7 @@ def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_ask
     session, payload, view, note, button = (filled_view.session, filled_view.fill_layer, filled_view.overlay_view,
                                             filled_view.fill_status, filled_view.apply_fill)
     layer = _layer_of(payload)
-    filled = layer_to_labels(layer, studio.labels)
+    filled = layer_to_ids(layer, studio.labels)
     assert (payload["width"], payload["height"]) == (30, 20) and mark_agreement(layer, image) == (1.0, 600)
     assert (filled[2:6, 20:24] == 3).all() and (filled == 3).sum() == 16 and view.size == (30, 20)
     assert note.startswith("Flood-filled the region at (21, 3) with Road (2.7% of the image changed; undo")
@@ -592,7 +642,7 @@ def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_ask
     applied_view = page.apply_fill(editor, waiting, 0.5, False)
     session, payload, note, button = applied_view.session, applied_view.fill_layer, applied_view.fill_status, \
         applied_view.apply_fill
-    applied = layer_to_labels(_layer_of(payload), studio.labels)
+    applied = layer_to_ids(_layer_of(payload), studio.labels)
     assert (applied[:, 15:][filled[:, 15:] != 3] == 8).all() and (applied[:, :15] == 0).all()
     assert session.fill is None and button["visible"] is False and "47.3% of the image changed" in note
     with pytest.raises(gr.Error, match="There is no fill waiting"):
@@ -609,7 +659,7 @@ def test_a_click_on_the_segmentation_fills_the_editors_mask_and_a_large_fill_ask
     assert tuple(np.asarray(view)[2, 18 + 3]) == (255, 255, 0), "no mark at the first corner"
     box = page.fill_at(editor, session, cb.REPLACE, "Car", "Sky", 10, 0.5, False, SimpleNamespace(index=[25, 9]))
     session, payload, note = box.session, box.fill_layer, box.fill_status
-    replaced = layer_to_labels(_layer_of(payload), studio.labels)
+    replaced = layer_to_ids(_layer_of(payload), studio.labels)
     assert (replaced[2:10, 18:26] != 0).all() and session.corner is None and note.startswith("Replaced Sky with Car")
     assert (replaced[2:6, 20:24] == 3).all(), "the box replaces only the class asked for"
 

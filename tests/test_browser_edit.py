@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import torch
 
-from app.editor import layer_to_labels
+from app.editor import layer_to_ids
 from app.service import EDIT_MARGIN
 from app.shortcuts import CLASS_KEYS
 from app.ui import EDIT_ID, EDIT_REGION_ID
@@ -36,7 +36,7 @@ def test_edit_this_photo_changes_the_stroke_and_keeps_the_rest_of_the_photo(brow
         browser, page = helpers.open_app(playwright, server.url)
         helpers.segment_photo(page, photo_path, (480, 360))
         box = helpers.canvas_box(page)
-        predicted = layer_to_labels(helpers.editor_layer(page), CAMVID)
+        predicted = layer_to_ids(helpers.editor_layer(page), CAMVID)
         assert not page.locator(f"#{EDIT_ID}").is_visible(), "nothing changed yet: no edit offered"
         assert page.get_by_role("button", name="Synthesize", exact=True).is_visible()
 
@@ -46,7 +46,7 @@ def test_edit_this_photo_changes_the_stroke_and_keeps_the_rest_of_the_photo(brow
         edit.wait_for(state="visible", timeout=60_000)
         assert page.get_by_role("button", name="Synthesize", exact=True).is_visible(), "Synthesize stays"
         page.locator(f"#{EDIT_REGION_ID} img").wait_for(timeout=30_000)
-        painted = layer_to_labels(helpers.editor_layer(page), CAMVID)
+        painted = layer_to_ids(helpers.editor_layer(page), CAMVID)
         changed = painted != predicted
         assert 100 < changed.sum() < 0.2 * changed.size, changed.sum()
 

@@ -20,7 +20,7 @@ from browser_helpers import (
     segment_photo,
 )
 
-from app.editor import PAINTED_ALPHA, layer_to_labels, mark_agreement
+from app.editor import PAINTED_ALPHA, layer_to_ids, mark_agreement
 from app.shortcuts import CLASS_KEYS
 from semflow.labels import CAMVID
 
@@ -88,10 +88,10 @@ def test_after_a_larger_image_a_smaller_ones_mask_is_saved_in_place(server, tmp_
         browser.close()
 
     for before, after, saved in results:
-        expected = layer_to_labels(after, CAMVID)  # what the editor showed the annotator, read as the server reads it
+        expected = layer_to_ids(after, CAMVID)  # what the editor showed the annotator, read as the server reads it
         assert saved.shape == expected.shape and np.array_equal(saved, expected), "saved ≠ the editor's own mask"
         touched = (after != before).any(-1)
-        segmented = layer_to_labels(before, CAMVID)
+        segmented = layer_to_ids(before, CAMVID)
         assert np.array_equal(saved[~touched], segmented[~touched]), "an unpainted pixel changed: the mask moved"
         core = scipy.ndimage.binary_erosion(touched, iterations=2) & (after[..., 3] >= PAINTED_ALPHA)
         assert core.sum() > 500 and (saved[core] == STROKE_CLASS).all(), "the stroke is not in the saved mask"
@@ -204,13 +204,13 @@ def test_fills_are_steps_of_the_editors_undo_history_and_large_ones_ask_first(se
         page.get_by_label("flood fill (similar colour)").check()
         page.get_by_label("Fill with class").first.click()
         page.get_by_role("option", name="Pavement", exact=True).click()
-        before = layer_to_labels(stroked, CAMVID)
+        before = layer_to_ids(stroked, CAMVID)
         small = _fill_point(photo, before, pavement, 0.003, MAX_FILL_SHARE / 2, DEFAULT_TOLERANCE)
         small = _click_on_view(page, small, (480, 360), "Flood-filled the region at")
         page.wait_for_timeout(1000)
         filled = editor_layer(page)
         expected = flood_fill(before, photo, small, pavement)
-        assert np.array_equal(layer_to_labels(filled, CAMVID), expected), "the fill in the editor is not the fill"
+        assert np.array_equal(layer_to_ids(filled, CAMVID), expected), "the fill in the editor is not the fill"
         page.locator(".semflow-legend-note", has_text="Corrected by hand").wait_for(timeout=30_000)
 
         _press(page, "z")  # undo the fill, then the stroke; redo both
@@ -235,8 +235,8 @@ def test_fills_are_steps_of_the_editors_undo_history_and_large_ones_ask_first(se
         page.get_by_text("Flood-filled the region at").wait_for(timeout=60_000)
         page.wait_for_timeout(1000)
         assert f"at ({large[0]}, {large[1]}) with Pavement" in page.locator("#fill-status").inner_text()
-        before_large = layer_to_labels(restroked, CAMVID)
-        assert np.array_equal(layer_to_labels(editor_layer(page), CAMVID),
+        before_large = layer_to_ids(restroked, CAMVID)
+        assert np.array_equal(layer_to_ids(editor_layer(page), CAMVID),
                               flood_fill(before_large, photo, large, pavement, 24)), "the large fill is not the fill"
         _press(page, "z")
         assert np.array_equal(editor_layer(page), restroked), "undo did not take back the large fill"

@@ -11,7 +11,7 @@ from app.editor import (
     MIN_MARK_AGREEMENT,
     blank_background,
     editor_value,
-    layer_to_labels,
+    layer_to_ids,
     mark_agreement,
     marked_layer,
     mask_from_editor,
@@ -135,7 +135,7 @@ def test_a_layout_on_its_white_canvas_comes_back_in_place():
     canvas, ids = blank_background(480, 360), blobs()
     value = editor_value(canvas, ids, CAMVID)
     assert np.array_equal(mask_from_editor(returned(value), blank_background(480, 360), CAMVID), ids)
-    assert np.array_equal(layer_to_labels(value["layers"][0], CAMVID), ids)
+    assert np.array_equal(layer_to_ids(value["layers"][0], CAMVID), ids)
 
 
 @pytest.fixture
