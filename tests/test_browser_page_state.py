@@ -17,7 +17,8 @@ from semflow.limits import MAX_STEPS
 pytestmark = pytest.mark.slow
 
 SYMMETRIC, PAPER = "symmetric-camvid (embedded)", "semflow-camvid (embedded)"
-NO_BROKEN_IMAGE = "() => [...document.querySelectorAll('#image-input img')].every(i => i.complete && i.naturalWidth > 0)"
+NO_BROKEN_IMAGE = ("() => [...document.querySelectorAll('#image-input img')]"
+                   ".every(image => image.complete && image.naturalWidth > 0)")
 
 
 @pytest.fixture

@@ -62,20 +62,22 @@ def _calls(work, setting, value):
     pipe, page, api, session, ids, editor = (work[k] for k in ("pipe", "page", "api", "session", "ids", "editor"))
     image = session.image
     if setting in ("margin", "strength"):
-        pipeline = (lambda: pipe.edit(image, ids, margin=s["margin"], strength=s["strength"]))
-        return pipeline, [
+        return lambda: pipe.edit(image, ids, margin=s["margin"], strength=s["strength"]), [
             lambda: page.edit_photo(editor, session, VARIANTS, s["seed"], s["beta"], s["steps"], s["solver"],
                                     s["margin"], s["strength"]),
             lambda: page.edit_preview(editor, session, s["margin"], s["strength"]),
             lambda: api.edit(work["photo"], work["mask"], s["seed"], VARIANTS, s["margin"], s["strength"], s["beta"],
                              s["steps"], s["solver"])]
     if setting in ("steps", "solver"):
-        pipeline = (lambda: pipe.segment(image, num_inference_steps=s["steps"], solver=s["solver"]))
+        def pipeline():
+            return pipe.segment(image, num_inference_steps=s["steps"], solver=s["solver"])
+
         app = [lambda: page.segment(session, s["steps"], s["solver"], 0.5),
                lambda: api.segment(work["photo"], s["steps"], s["solver"])]
     else:
-        pipeline = (lambda: pipe.synthesize(ids, seed=s["seed"], perturbation=s["beta"],
-                                            num_images_per_mask=VARIANTS))
+        def pipeline():
+            return pipe.synthesize(ids, seed=s["seed"], perturbation=s["beta"], num_images_per_mask=VARIANTS)
+
         app = []
     return pipeline, app + [
         lambda: page.synthesize(editor, session, VARIANTS, s["seed"], s["beta"], s["steps"], s["solver"], False,
@@ -105,8 +107,8 @@ def test_form_text_reaches_the_pipeline_as_numbers(work):
 def test_what_only_the_app_knows_is_the_apps_sentence(work):
     page, session, editor = work["page"], work["session"], work["editor"]
     for seed in (None, ""):  # an emptied number field, or text it could not take ("abc" arrives as nothing)
-        assert _app_sentence(lambda: page.synthesize(editor, session, 1, seed, 5.0, 2, "euler", False,
-                                                     MASK_TO_IMAGE)) == \
+        assert _app_sentence(lambda seed=seed: page.synthesize(editor, session, 1, seed, 5.0, 2, "euler", False,
+                                                               MASK_TO_IMAGE)) == \
             "Seed is empty or not a number: type a whole number."
     assert _app_sentence(lambda: page.segment(session, None, "euler", 0.5)) == \
         "Steps is empty or not a number: type a whole number."
