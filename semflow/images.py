@@ -43,8 +43,7 @@ def as_list(inputs: Any, name: str) -> list[Any]:
 def _check_size(height: int, width: int, name: str) -> None:
     if height < 1 or width < 1:
         raise ValueError(f"{name} is empty ({height}x{width})")
-    if height * width > limits.MAX_PIXELS:
-        raise ValueError(f"{name} is {width}x{height}, more than the {limits.MAX_PIXELS} pixels this pipeline accepts")
+    limits.check_pixels(width, height, name)
 
 
 def pil_to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:

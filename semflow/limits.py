@@ -20,7 +20,7 @@ SOLVERS = ("euler", "heun", "rk45")  # the ODE solvers `semflow.solvers.integrat
 MAX_STEPS = 100  # integration steps of Euler / Heun (RK45: trajectory intervals)
 MAX_SEED = 2**32 - 1  # seeds are 0..MAX_SEED, as numpy and every UI number field take them
 MAX_IMAGES_PER_MASK = 16  # synthesized variants of one mask in one call
-MIN_SIDE = 8  # pixels, each side of an input image or mask, and of a canvas a layout is painted on
+MIN_SIDE = 8  # pixels, each side of an image or mask file, and of a canvas a layout is painted on
 MAX_PIXELS = 40_000_000  # an input image or mask larger than this is refused before it is decoded
 WORKING_SIDE = 1024  # larger inputs are brought to this longer side before they reach the model
 MAX_EDIT_MARGIN = 128  # pixels an edited region may be grown by so that its seam blends
@@ -87,10 +87,16 @@ def check_images_per_mask(count: Any, name: str = "num_images_per_mask", maximum
     return count
 
 
-def check_size(width: int, height: int, name: str, max_pixels: int = MAX_PIXELS) -> None:
-    """MIN_SIDE <= each side, width·height <= max_pixels (MAX_PIXELS unless a caller allows fewer)."""
+def check_pixels(width: int, height: int, name: str, max_pixels: int = MAX_PIXELS) -> None:
+    """width·height <= max_pixels (MAX_PIXELS unless a caller allows fewer): the limit on anything the pipeline
+    takes, a file or an image in memory."""
     if width * height > max_pixels:
         raise InvalidInput(f"{name} is {width}x{height} pixels; the limit is {max_pixels / 1e6:g} megapixels")
+
+
+def check_size(width: int, height: int, name: str, max_pixels: int = MAX_PIXELS) -> None:
+    """An image or mask file, or a canvas: `check_pixels`, and MIN_SIDE <= each side."""
+    check_pixels(width, height, name, max_pixels)
     if min(width, height) < MIN_SIDE:
         raise InvalidInput(f"{name} is {width}x{height}; it must be at least {MIN_SIDE} pixels on each side")
 
