@@ -82,7 +82,8 @@ class Endpoints:
 
     @user_errors
     def model_info(self) -> dict[str, Any]:
-        """/model_info: which model is loaded (name and revision or weights hash, fallback notice), its label set."""
+        """/model_info: which model is loaded (name and revision or weights hash, fallback notice) and what it is: its
+        one description (`SemFlowPipeline.describe`: label set, resolution, defaults, training data and figures)."""
         return self.studios.get().info()
 
 

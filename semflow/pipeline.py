@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .anchors import AnchorSpec, encode_anchors, nearest_anchors
 from .codec import Codec, PixelCodec, VAECodec
 from .deprecation import renamed_keywords
-from .description import model_records
+from .description import describe_lines, model_records  # noqa: F401 (describe_lines: importable from here too)
 from .formulation import Formulation, get_formulation
 from .hub import push_folder, resolve_model
 from .images import (

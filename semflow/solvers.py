@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .limits import SOLVERS, check_solver, check_steps
+from . import limits
+from .deprecation import warn_renamed
+from .limits import SOLVERS
 
 __all__ = ["SOLVERS", "Integration", "integrate", "time_grid"]
 
@@ -59,7 +61,7 @@ def integrate(
         return_trajectory: Keep the state at every grid time.
         on_step: Called after each Euler/Heun step, or after each RK45 evaluation (for progress bars).
     """
-    solver, num_steps = check_solver(solver), check_steps(num_steps)
+    solver, num_steps = limits.check_solver(solver), limits.check_steps(num_steps)
     times = time_grid(float(t_start), float(t_end), num_steps)
     nfe = 0
 
@@ -100,3 +102,10 @@ def _integrate_rk45(v, x, times, rtol, atol, return_trajectory, on_step, count) 
     states = odeint(f, x, torch.tensor(grid, dtype=torch.float64), rtol=rtol, atol=atol, method="dopri5")
     trajectory = list(states.unbind(0)) if return_trajectory else None
     return Integration(x=states[-1], trajectory=trajectory, times=grid, nfe=count())
+
+
+def check_solver(solver: str, num_steps: int) -> None:
+    """Deprecated: `semflow.limits.check_solver` and `semflow.limits.check_steps`, where the rules now live."""
+    warn_renamed("semflow.solvers.check_solver", "semflow.limits.check_solver and semflow.limits.check_steps")
+    limits.check_solver(solver)
+    limits.check_steps(num_steps)

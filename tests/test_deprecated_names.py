@@ -54,6 +54,12 @@ def test_the_former_function_names():
     with pytest.warns(DeprecationWarning, match=r"encode_anchors\(labels=...\)"):
         old = encode_anchors(labels=tensor, num_classes=11, spec=AnchorSpec.spread(11))
     assert torch.equal(old, encode_anchors(tensor, 11, AnchorSpec.spread(11)))
+    from semflow.solvers import check_solver
+
+    with pytest.warns(DeprecationWarning, match="semflow.solvers.check_solver is deprecated"):
+        check_solver("heun", 3)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="steps must be between 1 and"):
+        check_solver("heun", 0)
     with pytest.warns(DeprecationWarning, match="labels_to_layer is deprecated"):
         layer = labels_to_layer(IDS, CAMVID)
     assert np.array_equal(layer, ids_to_layer(IDS, CAMVID))
