@@ -40,6 +40,7 @@ from .views import (
     Synthesized,
     TabStarted,
     Work,
+    results_cleared,
 )
 
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
@@ -102,7 +103,7 @@ class Page:
             gr.Warning(unfamiliar)
             status = f"⚠️ **{unfamiliar}** {status}"
         return Segmented(session, view, legend_of(session, ids, studio.labels), value, status,
-                         **EditOffer.withdrawn())  # and the results of the mask it replaces taken off the page
+                         **results_cleared(), **EditOffer.withdrawn())  # the mask it replaces goes with its results
 
     def view_of(self, session: Session, ids: np.ndarray | None, opacity: Any,
                 unsure: bool = False) -> PIL.Image.Image | None:

@@ -114,10 +114,10 @@ class Segmented(EditOffer):
     legend: Any
     editor: Any
     status: Any
-    gallery: Any = dataclasses.field(default_factory=list)
-    round_trip: Any = ""
-    trajectory: Any = None
-    synthesized: Any = ()
+    gallery: Any = KEEP
+    round_trip: Any = KEEP
+    trajectory: Any = KEEP
+    synthesized: Any = KEEP
 
 
 @dataclass
