@@ -342,7 +342,17 @@ def test_a_fresh_flow_net_starts_from_a_cross_entropy_segmenter(tmp_path):
 
 
 
-def test_bf16_mixed_precision_trains_and_resumes(dataset, config_file, tmp_path):
+@pytest.fixture
+def fresh_accelerator_state():
+    """Accelerate keeps one state per process, set by the first run; a run in another precision needs it reset."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_mixed_precision_trains_and_resumes(dataset, config_file, tmp_path, fresh_accelerator_state):
     """The GPU command's settings (bf16 autocast, a larger batch, --resume on an empty folder), here on the CPU."""
     out = tmp_path / "run"
     common = ["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config_file),
