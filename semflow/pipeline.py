@@ -253,6 +253,7 @@ class SemFlowPipeline(DiffusionPipeline):
         include_ignore: bool = False,
         seed: int = 0,
         return_confidence: bool = False,
+        flip: bool = False,
     ) -> SegmentationOutput:
         r"""Image → mask: integrate from the image end to the mask end and decode the nearest anchor per pixel.
 
@@ -267,6 +268,8 @@ class SemFlowPipeline(DiffusionPipeline):
             seed: Seed of the mask-end noise of the symmetric formulation (each image draws its own from it, so a
                 result does not depend on batching); unused by the paper's formulation.
             return_confidence: Also return each pixel's decoding margin (`SegmentationOutput.confidence`).
+            flip: Test-time augmentation: also integrate each image mirrored left-right and decode the mean of the two
+                mask ends (the mirror's mirrored back); twice the compute, for batch pre-annotation.
         Returns:
             `SegmentationOutput` with one (H, W) uint8 id map per image at that image's size.
         """
@@ -282,11 +285,16 @@ class SemFlowPipeline(DiffusionPipeline):
         for start in range(0, len(pixels), batch_size):
             batch = pixels[start : start + batch_size]
             x_image = torch.cat([resize_images(p[None], self.resolution) for p in batch]) * 2.0 - 1.0
+            if flip:  # mirrored in pixels: a codec's channels need not mirror with them
+                x_image = torch.cat([x_image, x_image.flip(-1)])
             z_image = self.codec.encode(x_image.to(self.device, self.dtype))
-            state = self.formulation.segmentation_start(z_image, [torch.Generator().manual_seed(seed) for _ in batch])
+            state = self.formulation.segmentation_start(
+                z_image, [torch.Generator().manual_seed(seed) for _ in range(len(z_image))])
             result = self._integrate(state, self.formulation.image_time, self.formulation.mask_time, steps, solver,
                                      return_trajectory)
             x_mask = self.codec.decode(self.formulation.mask_part(result.x)).float()
+            if flip:  # M̂ = (M̂(x) + mirror(M̂(mirror(x)))) / 2
+                x_mask = (x_mask[: len(batch)] + x_mask[len(batch) :].flip(-1)) / 2
             nfe = result.nfe
             for i, p in enumerate(batch):
                 size = tuple(p.shape[-2:])  # decoded here; ids and confidence then go to the input's own size

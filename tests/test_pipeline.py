@@ -190,3 +190,20 @@ def test_a_big_image_is_segmented_at_the_working_size_and_answered_at_its_own(pi
 def test_segmentation_output_names_its_ids_ids_and_keeps_the_old_name(pipe):
     out = pipe.segment(PIL.Image.new("RGB", (24, 16), (90, 120, 40)))
     assert out.ids[0].shape == (16, 24) and out.ids[0].dtype == np.uint8 and out.labels is out.ids
+
+
+def test_flip_test_time_augmentation_decodes_the_mean_of_the_two_mask_ends(pipe, monkeypatch):
+    image = np.random.default_rng(0).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    flipped = pipe.segment(image, flip=True).ids[0]
+    # the mean of an image's and its mirror's mask ends is mirror-symmetric: the mirror gets the mirrored mask
+    assert np.array_equal(pipe.segment(image[:, ::-1].copy(), flip=True).ids[0], flipped[:, ::-1])
+    # by hand: the two mask ends as the pipeline decodes them, averaged, then the nearest anchor
+    from semflow.anchors import nearest_anchors
+
+    ends = []
+    original = pipe.codec.decode
+    monkeypatch.setattr(pipe.codec, "decode", lambda z: ends.append(original(z)) or original(z))
+    pipe.segment(image, flip=True)
+    both = ends[0].float()
+    ids, _ = nearest_anchors((both[:1] + both[1:].flip(-1)) / 2, pipe.labels.num_classes, pipe.anchor_spec, None)
+    assert np.array_equal(ids[0].numpy().astype(np.uint8), flipped)

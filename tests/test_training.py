@@ -169,7 +169,8 @@ def test_evaluate_writes_json_markdown_chart_and_updates_the_card(trained, datas
 def test_evaluate_scores_the_held_out_drives_beside_the_same_drive(trained, tmp_path):
     dataset = write_hub_dataset(tmp_path / "drives", train=6, validation=4, drives=("0001TP", "0006R0"))
     results = evaluate.main(["--model", str(trained), "--dataset", str(dataset), "--steps", "1", "--held-out-drives",
-                             "0006R0", "--out", str(tmp_path / "eval")])
+                             "0006R0", "--out", str(tmp_path / "eval"), "--flip"])
+    assert [r["solver"] for r in results["held_out"]["segmentation"]] == ["euler", "euler + flip"]
     assert results["images"] == 2 and results["held_out"] == {**results["held_out"], "drives": ["0006R0"],
                                                               "images": 5}  # 3 training + 2 validation frames
     same, held_out = results["segmentation"][0], results["held_out"]["segmentation"][0]

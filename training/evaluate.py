@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "scored on them")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 25], help="segmentation step counts")
     p.add_argument("--solvers", nargs="+", default=["euler"], help="segmentation solvers")
+    p.add_argument("--flip", action="store_true",
+                   help="also score each steps/solver with the left-right flip's test-time augmentation")
     p.add_argument("--synthesis", action="store_true", help="also FID/KID, diversity and cycle consistency")
     p.add_argument("--synthesis-steps", type=int, default=None, help="default: the model's")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="synthesis seeds per mask")
@@ -83,15 +85,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["held_out"] = {"drives": list(args.held_out_drives), "images": len(held_out_pairs),
                                "segmentation": []}
         scored.append(("held_out", held_out_pairs, "_held_out"))
-    for steps, solver in itertools.product(args.steps, args.solvers):
+    for steps, solver, flip in itertools.product(args.steps, args.solvers, [False, True] if args.flip else [False]):
         for key, frames, suffix in scored:
-            scores = segmentation_scores(pipe, frames, steps=steps, solver=solver)
+            scores = segmentation_scores(pipe, frames, steps=steps, solver=solver, flip=flip)
             rows = results[key] if key == "segmentation" else results[key]["segmentation"]
-            rows.append({"steps": steps, "solver": solver, **scores.as_dict(names)})
+            rows.append({"steps": steps, "solver": solver + (" + flip" if flip else ""), **scores.as_dict(names)})
             where = "held-out drives" if suffix else args.split
-            _bar_chart(scores, names, f"{pipe.labels.name} ({where}): IoU per class, {solver} {steps} step(s)",
-                       out / f"iou_{solver}_{steps}{suffix}.png")
-            print(f"{where}: {solver} {steps:3d} steps: mIoU {scores.miou:.2f}  pixel acc "
+            _bar_chart(scores, names, f"{pipe.labels.name} ({where}): IoU per class, {rows[-1]['solver']} {steps} "
+                       f"step(s)", out / f"iou_{solver}{'_flip' if flip else ''}_{steps}{suffix}.png")
+            print(f"{where}: {rows[-1]['solver']} {steps:3d} steps: mIoU {scores.miou:.2f}  pixel acc "
                   f"{scores.pixel_accuracy:.2f}  {scores.seconds_per_image:.3f} s/image")
 
     if args.synthesis:

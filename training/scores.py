@@ -60,16 +60,17 @@ def labelled_pairs(
 
 def segmentation_scores(
     pipe: SemFlowPipeline, pairs: list[tuple[PIL.Image.Image, np.ndarray]], steps: int | None = None,
-    solver: str | None = None, batch_size: int = 4,
+    solver: str | None = None, batch_size: int = 4, flip: bool = False,
 ) -> SegmentationScores:
-    """Segment every image and compare with its ground truth at the ground truth's resolution."""
+    """Segment every image (with the left-right flip's test-time augmentation when `flip`) and compare with its
+    ground truth at the ground truth's resolution."""
     labels = pipe.labels
     matrix = np.zeros((labels.num_classes, labels.num_classes + 1), np.int64)
     start = time.perf_counter()
     for first in range(0, len(pairs), batch_size):
         chunk = pairs[first : first + batch_size]
         predictions = pipe.segment([image for image, _ in chunk], num_inference_steps=steps, solver=solver,
-                                   batch_size=batch_size).ids
+                                   batch_size=batch_size, **({"flip": True} if flip else {})).ids
         for prediction, (_, target) in zip(predictions, chunk):
             matrix += confusion_matrix(prediction, target, labels.num_classes, labels.ignore_id)
     return SegmentationScores(matrix, (time.perf_counter() - start) / max(len(pairs), 1))
