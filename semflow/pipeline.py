@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from diffusers.utils import CONFIG_NAME
 from tqdm.auto import tqdm
 
-from .anchors import AnchorSpec, encode_anchors, nearest_anchors
+from .anchors import AnchorSpec, anchor_colors, encode_anchors, nearest_anchors, to_model_units
 from .codec import Codec, PixelCodec, VAECodec
 from .deprecation import renamed_keywords
 from .description import describe_lines, model_records  # noqa: F401 (describe_lines: importable from here too)
@@ -77,6 +77,9 @@ class SemFlowPipeline(DiffusionPipeline):
         formulation: ``"semflow"`` (the paper; models saved before this option load as it) or ``"symmetric"``.
         prediction: What the net outputs: ``"velocity"`` (both papers), or ``"data"`` (the clean ends, symmetric
             formulation only; see `semflow.formulation.SymmetricFormulation`).
+        mask_head: How the net gives the mask end: ``"anchors"`` (its anchor colours, as the papers) or
+            ``"classes"`` (symmetric formulation with data prediction on pixels: one logit per class, the mask end
+            being the mean anchor of their softmax; see `read_output`).
     """
 
     model_cpu_offload_seq = "prompt_embedding->unet->vae"
@@ -99,6 +102,7 @@ class SemFlowPipeline(DiffusionPipeline):
         solver: str = "euler",
         formulation: str = "semflow",
         prediction: str = "velocity",
+        mask_head: str = "anchors",
     ) -> None:
         super().__init__()
         self.register_modules(unet=unet, vae=vae, prompt_embedding=prompt_embedding)
@@ -115,9 +119,11 @@ class SemFlowPipeline(DiffusionPipeline):
         if isinstance(unet, UNet2DConditionModel) and prompt_embedding is None:
             raise ValueError("a UNet2DConditionModel velocity net needs prompt_embedding (the empty-prompt embedding)")
         channels = flow.state_channels(codec.latent_channels)
-        if unet.config.in_channels != channels or unet.config.out_channels != channels:
+        outputs = mask_head_channels(mask_head, flow, codec, labels.num_classes)
+        if unet.config.in_channels != channels or unet.config.out_channels != outputs:
             raise ValueError(f"unet has {unet.config.in_channels} in / {unet.config.out_channels} out channels but "
-                             f"the codec {codec!r} in the {formulation} formulation works with {channels}")
+                             f"the codec {codec!r} in the {formulation} formulation with the {mask_head} mask head "
+                             f"works with {channels} in / {outputs} out")
         resolution = tuple(int(r) for r in (resolution or _default_resolution(unet, codec)))
         multiple = codec.downsample * size_multiple(unet)
         if len(resolution) != 2 or any(r < 1 or r % multiple for r in resolution):
@@ -134,6 +140,7 @@ class SemFlowPipeline(DiffusionPipeline):
             solver=solver,
             formulation=formulation,
             prediction=prediction,
+            mask_head=mask_head,
         )
         self._labels, self._anchor_spec, self._codec, self._formulation = labels, spec, codec, flow
         self._records: dict[str, Any] = {}  # what the folder it is loaded from records (`from_pretrained`)
@@ -174,6 +181,7 @@ class SemFlowPipeline(DiffusionPipeline):
             "formulation": config.formulation,
             "formulation_summary": self.formulation.summary,
             "prediction": config.prediction,
+            "mask_head": config.mask_head,
             "label_set": self.labels.to_dict(),
             "resolution": {"height": self.resolution[0], "width": self.resolution[1]},
             "anchors": {"k": self.anchor_spec.k, "s": self.anchor_spec.s},
@@ -459,6 +467,21 @@ class SemFlowPipeline(DiffusionPipeline):
             images.append(PIL.Image.fromarray(edited.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()))
         return EditOutput(images=images, changed=changed, region=np.asarray(blend > 0), seeds=seeds, nfe=result.nfe)
 
+    def read_output(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The net's output as the formulation reads it, and the mask end's class logits when the net gives them.
+
+        With the ``"classes"`` mask head the net outputs the image's channels and one logit per class for each mask
+        pixel; the mask end is the mean anchor of their softmax, ŷ = Σ_c softmax(l)_c · a_c, so the state, the
+        paths and the decoding stay the anchors' while the net classifies as a segmenter does.
+        """
+        if self.config.mask_head == "anchors":
+            return output, None
+        image_channels = self.codec.latent_channels
+        logits = output[:, image_channels:].float()
+        anchors = to_model_units(anchor_colors(self.labels.num_classes, self.anchor_spec)).to(logits)
+        mask_end = torch.einsum("bkhw,kc->bchw", logits.softmax(dim=1), anchors)  # ŷ = Σ_c p_c · a_c
+        return torch.cat([output[:, :image_channels], mask_end.to(output.dtype)], dim=1), logits
+
     def anchor_mask(self, ids: torch.Tensor, perturbation: float | None = None,
                     generator: Generators = None) -> torch.Tensor:
         """The mask end as the flow sees it, in training and at synthesis: (B, H, W) class ids drawn as anchor colours
@@ -476,7 +499,8 @@ class SemFlowPipeline(DiffusionPipeline):
         the photo is known)."""
 
         def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            v = self.formulation.velocity(net_output(self.unet, x_t, t, self.prompt_embedding), x_t, t)
+            output, _ = self.read_output(net_output(self.unet, x_t, t, self.prompt_embedding))
+            v = self.formulation.velocity(output, x_t, t)
             return v if hold is None else hold(v, t)
 
         total = None if solver == "rk45" else steps
@@ -494,6 +518,28 @@ class SemFlowPipeline(DiffusionPipeline):
         """(steps, solver) of a call: the config's defaults for None, else checked (`semflow.limits`)."""
         return check_steps(default_steps if steps is None else steps), check_solver(self.config.solver
                                                                                     if solver is None else solver)
+
+
+MASK_HEADS = ("anchors", "classes")
+
+
+def mask_head_channels(mask_head: str, formulation: Formulation, codec: Codec, num_classes: int) -> int:
+    """The net's output channels for `mask_head` in `formulation` on `codec`.
+
+    Raises:
+        ValueError: an unknown head, or class logits where the mask end is not predicted per pixel (the symmetric
+            formulation with data prediction on pixels).
+    """
+    if mask_head not in MASK_HEADS:
+        raise ValueError(f"mask_head must be one of {MASK_HEADS}, got {mask_head!r}")
+    channels = formulation.state_channels(codec.latent_channels)
+    if mask_head == "anchors":
+        return channels
+    if formulation.name != "symmetric" or formulation.prediction != "data" or not isinstance(codec, PixelCodec) \
+            or codec.factor != 1:
+        raise ValueError("the classes mask head needs the symmetric formulation with data prediction on pixels "
+                         "(pixel_factor 1): there the net predicts the mask end itself, pixel by pixel")
+    return codec.latent_channels + num_classes
 
 
 def _default_resolution(unet: VelocityNet, codec: Codec) -> tuple[int, int]:

@@ -336,6 +336,10 @@ def test_a_fresh_flow_net_starts_from_a_cross_entropy_segmenter(tmp_path):
     image_end = state_start + 3 * 4  # the image's channels, space-to-depth: the segmenter's whole input
     assert torch.equal(merge[:, :image_end], source["merge.4.weight"]) and not merge[:, image_end:].any()
     assert not target["conv_out.weight"].any() and not target["conv_out.bias"].any()
+    classes = build_pipeline(load_config(preset="camvid-pretrained", unet=small, resolution=[64, 96], dataset="unused",
+                                         mask_head="classes", init_net_from=str(tmp_path / "segmenter")), labels)
+    head = classes.unet.state_dict()["conv_out.weight"]  # the segmenter's logits after the image's 3 channels (x4)
+    assert torch.equal(head[12:], source["conv_out.weight"]) and not head[:12].any()
     with pytest.raises(ValueError, match=r"differs from the net to train in \['decoder_channels'\]"):
         build_pipeline(load_config(preset="camvid-pretrained", resolution=[64, 96],
                                    unet={**small, "decoder_channels": [24] * 5}, dataset="unused",

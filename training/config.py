@@ -106,6 +106,7 @@ class TrainConfig:
     formulation: str | None = None  # "semflow" (the paper), "symmetric" (SymmFlow), a study baseline; None: the
     # init model's formulation, else "semflow"
     prediction: str | None = None  # "velocity" or "data" (symmetric only); None: the init model's, else "velocity"
+    mask_head: str = "anchors"  # a fresh net's mask end: "anchors" (colours) or "classes" (logits weighing them)
     init_from: str | None = None
     init_net_from: str | None = None  # a fresh EncoderUNet starts from this cross-entropy segmenter's net (a study
     # baseline's folder): its trunk and decoder

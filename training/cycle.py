@@ -32,7 +32,7 @@ class CycleSegmentation(torch.nn.Module):
         pipe = self.segmenter
         formulation, codec = pipe.formulation, pipe.codec
         state = formulation.segmentation_start(codec.encode(x_hat.clamp(-1.0, 1.0)))  # (x̂, ξ_y), or x̂ itself
-        output = net_output(self.net, state, formulation.image_time, pipe.prompt_embedding)
+        output, _ = pipe.read_output(net_output(self.net, state, formulation.image_time, pipe.prompt_embedding))
         _, z_mask = formulation.clean_ends(output, state, torch.full((x_hat.shape[0],), formulation.image_time,
                                                                   device=x_hat.device))
         return anchor_cross_entropy(codec.decode(z_mask), ids, pipe.labels, pipe.anchor_spec, class_weights)

@@ -10,9 +10,11 @@ from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
 
 from semflow import SemFlowPipeline
 from semflow.anchors import AnchorSpec
-from semflow.encoder_unet import OUTPUT_STRIDE, EncoderUNet
-from semflow.formulation import get_formulation
+from semflow.codec import PixelCodec
+from semflow.encoder_unet import OUTPUT_STRIDE, RGB, EncoderUNet
+from semflow.formulation import Formulation, get_formulation
 from semflow.labels import LabelSet
+from semflow.pipeline import mask_head_channels
 
 from .baselines import BASELINES, Baseline
 from .config import TrainConfig
@@ -52,6 +54,7 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
         segmentation_steps=config.segmentation_steps,
         formulation=formulation,
         prediction=prediction,
+        mask_head=config.mask_head,
     )
     if config.anchor_k is None:
         spread = AnchorSpec.spread(labels.num_classes)
@@ -66,18 +69,21 @@ def build_pipeline(config: TrainConfig, labels: LabelSet,
         return SemFlowPipeline(unet=unet, vae=vae, prompt_embedding=empty_prompt_embedding(base), **common)
     factor = config.pixel_factor
     height, width = config.resolution
-    channels = get_formulation(formulation).state_channels(3 * factor**2)
-    unet = fresh_net(config.net, channels, channels, (height // factor, width // factor), config.unet)
+    flow = get_formulation(formulation, prediction)
+    channels = flow.state_channels(3 * factor**2)
+    outputs = mask_head_channels(config.mask_head, flow, PixelCodec(factor), labels.num_classes)
+    unet = fresh_net(config.net, channels, outputs, (height // factor, width // factor), config.unet)
     if config.init_net_from:
-        unet = start_from_segmenter(unet, config.init_net_from, formulation)
+        unet = start_from_segmenter(unet, config.init_net_from, flow)
     return SemFlowPipeline(unet=unet, pixel_factor=factor, **common)
 
 
-def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: str) -> EncoderUNet:
+def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: Formulation) -> EncoderUNet:
     """A fresh flow net that starts from a trained cross-entropy segmenter's net (a study baseline's folder, same
     trunk and decoder): every weight the two share (time embedding, trunk, decoder) is the segmenter's; the weights
     that read the state keep the segmenter's for the image channels and start at zero for the others; the output
-    convolution starts at zero (its targets are new).
+    convolution starts at zero (its targets are new), but for a net with the classes mask head, whose class logits
+    are the segmenter's own (the output's last channels, in the same pixel-shuffle layout).
 
     Raises:
         ValueError: the folder holds no cross-entropy segmenter, or its net differs beyond its channels.
@@ -92,15 +98,17 @@ def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: str) -> En
     if differing:
         raise ValueError(f"the segmenter in {folder} differs from the net to train in {differing}")
     state, inputs = unet.state_dict(), state_inputs(unet)
-    image_part = get_formulation(formulation).image_part
+    classes = unet.config.out_channels == RGB + source.config.out_channels  # the classes mask head's layout
     for key, value in source.state_dict().items():
         if key in inputs:  # the image channels carry over, the rest start at zero
             start, per_channel = inputs[key]
             new = state_view(state[key].zero_(), start, unet.config.in_channels, per_channel)
-            image_part(new)[:] = state_view(value, start, source.config.in_channels, per_channel)
+            formulation.image_part(new)[:] = state_view(value, start, source.config.in_channels, per_channel)
             state[key][:, :start] = value[:, :start]
         elif key.startswith("conv_out."):
             state[key].zero_()
+            if classes:  # the segmenter's logits, after the image's channels
+                state[key][RGB * OUTPUT_STRIDE**2 :] = value
         else:
             state[key] = value
     unet.load_state_dict(state)
@@ -140,6 +148,9 @@ def reformulate(pipe: SemFlowPipeline, formulation: str, prediction: str, pertur
     """
     if (formulation, prediction) == (pipe.config.formulation, pipe.config.prediction):
         return pipe
+    if pipe.config.mask_head != "anchors":
+        raise ValueError(f"a model with the {pipe.config.mask_head} mask head is fine-tuned in its own formulation "
+                         f"({pipe.config.formulation}, predicting {pipe.config.prediction})")
     source, target = pipe.formulation, get_formulation(formulation, prediction)
     widening = (pipe.config.formulation, formulation) == ("semflow", "symmetric")
     if not (isinstance(pipe.unet, EncoderUNet) or widening and isinstance(pipe.unet, UNet2DModel)):

@@ -36,10 +36,16 @@ def anchor_cross_entropy(x_mask: torch.Tensor, ids: torch.Tensor, labels: LabelS
                          temperature: float = ANCHOR_TEMPERATURE) -> torch.Tensor:
     """Cross-entropy of the anchor decoding against the true ids (ignored pixels excluded; `class_weights` as in
     `F.cross_entropy`)."""
-    logits = anchor_logits(x_mask, labels.num_classes, spec, temperature)
+    return class_cross_entropy(anchor_logits(x_mask, labels.num_classes, spec, temperature), ids, labels,
+                               class_weights)
+
+
+def class_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, labels: LabelSet,
+                        class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of (B, classes, H, W) logits against the true ids (ignored pixels excluded)."""
     ignore = labels.ignore_id if labels.ignore_id is not None else -100
     weight = None if class_weights is None else class_weights.to(logits.device)
-    return F.cross_entropy(logits, ids.long(), weight=weight, ignore_index=ignore)
+    return F.cross_entropy(logits.float(), ids.long(), weight=weight, ignore_index=ignore)
 
 
 class PerceptualDistance(torch.nn.Module):

@@ -46,7 +46,7 @@ from .data import (
 )
 from .model import build_pipeline
 from .nets import NETS
-from .objectives import PerceptualDistance, anchor_cross_entropy
+from .objectives import PerceptualDistance, anchor_cross_entropy, class_cross_entropy
 from .photometric import Photometric
 from .run_folder import CONFIG_FILE, SUMMARY_FILE, RunFolder
 from .scores import labelled_pairs, sample_grid, segmentation_scores
@@ -332,8 +332,10 @@ def training_loss(run: Run, image: torch.Tensor,
                           run.class_weights, run.vae_generator)
     loss, terms = batch.loss, {"flow": batch.loss.item()}
     extra = []
-    if config.cross_entropy_weight:
+    if config.cross_entropy_weight:  # of the net's class logits, or of its anchors' distances
         extra.append(("cross_entropy", config.cross_entropy_weight,
+                      class_cross_entropy(batch.class_logits, ids, pipe.labels, run.class_weights)
+                      if batch.class_logits is not None else
                       anchor_cross_entropy(batch.mask_end, ids, pipe.labels, pipe.anchor_spec, run.class_weights)))
     if run.perceptual is not None:
         extra.append(("perceptual", config.perceptual_weight, run.perceptual(batch.image_end, batch.x_image)))
@@ -380,6 +382,7 @@ class FlowBatch:
         x_image, x_mask: The real images and their (perturbed) anchor masks.
         clean_ends: The net's estimate of the clean ends in the codec's space (encoded image, encoded mask).
         codec: Decodes them; `image_end` and `mask_end` are decoded when first asked for (a VAE decode is costly).
+        class_logits: (B, classes, H, W) logits of the mask end, when the net gives them (the classes mask head).
     """
 
     loss: torch.Tensor
@@ -387,6 +390,7 @@ class FlowBatch:
     x_mask: torch.Tensor
     clean_ends: tuple[torch.Tensor, torch.Tensor]
     codec: Codec
+    class_logits: torch.Tensor | None = None  # the mask end's, with the classes mask head
 
     @cached_property
     def image_end(self) -> torch.Tensor:
@@ -425,11 +429,12 @@ def flow_matching(
         z_mask = codec.encode(x_mask)
     t = formulation.training_times(image.shape[0], t_distribution, image_end_probability, device=image.device)
     x_t, target = formulation.training_pair(z_image, z_mask, t)
-    output = net_output(net, x_t, t, pipe.prompt_embedding)  # the velocity, or the clean ends
+    # the velocity, or the clean ends (and the mask end's class logits, with the classes mask head)
+    output, class_logits = pipe.read_output(net_output(net, x_t, t, pipe.prompt_embedding))
     weight = None if class_weights is None else position_weights(ids, class_weights, labels.num_classes,
                                                                   output.shape[-2:])
     return FlowBatch(loss=flow_loss(output, target, weight), x_image=x_image, x_mask=x_mask,
-                     clean_ends=formulation.clean_ends(output, x_t, t), codec=codec)
+                     clean_ends=formulation.clean_ends(output, x_t, t), codec=codec, class_logits=class_logits)
 
 
 def parameter_groups(net: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
