@@ -104,7 +104,7 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
 
     identity = model_identity(model)
     done_before = set() if args.overwrite else queue.predicted()
-    skipped_before = {item.id for item, _ in queue.problems()}
+    skipped_before = {item.id for item, _ in queue.problems() if item.index >= 0}  # still in the source
     pending = [item for item in queue.items if item.id not in done_before and item.id not in skipped_before]
     state.wait_for_everyone()  # every process has listed the items to do before any stores one: the same list
     with state.split_between_processes(pending) as mine:
@@ -137,6 +137,10 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
             done += 1
             print(f"{who}[{done}/{len(mine)}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)",
                   flush=True)
+    if skipped_before and state.is_main_process:
+        names = sorted(queue.item(item_id).name for item_id in skipped_before)
+        print(f"{who}skipped {len(names)} item(s) marked before as unreadable: {', '.join(names[:10])}"
+              + (" …" if len(names) > 10 else ""), file=sys.stderr, flush=True)
     print(f"{who}pre-annotated {done} item(s) with {model.name}; {progress_line(queue.progress())}", flush=True)
     state.wait_for_everyone()
     elapsed = time.perf_counter() - start
@@ -144,7 +148,7 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
     if state.is_main_process and total:
         print(f"{total} item(s) in {elapsed:.1f} s over {state.num_processes} process(es), batch {args.batch_size}: "
               f"{total / elapsed:.2f} frames per second", flush=True)
-    return 1 if skipped else 0
+    return 1 if skipped or skipped_before else 0
 
 
 if __name__ == "__main__":

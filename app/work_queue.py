@@ -58,6 +58,7 @@ __all__ = ["ACCEPTED", "CORRECTED", "DONE", "PREANNOTATED", "REJECTED", "STATUSE
 QUEUE_ORDER, WORST_FIRST = "queue_order", "worst_first"  # natural order, lowest mean confidence first
 SORTS = (QUEUE_ORDER, WORST_FIRST)
 LEASE_SECONDS = 90.0  # a claim lapses this long after it was taken or renewed (an open tab renews it)
+RENEW_SECONDS = 30.0  # how often an open tab renews its lease: a lapse needs three renewals missed
 VANISHED = "its image is no longer in the source"  # the problem of an item whose file went away
 _BATCH = 16  # candidates read at once while looking for an item to claim
 
@@ -150,6 +151,17 @@ class AnnotatorStats:
     rejected: int
     median_seconds: float | None
     agreement: float | None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An item's current mask as exports take it: its version's number, who annotated it and its status."""
+
+    item: QueueItem
+    ids: np.ndarray
+    version: int
+    annotator: str | None
+    status: str
 
 
 @dataclass(frozen=True)
@@ -383,7 +395,7 @@ class WorkQueue:
         """Store a pre-annotation (class ids at the image's size), its mean confidence and the model that made it; a
         to-do item becomes pre-annotated, any other keeps its status."""
         item = self.item(item_id)
-        self.set_predictions([(item.id, ids, confidence, self._size(item))], model)
+        self.set_predictions([(item.id, ids, confidence, self.size(item.id))], model)
 
     def set_predictions(self, predictions: Sequence[tuple[str, np.ndarray, float | None, tuple[int, int]]],
                         model: str | None = None) -> None:
@@ -505,7 +517,7 @@ class WorkQueue:
             ItemClaimed: another annotator holds the item (their work is not overwritten).
         """
         item, owner, name = self.item(item_id), _owner(owner), _name(name)
-        size = self._size(item)
+        size = self.size(item.id)
         png = _png(_check_ids(ids, size, item))
         seconds = float(seconds) if seconds is not None and math.isfinite(float(seconds)) and seconds >= 0 else None
         kind = kind or (CORRECTION if review else SAVE)
@@ -688,19 +700,24 @@ class WorkQueue:
                           _decode(prediction.mask) if prediction else None, prediction.model if prediction else None,
                           row.current, row.comment if row.status == REJECTED else None, row.annotator_name)
 
-    def masks(self, statuses: Sequence[str] = (ACCEPTED,)) -> Iterator[tuple[QueueItem, np.ndarray]]:
-        """(item, current mask) of every item of `statuses` (default: accepted) that is not skipped, in queue order,
+    def entries(self, statuses: Sequence[str] = (ACCEPTED,)) -> Iterator[Entry]:
+        """The current version of every item of `statuses` (default: accepted) that is not skipped, in queue order,
         read in chunks (for exports)."""
         with self.db.read("Reading the queue's masks failed") as s:
-            result = s.execute(sa.select(ItemRow.key, VersionRow.mask)
+            result = s.execute(sa.select(ItemRow.key, VersionRow.mask, ItemRow.current, ItemRow.annotator_name,
+                                         ItemRow.annotator, ItemRow.status)
                                .join(VersionRow, sa.and_(VersionRow.item_id == ItemRow.id,
                                                          VersionRow.number == ItemRow.current))
                                .where(ItemRow.queue_id == self.queue_id, ItemRow.status.in_(list(statuses)),
                                       ItemRow.problem.is_(None))
                                .order_by(ItemRow.position).execution_options(yield_per=64))
-            for key, data in result:
+            for key, data, version, name, annotator, status in result:
                 if key in self._by_id:
-                    yield self._by_id[key], _decode(data)
+                    yield Entry(self._by_id[key], _decode(data), version, name or annotator, status)
+
+    def masks(self, statuses: Sequence[str] = (ACCEPTED,)) -> Iterator[tuple[QueueItem, np.ndarray]]:
+        """(item, current mask) of every item of `statuses` (default: accepted), in queue order (`entries`)."""
+        return ((entry.item, entry.ids) for entry in self.entries(statuses))
 
     def corrected_masks(self) -> Iterator[tuple[QueueItem, np.ndarray]]:
         """(item, current mask) of every finished item (corrected, submitted or accepted), in queue order."""
@@ -946,8 +963,9 @@ class WorkQueue:
         a, b = _decode(theirs), _decode(png)
         return float((a == b).mean()) if a.shape == b.shape else 0.0
 
-    def _size(self, item: QueueItem) -> tuple[int, int]:
+    def size(self, item_id: str) -> tuple[int, int]:
         """The item's image size (width, height): stored once known, else read from its image."""
+        item = self.item(item_id)
         with self.db.read("Reading the queue failed") as s:
             width, height = s.execute(sa.select(ItemRow.width, ItemRow.height)
                                       .where(ItemRow.id == self._ids[item.id])).one()

@@ -1,6 +1,7 @@
 """Folders written before the database, read for their import: a work queue's ``state.json``, ``claims.json``,
-``predictions/`` and ``masks/`` under ``queues/<title>-<hash>/``, and the photos saved one at a time (``metadata.jsonl``,
-``.pushed.json``). Nothing here changes or removes those files; an imported queue folder gets a marker file."""
+``predictions/`` and ``masks/`` under ``queues/<title>-<hash>/``, and the photos saved one at a time
+(``metadata.jsonl``, ``.pushed.json``). Nothing here changes or removes those files; an imported queue folder gets a
+marker file."""
 
 from __future__ import annotations
 
