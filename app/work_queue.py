@@ -1013,7 +1013,7 @@ def _check_ids(ids: np.ndarray, size: tuple[int, int], item: QueueItem) -> np.nd
 
 def _png(ids: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    PIL.Image.fromarray(ids).save(buffer, format="PNG", compress_level=1)
+    PIL.Image.fromarray(ids).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -4,6 +4,7 @@ operation returns plain values; the model's work (segmenting, pre-annotating) st
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -173,11 +174,10 @@ class Workspace:
 
     def suggested_folders(self) -> list[str]:
         """A few sub-folders of the queue root (not hidden), by name: what the page offers as examples."""
-        annotations = self.settings.annotations_dir.resolve()
+        own = {self.settings.annotations_dir.resolve(), self.settings.cache_dir.resolve()}  # the app's, not images
         try:
             folders = sorted(path.name for path in self.settings.queue_root.iterdir()
-                             if path.is_dir() and not path.name.startswith((".", "_")) and
-                             path.resolve() != annotations)
+                             if path.is_dir() and not path.name.startswith((".", "_")) and path.resolve() not in own)
         except OSError:
             return []
         return folders[:SUGGESTED_FOLDERS]
@@ -360,7 +360,8 @@ class Workspace:
         if stop is not None:
             return stop
         queue.release(claim.item.id, person.key)
-        return then()
+        stop = then()
+        return dataclasses.replace(stop, skipped=(claim.item.name, *stop.skipped))
 
     def _stop(self, queue: WorkQueue, claim: Claim | None, skipped: list[str] | None = None) -> QueueStop | None:
         """The view of the claimed item; None when its image cannot be read (it is marked in the queue)."""

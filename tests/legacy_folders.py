@@ -52,8 +52,8 @@ class LegacyQueue:
     def write(self) -> Path:
         """state.json and claims.json, compact, as the store wrote them."""
         state = {"source": self.source_key, "names": self.names, "items": self.records}
-        _write(self.folder / "state.json", json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode())
-        _write(self.folder / "claims.json", json.dumps(self.claims, ensure_ascii=False, separators=(",", ":")).encode())
+        for name, data in (("state.json", state), ("claims.json", self.claims)):
+            _write(self.folder / name, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
         return self.folder
 
 
