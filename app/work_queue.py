@@ -4,6 +4,7 @@ tab renews), pre-annotations, every saved version and every review. Each operati
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import statistics
@@ -327,7 +328,9 @@ class WorkQueue:
         with self.db.write("Claiming the next item failed") as s:
             now = self.clock()
             for row in self._walk(s, current, step, sort, unfinished, wrap, status, owner, name, now):
-                if self._take(s, row.id, owner, name, now):
+                wanted = functools.partial(self._still_wanted, unfinished=unfinished, status=status, owner=owner,
+                                           name=name)
+                if self._take(s, row.id, owner, name, now, wanted):
                     return Claim(self._by_id[row.key], owner, now + self.claim_seconds, name)
         return None
 
@@ -523,8 +526,8 @@ class WorkQueue:
         kind = kind or (CORRECTION if review else SAVE)
         with self.db.write(f"Saving the mask of {item.name} failed") as s:
             now = self.clock()
+            row = self._locked_row(s, item)  # the item's row, then its claim: one order, no deadlock
             self._check_free(s, item, owner, now)
-            row = self._locked_row(s, item)
             number = row.versions + 1
             s.execute(sa.insert(VersionRow).values(
                 item_id=row.id, number=number, mask=png, author=owner, author_name=name, kind=kind,
@@ -593,8 +596,8 @@ class WorkQueue:
         item, owner = self.item(item_id), _owner(owner)
         with self.db.write(f"Submitting the item {item.name} failed") as s:
             now = self.clock()
-            self._check_free(s, item, owner, now)
             row = self._locked_row(s, item)
+            self._check_free(s, item, owner, now)
             if row.status == SUBMITTED:
                 raise InputError(f"The item {item.name} is already submitted; it waits for a reviewer.")
             if row.status == ACCEPTED:
@@ -611,8 +614,8 @@ class WorkQueue:
         item, reviewer, name = self.item(item_id), _owner(reviewer), _name(name)
         with self.db.write(f"Accepting the item {item.name} failed") as s:
             now = self.clock()
-            self._check_free(s, item, reviewer, now)
             row = self._locked_row(s, item)
+            self._check_free(s, item, reviewer, now)
             if row.status not in (SUBMITTED, CORRECTED):
                 raise InputError(f"Only a saved or submitted item can be accepted; the item {item.name} is "
                                  f"{_status_words(row.status)}.")
@@ -633,8 +636,8 @@ class WorkQueue:
             raise InputError("Write what the annotator should fix: a rejection needs a comment.")
         with self.db.write(f"Rejecting the item {item.name} failed") as s:
             now = self.clock()
-            self._check_free(s, item, reviewer, now)
             row = self._locked_row(s, item)
+            self._check_free(s, item, reviewer, now)
             if row.status not in (SUBMITTED, CORRECTED, ACCEPTED):
                 raise InputError(f"Only a saved, submitted or accepted item can be rejected; the item {item.name} is "
                                  f"{_status_words(row.status)}.")
@@ -906,19 +909,38 @@ class WorkQueue:
                     break
                 after = tuple(rows[-1][2:])
 
-    def _take(self, s: Session, row_id: int, owner: str, name: str | None, now: float) -> bool:
+    def _take(self, s: Session, row_id: int, owner: str, name: str | None, now: float,
+              wanted: Callable[[Session, int], bool] | None = None) -> bool:
         """Claim the item for `owner` unless another annotator's claim on it is live (one statement, so two servers
-        can never both take it); then release `owner`'s other claims in the queue."""
+        can never both take it) and, with `wanted`, unless the item no longer is what was looked for (another server
+        changed it since it was read: the claim is undone); then release `owner`'s other claims in the queue."""
         insert = self.db.insert(ClaimRow).values(item_id=row_id, queue_id=self.queue_id, owner=owner,
                                                  owner_name=name, expires=now + self.claim_seconds)
+        attempt = s.begin_nested()
         taken = s.execute(insert.on_conflict_do_update(
             index_elements=[ClaimRow.item_id],
             set_={"owner": owner, "owner_name": name, "expires": now + self.claim_seconds},
             where=sa.or_(ClaimRow.expires <= now, ClaimRow.owner == owner)).returning(ClaimRow.item_id)).first()
-        if taken is None:
+        if taken is None or (wanted is not None and not wanted(s, row_id)):
+            attempt.rollback()
             return False
+        attempt.commit()
         s.execute(sa.delete(ClaimRow).where(ClaimRow.queue_id == self.queue_id, ClaimRow.owner == owner,
                                             ClaimRow.item_id != row_id))
+        return True
+
+    def _still_wanted(self, s: Session, row_id: int, unfinished: bool, status: str | None, owner: str,
+                      name: str | None) -> bool:
+        """Whether the item, read again now that it is claimed (no one else can change it any more), is still one
+        that the walk looked for: with several servers, what the walk read may have changed before the claim."""
+        row = s.execute(sa.select(ItemRow.status, ItemRow.unfinished, ItemRow.problem, ItemRow.annotator,
+                                  ItemRow.annotator_name).where(ItemRow.id == row_id)).one()
+        if row.problem is not None or (status is not None and row.status != status):
+            return False
+        if unfinished:
+            theirs = row.status == REJECTED and row.annotator is not None and row.annotator != owner and \
+                not (name and row.annotator_name == name)
+            return row.unfinished and not theirs
         return True
 
     def _claimed_message(self, s: Session, item: QueueItem, now: float) -> str:

@@ -16,7 +16,6 @@ the bytes (the setup's 100 000 PNG encodings would only take time); the timed sa
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile

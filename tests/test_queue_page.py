@@ -24,8 +24,8 @@ from app.service import Studios
 from app.session import Session
 from app.settings import Settings
 from app.views import KEEP
-from app.workspace import Person
 from app.work_queue import ACCEPTED, CORRECTED, QUEUE_ORDER, REJECTED, SUBMITTED, WORST_FIRST
+from app.workspace import Person
 from semflow.loading import LoadedModel
 from tests.conftest import tiny_pipeline
 
@@ -146,8 +146,8 @@ def test_the_page_renews_the_lease_and_states_the_queue_root_rule_up_front(tmp_p
     location = next(block for block in demo.blocks.values()
                     if getattr(block, "label", None) == "Folder of images, imagefolder, or Hub dataset id")
     assert location.placeholder == "e.g. frames or org/street-frames"
-    assert location.info == (f"Opens the folders inside `{tmp_path.name}` (the app's queue folder, SEMFLOW_QUEUE_ROOT), "
-                             f"such as frames, models, street-run; or a Hub dataset id")
+    assert location.info == (f"Opens the folders inside `{tmp_path.name}` (the app's queue folder, "
+                             f"SEMFLOW_QUEUE_ROOT), such as frames, models, street-run; or a Hub dataset id")
     timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
     assert [timer.value for timer in timers] == [RENEW_SECONDS]
     renew = [fn for fn in demo.fns.values() if fn.api_name == "ui_renew_claim"]

@@ -73,6 +73,7 @@ class Database:
         self.writer = self.engine.execution_options(immediate=True)
         with self.errors("Opening the annotation database failed"):
             self._upgrade()
+        self._file = self._identity() if self.dialect == "sqlite" else None
 
     @contextmanager
     def read(self, what_failed: str) -> Iterator[Session]:
@@ -84,6 +85,10 @@ class Database:
     def write(self, what_failed: str) -> Iterator[Session]:
         """A transaction that holds the write lock from its start (SQLite) and commits at the end: all of it is
         stored, or none of it."""
+        if self._file is not None and self._identity() != self._file:
+            raise StorageError(f"{what_failed}: the annotation database {self.label} was moved or deleted while the "
+                               f"app was running, so nothing was written. Put the file back, or restart the app to "
+                               f"start a new database there.")
         with self.errors(what_failed), Session(self.writer) as session, session.begin():
             yield session
 
@@ -125,6 +130,17 @@ class Database:
             reason = f"the database reported an error ({_first_line(orig)})"
         return StorageError(f"{what_failed}: {reason} ({self.label}). {SAFE} Please try again in a moment; if it "
                             f"goes on, ask whoever runs this server to check the database.")
+
+    def _identity(self) -> tuple[int, int] | None:
+        """The SQLite file's device and inode (None for an in-memory database, or when it is gone)."""
+        path = self.url.database
+        if not path or path == ":memory:":
+            return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
 
     def insert(self, table):
         """An INSERT that can say what to do ON CONFLICT, in this database's dialect."""
