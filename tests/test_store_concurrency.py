@@ -169,9 +169,11 @@ def check(url: str, logs: dict[str, list[list[str]]], frames: Path, killed: tupl
         if open_hold is not None:
             holds[open_hold[0]].append((open_hold[1], float("inf"), who))
     for item, spans in holds.items():
-        spans.sort()
-        for (start, end, who), (next_start, _, next_who) in zip(spans, spans[1:]):
-            assert who == next_who or next_start >= end, f"{item} held by {who} and {next_who} at once"
+        held_until, holder = float("-inf"), None
+        for start, end, who in sorted(spans):
+            assert who == holder or start >= held_until, f"{item} held by {holder} and {who} at once"
+            if end > held_until:
+                held_until, holder = end, who
     queue = open_queue(frames, database=url, root=frames.parent / "annotations")
     database = open_database(url)
     with database.read("test") as s:
