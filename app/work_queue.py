@@ -520,7 +520,7 @@ class WorkQueue:
             ItemClaimed: another annotator holds the item (their work is not overwritten).
         """
         item, owner, name = self.item(item_id), _owner(owner), _name(name)
-        size = self.size(item.id)
+        size = self.size(item.id, f"Saving the mask of {item.name} failed")
         png = _png(_check_ids(ids, size, item))
         seconds = float(seconds) if seconds is not None and math.isfinite(float(seconds)) and seconds >= 0 else None
         kind = kind or (CORRECTION if review else SAVE)
@@ -985,10 +985,10 @@ class WorkQueue:
         a, b = _decode(theirs), _decode(png)
         return float((a == b).mean()) if a.shape == b.shape else 0.0
 
-    def size(self, item_id: str) -> tuple[int, int]:
+    def size(self, item_id: str, what_failed: str = "Reading the queue failed") -> tuple[int, int]:
         """The item's image size (width, height): stored once known, else read from its image."""
         item = self.item(item_id)
-        with self.db.read("Reading the queue failed") as s:
+        with self.db.read(what_failed) as s:
             width, height = s.execute(sa.select(ItemRow.width, ItemRow.height)
                                       .where(ItemRow.id == self._ids[item.id])).one()
         if width and height:
