@@ -5,6 +5,7 @@ annotation side); only a person's mistakes reach the browser as sentences (`fail
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 import uuid
@@ -19,7 +20,7 @@ from semflow import limits
 
 from . import fill_tools
 from .editor import blank_background, editor_value, fill_payload, mask_from_editor
-from .errors import InputError, UserError
+from .errors import InputError
 from .exports import save_gif, save_mask_files, save_voc_mask
 from .failures import queue_errors, user_errors
 from .fields import number
@@ -51,6 +52,7 @@ from .views import (
 from .work_queue import STATUSES, AnnotatorStats, Progress, Review, Version
 from .workspace import Person, QueueStop, Workspace, at_size
 
+logger = logging.getLogger(__name__)
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
 BETA_STEP = 0.5  # the β slider's step (and how far below its limit it stops)
 ANNOTATOR_ID = re.compile(r"[0-9a-f]{32}")  # what a browser keeps as its annotator id (a uuid4 in hex)
@@ -536,7 +538,8 @@ class Page:
             if self.workspace.renew(*session.queue, Person(session.owner), session.item) is not None:
                 return gr.update()
             holder = self.workspace.holder(*session.queue, session.item)
-        except UserError:
+        except Exception as error:  # the next renewal tries again; a save would say what is wrong
+            logger.warning("renewing a claim failed: %r", error)
             return gr.update()
         if holder is None or holder.owner == session.owner:
             return gr.update()

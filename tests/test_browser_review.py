@@ -95,6 +95,10 @@ def test_two_annotators_and_a_reviewer_walk_a_queue_to_a_pushed_dataset(tmp_path
             ana.get_by_role("option", name="worst first", exact=True).click()
             wait_status(ana, "Order: worst first")
             first = item(ana)
+            text = click_and_wait(ana, "Submit for review", "has no saved mask to submit")
+            assert text.startswith(f"⚠️ The item {first} has no saved mask to submit: save it first.")
+            ana.wait_for_timeout(1000)
+            assert ana.get_by_text("Error", exact=True).count() == 0, "a refusal leaves no error badge on the page"
             ana.get_by_role("heading", name="Correct the mask").click()
             ana.keyboard.press("s")
             text = wait_status(ana, f"Saved the mask of {first} as version 1")

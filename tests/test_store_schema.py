@@ -4,6 +4,8 @@ say."""
 
 from __future__ import annotations
 
+import numpy as np
+import PIL.Image
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -43,3 +45,21 @@ def test_the_database_is_where_the_settings_say(tmp_path):
             assert "SEMFLOW_DATABASE_URL must be a database URL" in str(error)
         else:
             raise AssertionError(bad)
+
+
+def test_the_store_command_says_where_the_database_is_and_what_it_holds(tmp_path, capsys):
+    from app.store.__main__ import main
+    from app.work_queue import open_queue
+
+    (tmp_path / "frames").mkdir()
+    PIL.Image.new("RGB", (12, 10)).save(tmp_path / "frames" / "a.png")
+    open_queue(tmp_path / "frames", root=tmp_path / "ann").save("a.png", np.zeros((10, 12), np.uint8), "ann")
+    assert main(["--annotations", str(tmp_path / "ann")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{(tmp_path / 'ann' / DATABASE_FILE).resolve()}: schema 0001, 1 queue(s), 0 photo(s)")
+    assert "  frames: 0 todo, 0 preannotated, 1 corrected" in out
+    close_databases()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / DATABASE_FILE).write_text("not a database")
+    assert main(["--annotations", str(tmp_path / "bad")]) == 2
+    assert "cannot be read: the file is not a database" in capsys.readouterr().err
