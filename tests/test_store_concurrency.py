@@ -207,7 +207,10 @@ def check(url: str, logs: dict[str, list[list[str]]], frames: Path, killed: tupl
     assert counts == {status: list(statuses.values()).count(status) for status in counts}, "counts agree"
     operations = sum(1 for lines in logs.values() for line in lines if line[0] in ("claim", "save", "submit",
                                                                                   "accept", "reject"))
+    by_server = {server: sum(1 for who, lines in logs.items() if who.startswith(server) for line in lines
+                             if line[0] == "save") for server in ("one", "two")}
     return {"items": len(statuses), "versions": stored, "acknowledged saves": len(acknowledged),
+            "acknowledged saves by server": by_server,
             "reviews": reviews, "accepted": counts.get(ACCEPTED, 0), "operations": operations,
             "in flight when killed": in_flight}
 
