@@ -5,6 +5,7 @@ for download, or pushed to a Hub dataset repo (each queue's folder replaced by i
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -29,6 +30,7 @@ from .work_queue import ACCEPTED, WorkQueue
 
 DATA_DIR = "data"  # each queue's rows in data/<queue>/ (one metadata.jsonl per queue)
 ID2LABEL_FILE, CARD_FILE = "id2label.json", "README.md"
+SAVED_AT = "%Y-%m-%dT%H:%M:%SZ"  # when the row's version was saved, UTC, as saved photos' rows say it
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def write_dataset(queue: WorkQueue, labels: LabelSet, folder: str | os.PathLike,
         row = {IMAGE_FILE_KEY: f"{IMAGES_FOLDER}/{entry.item.name}.png",
                MASK_FILE_KEY: f"{MASKS_FOLDER}/{entry.item.name}.png", "queue": queue.source.title,
                "item": entry.item.id, "status": entry.status, "version": entry.version,
-               "annotator": entry.annotator, "label_set": labels.name}
+               "annotator": entry.annotator, "label_set": labels.name,
+               "saved_at": dt.datetime.fromtimestamp(entry.saved_at, dt.timezone.utc).strftime(SAVED_AT)}
         for key, picture in ((IMAGE_FILE_KEY, image.convert("RGB")),
                              (MASK_FILE_KEY, PIL.Image.fromarray(entry.ids.astype(np.uint8)))):
             path = base / row[key]
@@ -114,7 +117,8 @@ tags:
 # Annotated with SemFlow Studio
 
 Images with semantic masks corrected and accepted in SemFlow Studio's work queues, one folder per queue under
-`data/<queue>/` (`metadata.jsonl` names each pair's files and says which queue item, version and annotator it is).
+`data/<queue>/` (`metadata.jsonl` names each pair's files and says which queue item, version and annotator it is, and
+when that version was saved: `saved_at`).
 
 - `image`: the photo (RGB PNG)
 - `mask`: its class ids (mode "L" PNG, at the photo's size)

@@ -156,13 +156,15 @@ class AnnotatorStats:
 
 @dataclass(frozen=True)
 class Entry:
-    """An item's current mask as exports take it: its version's number, who annotated it and its status."""
+    """An item's current mask as exports take it: its version's number, who annotated it, its status, and when that
+    version was saved (seconds since the epoch)."""
 
     item: QueueItem
     ids: np.ndarray
     version: int
     annotator: str | None
     status: str
+    saved_at: float
 
 
 @dataclass(frozen=True)
@@ -708,15 +710,15 @@ class WorkQueue:
         read in chunks (for exports)."""
         with self.db.read("Reading the queue's masks failed") as s:
             result = s.execute(sa.select(ItemRow.key, VersionRow.mask, ItemRow.current, ItemRow.annotator_name,
-                                         ItemRow.annotator, ItemRow.status)
+                                         ItemRow.annotator, ItemRow.status, VersionRow.created_at)
                                .join(VersionRow, sa.and_(VersionRow.item_id == ItemRow.id,
                                                          VersionRow.number == ItemRow.current))
                                .where(ItemRow.queue_id == self.queue_id, ItemRow.status.in_(list(statuses)),
                                       ItemRow.problem.is_(None))
                                .order_by(ItemRow.position).execution_options(yield_per=64))
-            for key, data, version, name, annotator, status in result:
+            for key, data, version, name, annotator, status, saved_at in result:
                 if key in self._by_id:
-                    yield Entry(self._by_id[key], _decode(data), version, name or annotator, status)
+                    yield Entry(self._by_id[key], _decode(data), version, name or annotator, status, saved_at)
 
     def masks(self, statuses: Sequence[str] = (ACCEPTED,)) -> Iterator[tuple[QueueItem, np.ndarray]]:
         """(item, current mask) of every item of `statuses` (default: accepted), in queue order (`entries`)."""

@@ -54,7 +54,7 @@ def test_accepted_items_load_as_a_dataset_with_their_masks(queue, tmp_path):
     assert (tmp_path / "dataset" / DATA_DIR / "streets" / "metadata.jsonl").is_file()
     loaded = datasets.load_dataset(str(tmp_path / "dataset"), split="train", cache_dir=str(tmp_path / "hf"))
     assert sorted(loaded["item"]) == ["drive_0.png", "drive_1.png"], "accepted items only"
-    assert set(loaded.column_names) >= {"image", "mask", "annotator", "version", "queue"}
+    assert set(loaded.column_names) >= {"image", "mask", "annotator", "version", "queue", "saved_at"}
     for row in loaded:
         assert np.array_equal(np.asarray(row["mask"]), queue.true_masks[row["item"]]), "the mask's own ids"
         assert row["mask"].mode == "L" and row["annotator"] == "ana"
@@ -64,6 +64,16 @@ def test_accepted_items_load_as_a_dataset_with_their_masks(queue, tmp_path):
     with zipfile.ZipFile(archive) as z:
         assert {"id2label.json", "README.md", "data/streets/metadata.jsonl", "data/streets/masks/drive_2.png"} <= \
             set(z.namelist())
+
+
+def test_an_export_is_what_a_learning_job_takes(queue, tmp_path):
+    from training.learn import held_back_split
+
+    write_dataset(queue, CAMVID, tmp_path / "dataset", statuses=DONE)
+    rows = datasets.load_dataset(str(tmp_path / "dataset"), split="train", cache_dir=str(tmp_path / "hf"))
+    assert len(sorted(rows["saved_at"])) == 3, "when each version was saved: what a job orders by"
+    with pytest.raises(ValueError, match="learning needs at least 10 corrected items"):
+        held_back_split(rows)  # three items: the job says how many more it needs
 
 
 def test_an_export_is_trainable_as_it_is(queue, tmp_path):
