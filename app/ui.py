@@ -108,7 +108,7 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
             annotator = gr.Textbox(label="Your name", max_length=100, scale=0, min_width=200, elem_id="annotator",
                                    placeholder="optional" if not settings.reviewers else "needed to review",
                                    info="the signed-in name on a Space" if settings.oauth else
-                                   "shown to others on your claims; saved with your work")
+                                   "shown to others on your claims; recorded with your work")
         if model.notice:
             gr.Markdown(f"⚠️ **{model.notice}**")
 

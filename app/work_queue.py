@@ -253,6 +253,16 @@ class WorkQueue:
         """Why the item is skipped (unreadable, gone from the source), or None."""
         return self._row(item_id, ItemRow.problem)
 
+    def size(self, item_id: str, what_failed: str = "Reading the queue failed") -> tuple[int, int]:
+        """The item's image size (width, height): stored once known, else read from its image."""
+        item = self.item(item_id)
+        with self.db.read(what_failed) as s:
+            width, height = s.execute(sa.select(ItemRow.width, ItemRow.height)
+                                      .where(ItemRow.id == self._ids[item.id])).one()
+        if width and height:
+            return width, height
+        return self.source.image(item).size
+
     def statuses(self) -> dict[str, str]:
         """Status of every item, by id (reads the whole queue: for exports and tests, not for each step)."""
         with self.db.read("Reading the queue failed") as s:
@@ -986,16 +996,6 @@ class WorkQueue:
             return None
         a, b = _decode(theirs), _decode(png)
         return float((a == b).mean()) if a.shape == b.shape else 0.0
-
-    def size(self, item_id: str, what_failed: str = "Reading the queue failed") -> tuple[int, int]:
-        """The item's image size (width, height): stored once known, else read from its image."""
-        item = self.item(item_id)
-        with self.db.read(what_failed) as s:
-            width, height = s.execute(sa.select(ItemRow.width, ItemRow.height)
-                                      .where(ItemRow.id == self._ids[item.id])).one()
-        if width and height:
-            return width, height
-        return self.source.image(item).size
 
 
 def _beyond(columns: tuple, values: tuple, step: int):
