@@ -97,7 +97,15 @@ def test_a_saved_annotation_records_the_model_that_predicted_it_and_where_its_im
     frames(tmp_path, ["frame_01.png"])
     session = page.open_queue("frames", "", QUEUE_ORDER, session.replace(owner=ANA)).session
     page.save_annotation(editor_value(session.image, np.zeros((20, 30), np.uint8), labels), session, "me")
-    first, example, queued = studios.workspace.saved.rows()
+    layout = page.blank_layout(64, 64, "Road", session).session
+    layout_editor = editor_value(layout.background, np.full((64, 64), 3, np.uint8), labels)
+    images = page.synthesize(layout_editor, layout, 1, 0, None, 2, "euler", False, "mask → image").synthesized
+    assert layout.model == "second"
+    layout = page.choose_model("first", layout).session  # switched after synthesizing
+    page.save_annotation(layout_editor, layout, "me", images)
+    first, example, queued, painted = studios.workspace.saved.rows()
+    assert (painted["model"], painted["image_source"]) == ("second-model", "synthesized"), \
+        "a painted layout's image names the model that synthesized it, not the tab's model at saving"
     assert (first["model"], first["model_revision"], first["image_source"]) == ("first-model", "sha256:first",
                                                                                  "upload")
     assert (example["model"], example["image_source"]) == (None, "example"), "painted by hand: no model made it"
