@@ -1,10 +1,13 @@
 """What the page's events do: component values and the tab's `Session` in, a view (`views`) out. `Page` is built on
-the process's `Studios` and asks it for the studio of the tab's model; the work is the studio's, and only a person's
-mistakes reach the browser as sentences (`failures`)."""
+the process's `Studios` and asks it for the studio of the tab's model (the model's work) and for the workspace (the
+annotation side); only a person's mistakes reach the browser as sentences (`failures`)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,23 +21,27 @@ from semflow import limits
 from . import fill_tools
 from .editor import blank_background, editor_value, fill_payload, mask_from_editor
 from .errors import InputError
-from .exports import save_cvat_zip, save_gif, save_mask_files, save_voc_mask
-from .failures import user_errors
+from .exports import save_gif, save_mask_files, save_voc_mask
+from .failures import queue_errors, user_errors
 from .fields import number
 from .fill_tools import MAX_FILL_SHARE, Fill, asks_first, changed_share
 from .info import model_info_markdown
 from .model import gpu
 from .overlays import DEFAULT_OPACITY, edit_region_view, fill_preview, legend_html, mark_corner
-from .queue_words import SORT_NAMES, STATUS_NAMES, counts_line, progress_line
-from .service import EDIT_MARGIN, EDIT_STRENGTH, QueueStop, Studio, Studios
-from .session import BLANK_LAYOUT, Session
+from .queue_words import ALL, DECISION_NAMES, SORT_NAMES, STATUS_NAMES, counts_line, progress_line
+from .service import EDIT_MARGIN, EDIT_STRENGTH, Studio, Studios
+from .session import BLANK_LAYOUT, MADE_BY, Session
+from .text_fields import clean_text
 from .views import (
     KEEP,
+    ClaimsListed,
     EditOffer,
     Filled,
     MaskFiles,
     MaskFollowed,
     ModelChosen,
+    QueueExport,
+    QueueNote,
     Saved,
     Segmented,
     Synthesized,
@@ -42,13 +49,28 @@ from .views import (
     Work,
     results_cleared,
 )
+from .work_queue import STATUSES, AnnotatorStats, Progress, Review, Version
+from .workspace import Person, QueueStop, Workspace, at_size
 
+logger = logging.getLogger(__name__)
 MASK_TO_IMAGE, IMAGE_TO_MASK = "mask → image", "image → mask"  # the trajectory's directions
 BETA_STEP = 0.5  # the β slider's step (and how far below its limit it stops)
 ANNOTATOR_ID = re.compile(r"[0-9a-f]{32}")  # what a browser keeps as its annotator id (a uuid4 in hex)
 FLOOD, SUPERPIXEL, REPLACE = "flood fill (similar colour)", "superpixel", "replace a class in a box (two clicks)"
 FILL_TOOLS = ("off", FLOOD, SUPERPIXEL, REPLACE)
 TOOLS = {FLOOD: fill_tools.FLOOD, SUPERPIXEL: fill_tools.SUPERPIXEL, REPLACE: fill_tools.BOX}
+EXPORT_CVAT, EXPORT_DATASET = "CVAT zip", "Hugging Face dataset zip"  # what a queue exports as
+EXPORTS = (EXPORT_CVAT, EXPORT_DATASET)
+
+
+def _warning(message: str) -> str:
+    """What an event that sets the queue's status line shows when it fails: the sentence itself."""
+    return message
+
+
+def _unchanged(message: str) -> Any:
+    """What an event that sets a picture shows when it fails: nothing new (the warning says why)."""
+    return gr.update()
 
 
 class Page:
@@ -57,13 +79,23 @@ class Page:
     def __init__(self, studios: Studios) -> None:
         self.studios = studios
 
+    @property
+    def workspace(self) -> Workspace:
+        """The process's annotation wing: queues, the store, pushes (whatever model a tab uses)."""
+        return self.studios.workspace
+
     def studio(self, session: Session | None = None) -> Studio:
         return self.studios.get(session.model if session is not None else None)
 
     # --- photos, layouts and the model ------------------------------------------------------------------------------
 
     @user_errors
-    def load_image(self, upload: dict[str, Any] | None, session: Session) -> Work:
+    def load_example_photo(self, upload: dict[str, Any] | None, session: Session) -> Work:
+        """An example photo into the editor (`load_image`), recorded as an example when saved."""
+        return self.load_image(upload, session, origin="example")
+
+    @user_errors
+    def load_image(self, upload: dict[str, Any] | None, session: Session, origin: str = "upload") -> Work:
         """A new photo (downscaled for editing when very large) into the editor, with an empty mask layer.
 
         Wired with ``preprocess=False``: `upload` is the image field's raw value (the uploaded file, which Gradio has
@@ -78,7 +110,7 @@ class Page:
         image, notice = studio.open_for_editing(upload["path"])
         if notice:
             gr.Warning(notice)
-        session, value = into_editor(session.restart(image=image, source=upload.get("orig_name") or
+        session, value = into_editor(session.restart(image=image, origin=origin, source=upload.get("orig_name") or
                                                      Path(upload["path"]).name), image, None, studio.labels)
         status = notice or f"Loaded a {image.width}x{image.height} image. Press **Segment**."
         return Work(session, value, status).cleared(studio.labels)
@@ -93,8 +125,9 @@ class Page:
             raise InputError("Please upload an image (or pick an example) first.")
         studio = self.studio(session)
         ids, steps, confidence = studio.segment(session.image, number(steps, "Steps", whole=True), solver)
-        session, value = into_editor(session.replace(steps=steps, confidence=confidence, prediction=ids),
-                                     session.image, ids, studio.labels)
+        session, value = into_editor(session.replace(steps=steps, confidence=confidence, prediction=ids,
+                                                     made_by=studio.model.identity(),
+                                                     started_from=studio.identity), session.image, ids, studio.labels)
         view = self.view_of(session, ids, opacity, unsure)
         status = (f"Segmented in {steps} step(s); mean confidence {confidence.mean():.2f}. Correct the mask in the "
                   f"editor, then **Synthesize** or **Save**.")
@@ -178,6 +211,8 @@ class Page:
             caption = self.trajectory_caption(session.model, direction, made_by=studio.model.name)
         name = studio.model.name
         gallery = [(image, f"seed {s} · {name}") for image, s in zip(result.images, result.seeds)]
+        for image in result.images:  # a painted layout saved with its synthesis names the model that made it
+            image.info[MADE_BY] = studio.model.identity()
         return Synthesized(gallery, round_trip_report(result.seeds, result.round_trip, model=name), gif, caption,
                            tuple(result.images))
 
@@ -230,7 +265,11 @@ class Page:
         studio = self.studio(session)
         ids = mask_from_editor(editor, session.background, studio.labels)
         image, image_source = session.image_to_save(synthesized or ())
-        saved = studio.save(image, ids, annotator, session.source, session.steps, image_source)
+        made_by = image.info.get(MADE_BY) if image_source == "synthesized" else session.made_by
+        queue = {"queue_item": f"{session.queue[0]} {session.item}"} if image_source == "queue" and session.queue \
+            else {}
+        saved = studio.save(image, ids, annotator, session.source, session.steps, image_source,
+                            made_by=made_by or {"model": None, "model_revision": None}, **queue)
         files = mask_downloads(ids, studio.labels, saved.name)
         return Saved(files.mask_ids_file, files.mask_color_file, files.mask_voc_file,
                      f"Saved **{saved.name}** ({studio.count()} annotations in the folder).")
@@ -245,7 +284,7 @@ class Page:
     def push_annotations(self, oauth_token: gr.OAuthToken | None) -> str:
         """Push new annotations with the signed-in visitor's own token (Gradio fills `oauth_token` from the visitor's
         Hugging Face sign-in; None when nobody signed in), or the server's where the operator allowed it."""
-        return self.studio().push(oauth_token.token if oauth_token is not None else None)
+        return self.workspace.push_photos(oauth_token.token if oauth_token is not None else None)
 
     @user_errors
     def choose_model(self, name: str, session: Session, direction: str = MASK_TO_IMAGE,
@@ -293,115 +332,301 @@ class Page:
     def split_field(self, location: str | None, session: Session) -> dict:
         """The split field, shown only for what takes a split (a Hub dataset id, an imagefolder, a dataset folder),
         not for a plain folder of images."""
-        takes = self.studio(session).takes_split(location)
+        takes = self.workspace.takes_split(location)
         return gr.update() if takes is None else gr.update(visible=takes)  # None: the person learns why on opening
 
     def start_tab(self, browser_id: str | None, session: Session) -> TabStarted:
         """A tab opens: the annotator id its browser keeps (`gr.BrowserState`; a new one the first time) becomes the
-        tab's name in the work queues' claims."""
+        tab's key in the work queues' claims."""
         browser_id = browser_id if isinstance(browser_id, str) and ANNOTATOR_ID.fullmatch(browser_id) else \
             uuid.uuid4().hex
         return TabStarted(browser_id, (session or Session()).replace(owner=browser_id))
 
-    def _annotator(self, session: Session, profile: gr.OAuthProfile | None) -> str:
-        """Who claims and saves queue items: on a Space with Hugging Face sign-in, the signed-in visitor (nobody else
-        may write to a queue); elsewhere the browser's own annotator id (`start_tab`), so that a reload, another tab
-        of the same browser or a restart of the app keeps one's claims."""
-        if self.studio(session).settings.oauth:
+    def _person(self, session: Session, name: str | None, profile: gr.OAuthProfile | None) -> Person:
+        """Who works on a queue: on a Space with Hugging Face sign-in, the signed-in visitor (nobody else may write to
+        a queue); elsewhere the browser's own annotator id (`start_tab`), so that a reload, another tab of the same
+        browser or a restart of the app keeps one's claims, with the name typed in *Your name*."""
+        if self.studios.settings.oauth:
             if profile is None:
                 raise InputError("Sign in with Hugging Face first: work queues record who annotated each item.")
-            return profile.username
-        return session.owner or uuid.uuid4().hex  # the page had not started yet: an id for this tab only
+            return Person(profile.username, profile.username)
+        return Person(session.owner or uuid.uuid4().hex, clean_text(name, 100) or None)
 
-    def _open_queue_of(self, session: Session, profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
-        """The tab's open queue as (location, split), after checking who is working on it (`_annotator`)."""
+    def _open_queue_of(self, session: Session) -> tuple[str, str]:
+        """The tab's open queue as (location, split)."""
         if session is None or session.queue is None:
             raise InputError("Open a queue first (a folder of images or a Hub dataset id).")
-        self._annotator(session, profile)
         return session.queue
 
     def _show_item(self, session: Session, stop: QueueStop, note: str = "") -> Work:
-        """The claimed item in the editor (its corrected mask, else its pre-annotation) and in the Image box, with its
-        status and mean confidence; or, when there is no other item to open, everything left as it is."""
+        """The claimed item in the editor (its current version, else its pre-annotation) and in the Image box, with
+        its status, mean confidence, the reviewer's comment when it was rejected, and its history; or, when there is
+        no other item to open, everything left as it is."""
         studio = self.studio(session)
+        if stop.skipped:
+            note += f"Skipped {len(stop.skipped)} item(s) whose image cannot be read ({', '.join(stop.skipped[:3])}). "
         if stop.item is None:
             held = " (you still hold this one)" if session.item is not None else ""
-            return Work(session, queue_status=queue_line(stop, f"{note}No other item to open: the rest are finished "
-                                                               f"or held by another annotator{held}. "))
+            return Work(session, queue_status=queue_line(stop, f"{note}No other item to open: the rest are finished, "
+                                                               f"skipped or held by another annotator{held}. "))
+        if stop.version is not None:
+            started_from = f"version {stop.version}"
+        else:
+            started_from = stop.prediction_model if stop.predicted is not None else None
+        made_by = _identity(stop.prediction_model) if stop.predicted is not None else None
         session, value = into_editor(session.restart(image=stop.image, source=stop.item.name, item=stop.item.id,
-                                                     prediction=stop.predicted), stop.image, stop.mask, studio.labels)
+                                                     prediction=stop.predicted, origin="queue", made_by=made_by,
+                                                     started_from=started_from, opened_at=time.time()),
+                                     stop.image, stop.mask, studio.labels)
         confidence = "" if stop.confidence is None else f", mean confidence {stop.confidence:.2f}"
+        version = "" if stop.version is None else f", version {stop.version}"
+        unfamiliar = studio.unfamiliar(stop.confidence) if stop.confidence is not None else None
         line = queue_line(stop, f"{note}Item {stop.item.index + 1} of {stop.progress.total}: **{stop.item.name}** "
-                                f"({STATUS_NAMES[stop.status]}{confidence}). "
-                                + (f"⚠️ {stop.unfamiliar} " if stop.unfamiliar else ""))
+                                f"({STATUS_NAMES[stop.status]}{confidence}{version}). "
+                                + (f"⚠️ **Rejected: {stop.comment}** Correct it, save, then submit again. "
+                                   if stop.comment else "")
+                                + (f"⚠️ {unfamiliar} " if unfamiliar else ""))
         # The item's mask over its photo (the photo alone before pre-annotation), where the fill tools are clicked.
         view = studio.view(stop.image, stop.mask, DEFAULT_OPACITY) if stop.mask is not None else stop.image
+        history, versions = self._history(session)
         return Work(session, value, stop.notice or "Correct the mask, then **Save mask to queue**.", line, stop.image,
-                    view, legend_of(session, stop.mask, studio.labels)).cleared(studio.labels)
+                    view, legend_of(session, stop.mask, studio.labels), history=history,
+                    versions=versions).cleared(studio.labels)
 
-    @user_errors
+    @queue_errors(Work.note)
     def open_queue(self, location: str | None, split: str | None, sort: str, session: Session,
-                   profile: gr.OAuthProfile | None = None) -> Work:
-        """Open a folder or dataset as a queue: worst first, at its least confident unfinished item; in queue order,
-        where this annotator stopped (the unfinished item they still hold), else at the first unfinished one."""
+                   name: str | None = None, status: str = ALL, profile: gr.OAuthProfile | None = None) -> Work:
+        """Open a folder or dataset as a queue: with a status filter, at its first such item; worst first, at its least
+        confident unfinished item; in queue order, where this annotator stopped (the unfinished item they still hold,
+        or their work a reviewer sent back), else at the first unfinished one."""
         session = session or Session()
-        owner = self._annotator(session, profile)
-        stop = self.studio(session).open_queue(location, split, owner, sort)
-        session = session.replace(queue=(location.strip(), (split or "").strip()), owner=owner)
+        person = self._person(session, name, profile)
+        stop = self.workspace.open_queue(location, split, person, sort, _status(status))
+        session = session.replace(queue=(location.strip(), (split or "").strip()), owner=person.key)
         return self._show_item(session, stop, "Opened the queue. ")
 
-    @user_errors
-    def reorder_queue(self, sort: str, session: Session, profile: gr.OAuthProfile | None = None) -> Work:
-        """Another order chosen: the open queue goes to the first unfinished item in it (worst first: the least
-        confident one). Nothing happens while no queue is open."""
+    @queue_errors(Work.note)
+    def reorder_queue(self, sort: str, session: Session, name: str | None = None, status: str = ALL,
+                      profile: gr.OAuthProfile | None = None) -> Work:
+        """Another order or filter chosen: the open queue goes to the first item in it (worst first: the least
+        confident unfinished one; with a filter, the first of that status). Nothing happens while no queue is open."""
         if session is None or session.queue is None:
             return Work(session)
-        stop = self.studio(session).move(*self._open_queue_of(session, profile), session.owner, None, sort=sort)
-        return self._show_item(session, stop, f"Order: {SORT_NAMES[sort]}. ")
+        person = self._person(session, name, profile)
+        filtered = _status(status)
+        stop = self.workspace.move(*self._open_queue_of(session), person, None, unfinished=filtered is None,
+                                   sort=sort, status=filtered)
+        shown = f"Order: {SORT_NAMES[sort]}" + (f", only {STATUS_NAMES[filtered]} items" if filtered else "")
+        return self._show_item(session, stop, f"{shown}. ")
 
     def queue_move(self, step: int, unfinished: bool):
-        """A callback that opens the next (`step` 1) or previous (-1) item in the chosen order, only unfinished ones
-        with `unfinished`; past the last item it goes on from the first (and back), so every item can be reached."""
+        """A callback that opens the next (`step` 1) or previous (-1) item in the chosen order (only those of the
+        status filter), only unfinished ones with `unfinished`; past the last item it goes on from the first (and
+        back), so every item can be reached."""
 
-        @user_errors
-        def move(sort: str, session: Session, profile: gr.OAuthProfile | None = None) -> Work:
-            location, split = self._open_queue_of(session, profile)
-            stop = self.studio(session).move(location, split, session.owner, session.item, step, unfinished, sort,
-                                             wrap=True)
+        @queue_errors(Work.note)
+        def move(sort: str, session: Session, name: str | None = None, status: str = ALL,
+                 profile: gr.OAuthProfile | None = None) -> Work:
+            person = self._person(session, name, profile)
+            location, split = self._open_queue_of(session)
+            filtered = _status(status)
+            stop = self.workspace.move(location, split, person, session.item, step, unfinished and filtered is None,
+                                       sort, wrap=True, status=filtered)
             return self._show_item(session, stop)
 
         return move
 
-    @user_errors
+    @queue_errors(_warning)
     @gpu
-    def preannotate_queue(self, session: Session, profile: gr.OAuthProfile | None = None,
+    def preannotate_queue(self, session: Session, name: str | None = None, profile: gr.OAuthProfile | None = None,
                           progress: gr.Progress = gr.Progress()) -> str:
-        """Pre-annotate every item of the open queue that has no prediction yet, with a progress bar."""
-        location, split = self._open_queue_of(session, profile)
+        """Pre-annotate every item of the open queue that has no prediction yet, with a progress bar; unreadable items
+        are marked and skipped."""
+        self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
         done, queue_progress = self.studio(session).preannotate(
             location, split, progress=lambda k, total, item: progress((k, total), desc=f"pre-annotating {item.name}"))
-        return queue_line(QueueStop(queue_progress), f"Pre-annotated {done} item(s). ")
+        return queue_line(queue_progress, f"Pre-annotated {done} item(s). ")
 
-    @user_errors
-    def save_to_queue(self, editor: dict[str, Any] | None, session: Session,
-                      profile: gr.OAuthProfile | None = None) -> str:
-        """The editor's mask as the corrected mask of the open item (at the item's own size)."""
-        location, split = self._open_queue_of(session, profile)
-        studio = self.studio(session)
-        ids = mask_from_editor(editor, session.background, studio.labels)
-        name, queue_progress = studio.save_to_queue(location, split, session.owner, session.item, ids)
-        return queue_line(QueueStop(queue_progress), f"Saved the mask of **{name}**. ")
-
-    @user_errors
-    def export_queue(self, session: Session) -> dict:
-        """Every corrected mask of the open queue as a CVAT "Segmentation mask 1.1" zip, ``<queue>_cvat.zip``, in the
-        export box (hidden until there is an export)."""
+    @queue_errors(QueueNote.of)
+    def save_to_queue(self, editor: dict[str, Any] | None, session: Session, name: str | None = None,
+                      profile: gr.OAuthProfile | None = None) -> QueueNote:
+        """The editor's mask as the open item's new version (at the item's own size), recording who, what it started
+        from and the seconds spent since the item was opened (or last saved)."""
+        person = self._person(session, name, profile)
         location, split = self._open_queue_of(session)
+        ids = mask_from_editor(editor, session.background, self.studio(session).labels)
+        version = self.workspace.save(location, split, person, session.item, ids, session.started_from,
+                                      _seconds(session))
+        session = session.replace(started_from=f"version {version.number}", opened_at=time.time(), ids=ids)
+        item = self.workspace.queue(location, split).item(session.item)
+        return self._note(session, f"Saved the mask of **{item.name}** as version {version.number}. ")
+
+    @queue_errors(QueueNote.of)
+    def submit_item(self, session: Session, name: str | None = None,
+                    profile: gr.OAuthProfile | None = None) -> QueueNote:
+        """Hand the open item's saved mask to the reviewers."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        self.workspace.submit(location, split, person, session.item)
+        item = self.workspace.queue(location, split).item(session.item)
+        return self._note(session, f"Submitted **{item.name}** for review. ")
+
+    @queue_errors(QueueNote.of)
+    def accept_item(self, session: Session, name: str | None = None,
+                    profile: gr.OAuthProfile | None = None) -> QueueNote:
+        """A reviewer accepts the open item's current version as it is."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        self.workspace.accept(location, split, person, session.item)
+        item = self.workspace.queue(location, split).item(session.item)
+        return self._note(session, f"Accepted **{item.name}**. ")
+
+    @queue_errors(QueueNote.of)
+    def correct_item(self, editor: dict[str, Any] | None, session: Session, name: str | None = None,
+                     profile: gr.OAuthProfile | None = None) -> QueueNote:
+        """A reviewer saves the editor's mask as their correction of the open item (a new version), accepted."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        ids = mask_from_editor(editor, session.background, self.studio(session).labels)
+        version = self.workspace.save(location, split, person, session.item, ids, session.started_from,
+                                      _seconds(session), review=True)
+        session = session.replace(started_from=f"version {version.number}", opened_at=time.time(), ids=ids)
+        item = self.workspace.queue(location, split).item(session.item)
+        return self._note(session, f"Corrected **{item.name}** (version {version.number}) and accepted it. ")
+
+    @queue_errors(QueueNote.of)
+    def reject_item(self, comment: str | None, session: Session, name: str | None = None,
+                    profile: gr.OAuthProfile | None = None) -> QueueNote:
+        """A reviewer sends the open item back to its annotator with what to fix."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        self.workspace.reject(location, split, person, session.item, comment)
+        item = self.workspace.queue(location, split).item(session.item)
+        return self._note(session, f"Rejected **{item.name}**: it goes back to its annotator with your comment. ")
+
+    @queue_errors(ClaimsListed.of)
+    def list_claims(self, session: Session) -> ClaimsListed:
+        """The live claims of the open queue, for a reviewer to release one: (item and holder, item id) choices."""
+        location, split = self._open_queue_of(session)
+        claims = self.workspace.claims(location, split)
+        choices = [(f"{claim.item.name}: {claim.who}", claim.item.id) for claim in claims]
+        note = f"{len(claims)} item(s) claimed now. " if claims else "Nobody holds an item of this queue now. "
+        return ClaimsListed(gr.update(choices=choices, value=choices[0][1] if choices else None),
+                            queue_line(self.workspace.progress(location, split), note))
+
+    @queue_errors(_warning)
+    def release_claim(self, item_id: str | None, session: Session, name: str | None = None,
+                      profile: gr.OAuthProfile | None = None) -> str:
+        """A reviewer releases whoever's claim is on an item (a tab left open on it, an annotator gone home)."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        if not item_id:
+            raise InputError("Choose a claimed item to release (press **Show claims** to list them).")
+        released = self.workspace.release(location, split, person, item_id)
+        item = self.workspace.queue(location, split).item(item_id)
+        return queue_line(self.workspace.progress(location, split),
+                          f"Released the claim on **{item.name}**. " if released else
+                          f"Nobody holds **{item.name}** any more. ")
+
+    def renew_claim(self, session: Session) -> Any:
+        """Every `RENEW_SECONDS` while the tab is open: renew its lease on the item it shows, so that the claim lapses
+        only about a minute after the tab closes. Says so when the item was taken by someone else meanwhile."""
+        if session is None or session.queue is None or session.item is None or not session.owner:
+            return gr.update()
+        try:
+            if self.workspace.renew(*session.queue, Person(session.owner), session.item) is not None:
+                return gr.update()
+            holder = self.workspace.holder(*session.queue, session.item)
+        except Exception as error:  # the next renewal tries again; a save would say what is wrong
+            logger.warning("renewing a claim failed: %r", error)
+            return gr.update()
+        if holder is None or holder.owner == session.owner:
+            return gr.update()
+        return (f"⚠️ Your claim on this item lapsed and **{holder.who}** holds it now: saving it would be refused. "
+                f"Open another item.")
+
+    def _history(self, session: Session) -> tuple[str, dict]:
+        """The open item's versions and reviews as a table, and the version menu."""
+        versions, reviews = self.workspace.history(*session.queue, session.item)
+        if not versions and not reviews:
+            return "*No saved version yet.*", gr.update(choices=[], value=None)
+        return history_table(versions, reviews), gr.update(choices=[(f"version {v.number}", v.number)
+                                                                    for v in reversed(versions)],
+                                                           value=versions[-1].number if versions else None)
+
+    def _note(self, session: Session, note: str) -> QueueNote:
+        history, versions = self._history(session)
+        return QueueNote(session, queue_line(self.workspace.progress(*session.queue), note), history, versions)
+
+    @queue_errors(QueueNote.of)
+    def show_history(self, session: Session) -> QueueNote:
+        """The open item's history, read again."""
+        self._open_queue_of(session)
+        if session.item is None:
+            raise InputError("Open a queue item first.")
+        history, versions = self._history(session)
+        return QueueNote(session, KEEP, history, versions)
+
+    @queue_errors(_unchanged)
+    def show_version(self, number: Any, session: Session, opacity: Any) -> Any:
+        """One version of the open item over its photo, in the segmentation view (the editor is left as it is)."""
+        location, split = self._open_queue_of(session)
+        if number is None:
+            raise InputError("Choose a version to show.")
+        ids = at_size(self.workspace.version(location, split, session.item, number), session.image.size)
+        return self.studio(session).view(session.image, ids, opacity)
+
+    @queue_errors(Work.note)
+    def restore_version(self, number: Any, session: Session, name: str | None = None,
+                        profile: gr.OAuthProfile | None = None) -> Work:
+        """Make an earlier version the item's mask again (a new version: nothing is overwritten), into the editor."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        if number is None:
+            raise InputError("Choose a version to restore.")
+        version = self.workspace.restore(location, split, person, session.item, number, _seconds(session))
         studio = self.studio(session)
-        title, masks = studio.corrected_masks(location, split)
-        if not masks:
-            raise InputError("No item of this queue is corrected yet: save a mask to the queue first.")
-        return gr.update(value=save_cvat_zip(masks, studio.labels, title), visible=True)
+        ids = at_size(self.workspace.version(location, split, session.item, version.number), session.image.size)
+        session, value = into_editor(session.replace(started_from=f"version {version.number}",
+                                                     opened_at=time.time()), session.image, ids, studio.labels)
+        history, versions = self._history(session)
+        note = f"Restored version {int(number)} as version {version.number}. "
+        return Work(session, value, queue_status=queue_line(self.workspace.progress(location, split), note),
+                    overlay_view=studio.view(session.image, ids, DEFAULT_OPACITY),
+                    legend=legend_of(session, ids, studio.labels), history=history, versions=versions)
+
+    @queue_errors(QueueExport.of)
+    def export_queue(self, kind: str, accepted_only: bool, session: Session) -> QueueExport:
+        """The open queue's accepted items (every finished one when `accepted_only` is off) as a CVAT "Segmentation
+        mask 1.1" zip or a Hugging Face dataset zip, named after the queue, in the export box (hidden until there is
+        an export)."""
+        location, split = self._open_queue_of(session)
+        labels = self.studio(session).labels
+        if kind == EXPORT_DATASET:
+            path = self.workspace.export_dataset(location, split, labels, accepted_only)
+        else:
+            path = self.workspace.export_cvat(location, split, labels, accepted_only)
+        which = "accepted" if accepted_only else "finished"
+        return QueueExport(gr.update(value=path, visible=True),
+                           queue_line(self.workspace.progress(location, split),
+                                      f"Exported the {which} items as {kind} (`{Path(path).name}`). "))
+
+    @queue_errors(_warning)
+    def push_queue(self, accepted_only: bool, session: Session, oauth_token: gr.OAuthToken | None) -> str:
+        """Push the open queue's accepted items as a dataset to SEMFLOW_DATASET_REPO, with the signed-in visitor's
+        token (or the server's where the operator allowed it)."""
+        location, split = self._open_queue_of(session)
+        return self.workspace.push_queue(location, split, self.studio(session).labels,
+                                         oauth_token.token if oauth_token is not None else None, accepted_only)
+
+    @queue_errors(_warning)
+    def annotators_table(self, session: Session) -> str:
+        """Per annotator of the open queue: items done, rejected, median seconds per item, pixel agreement with the
+        accepted masks."""
+        location, split = self._open_queue_of(session)
+        return annotators_markdown(self.workspace.annotators(location, split))
+
 
     # --- fill tools and edits ---------------------------------------------------------------------------------------
 
@@ -529,9 +754,68 @@ def beta_slider(studio: Studio) -> dict[str, Any]:
                      f"{studio.pipe.config.perturbation:g})"}
 
 
-def queue_line(stop: QueueStop, note: str = "") -> str:
-    """The queue's status line: `note`, its progress and the count of each status."""
-    return f"{note}**{progress_line(stop.progress)}** ({counts_line(stop.progress)})."
+def queue_line(progress: Progress | QueueStop, note: str = "") -> str:
+    """The queue's status line: `note`, its progress and the count of each status (and of the skipped items)."""
+    progress = progress.progress if isinstance(progress, QueueStop) else progress
+    return f"{note}**{progress_line(progress)}** ({counts_line(progress) or 'empty'})."
+
+
+def history_table(versions: list[Version], reviews: list[Review]) -> str:
+    """An item's versions (who, when, what they started from, seconds spent) and its reviews, oldest first."""
+    rows = ["| version | by | when (UTC) | started from | seconds | note |", "| --- | --- | --- | --- | --- | --- |"]
+    for v in versions:
+        seconds = "" if v.seconds is None else f"{v.seconds:.0f}"
+        rows.append(f"| {v.number} | {_cell(v.who)} | {_when(v.created_at)} | {_cell(v.started_from or '')} | "
+                    f"{seconds} | {_cell(v.note or v.kind)} |")
+    if reviews:
+        rows += ["", "| review | by | when (UTC) | of version | comment |", "| --- | --- | --- | --- | --- |"]
+        for r in reviews:
+            rows.append(f"| {DECISION_NAMES.get(r.decision, r.decision)} | {_cell(r.reviewer_name or r.reviewer)} | "
+                        f"{_when(r.created_at)} | {r.version or ''} | {_cell(r.comment or '')} |")
+    return "\n".join(rows)
+
+
+def annotators_markdown(rows: list[AnnotatorStats]) -> str:
+    """The per-annotator table: items done, rejected, median seconds per item, agreement with accepted masks."""
+    if not rows:
+        return "*Nobody has saved an item of this queue yet.*"
+    lines = ["| annotator | items done | rejected | median seconds per item | pixel agreement with accepted |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        seconds = "" if row.median_seconds is None else f"{row.median_seconds:.0f}"
+        agreement = "" if row.agreement is None else f"{row.agreement:.1%}"
+        lines.append(f"| {_cell(row.name)} | {row.done} | {row.rejected} | {seconds} | {agreement} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return clean_text(text, 300).replace("|", "/")
+
+
+def _when(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _status(status: str | None) -> str | None:
+    """The status filter's value as a status code (None: every item)."""
+    if status in (None, "", ALL):
+        return None
+    if status not in STATUSES:
+        raise InputError(f"Unknown status '{status}'; choose one of {', '.join(STATUS_NAMES.values())}.")
+    return status
+
+
+def _seconds(session: Session) -> float | None:
+    """Seconds since the tab opened the item (or last saved it)."""
+    return None if session.opened_at is None else max(0.0, time.time() - session.opened_at)
+
+
+def _identity(text: str | None) -> dict[str, str | None] | None:
+    """A model identity ``name@revision`` (as predictions record it) as a metadata row's fields."""
+    if not text:
+        return None
+    name, _, revision = text.partition("@")
+    return {"model": name, "model_revision": revision or None}
 
 
 def legend_of(session: Session, ids: np.ndarray | None, labels) -> str:

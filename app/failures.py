@@ -18,6 +18,30 @@ logger = logging.getLogger(__name__)
 GENERIC = "Something went wrong on the server while doing that; please try again."
 
 
+def queue_errors(fallback: Callable[[str], Any]) -> Callable[[Callable], Callable]:
+    """Wrap a work-queue event so that a failure never leaves an error badge over the queue: the sentence shows as a
+    warning toast, and the event returns ``fallback("⚠️ " + sentence)`` (the status line saying it)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error as error:
+                text = sentence(error.message if hasattr(error, "message") else error)
+            except (UserError, InvalidInput) as error:
+                text = sentence(error)
+            except Exception:
+                logger.exception("unexpected error in %s", fn.__name__)
+                text = GENERIC
+            gr.Warning(text)
+            return fallback(f"⚠️ {text}")
+
+        return wrapper
+
+    return decorate
+
+
 def user_errors(fn: Callable) -> Callable:
     """Wrap a Gradio event function so that only a person's mistakes reach the browser as what they are."""
 

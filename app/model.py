@@ -59,6 +59,13 @@ class Models:
         return source if source in self.offered else loaded.name
 
 
+def model_identity(loaded: LoadedModel) -> str:
+    """The model as a saved version records what it started from: ``name@revision`` (a Hub id and commit, or an
+    embedded or local model's name and weights hash; never a path)."""
+    identity = loaded.identity()
+    return f"{identity['model']}@{identity['model_revision']}"
+
+
 def _no_gpu(fn=None, **kwargs):
     return fn if fn is not None else (lambda f: f)
 

@@ -2,12 +2,14 @@
 prediction is segmented once, in batches, with its mean confidence, so that opening it in the app is instant and the
 queue can be sorted worst first.
 
-    python -m app.preannotate SOURCE [--split train] [--model semflow] [--annotations DIR] [--overwrite]
-                                     [--batch-size 4]
+    python -m app.preannotate SOURCE [--split train] [--model semflow] [--annotations DIR] [--database URL]
+                                     [--overwrite] [--batch-size 4]
     accelerate launch --multi_gpu --num_processes N -m app.preannotate SOURCE ...
 
 SOURCE is what the app opens as a queue: a folder of images, an `imagefolder`, a dataset folder or a Hub dataset id.
-The queue's state is the app's (`$SEMFLOW_ANNOTATIONS_DIR`, or --annotations), so the app shows the progress at once.
+The queue's state is the app's (the annotation database: `$SEMFLOW_DATABASE_URL`, else the SQLite file in the
+annotation folder, `$SEMFLOW_ANNOTATIONS_DIR` or --annotations), so the app shows the progress at once; an image that
+cannot be read is marked there (the app lists it) and skipped.
 Under `accelerate launch` the items still to do are split between the processes (on GPUs one per device; on a machine
 without CUDA the processes join one CPU group); each stores its own items as it goes, so a killed run resumes where it
 stopped and ends with its own count.
@@ -28,7 +30,9 @@ from accelerate.utils import gather_object
 from semflow.loading import cpu_process_group, load_model
 
 from .errors import StorageError, UserError
+from .model import model_identity
 from .queue_words import progress_line
+from .settings import get_settings
 from .work_queue import open_queue
 
 DEFAULT_BATCH_SIZE = 4  # images per forward pass: measured with benchmarks/preannotate_speed.py (docs/scale.md)
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default=None, help="dataset split (default: train)")
     parser.add_argument("--model", default=None, help="embedded model name, folder or Hub id (default: the app's)")
     parser.add_argument("--annotations", default=None, help="annotation folder (default: $SEMFLOW_ANNOTATIONS_DIR)")
+    parser.add_argument("--database", default=None,
+                        help="annotation database URL (default: $SEMFLOW_DATABASE_URL, else the SQLite file in the "
+                             "annotation folder)")
     parser.add_argument("--overwrite", action="store_true", help="predict again items that have a prediction")
     parser.add_argument("--batch-size", type=positive, default=DEFAULT_BATCH_SIZE,
                         help=f"images per forward pass in each process (default {DEFAULT_BATCH_SIZE})")
@@ -83,7 +90,9 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
     """Predict this process's share of the queue's items without a prediction; the exit status."""
     who = f"[process {state.process_index + 1}/{state.num_processes}] " if state.num_processes > 1 else ""
     try:
-        queue = open_queue(args.source, args.split, args.annotations)
+        settings = get_settings()
+        queue = open_queue(args.source, args.split, args.annotations or settings.annotations_dir,
+                           args.database or settings.database_url)
     except UserError as error:  # every process opens the same source, so every process stops here
         print(f"{who}error: {error}", file=sys.stderr)
         return 2
@@ -93,10 +102,10 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
         print(f"{who}error: could not load the model {args.model or '(default)'}: {error}", file=sys.stderr)
         return 2
 
-    def stored(item) -> bool:
-        return not args.overwrite and queue.prediction_path(item.id).is_file()
-
-    pending = [item for item in queue.items if not stored(item)]
+    identity = model_identity(model)
+    done_before = set() if args.overwrite else queue.predicted()
+    skipped_before = {item.id for item, _ in queue.problems() if item.index >= 0}  # still in the source
+    pending = [item for item in queue.items if item.id not in done_before and item.id not in skipped_before]
     state.wait_for_everyone()  # every process has listed the items to do before any stores one: the same list
     with state.split_between_processes(pending) as mine:
         mine = list(mine)
@@ -105,20 +114,22 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
     for first in range(0, len(mine), args.batch_size):
         # an item stored since the listing (the app's "Pre-annotate all", another launch) is not predicted again
         batch, images = [], []
-        for item in mine[first : first + args.batch_size]:
-            if stored(item):
+        chunk = mine[first : first + args.batch_size]
+        stored = set() if args.overwrite else queue.predicted([item.id for item in chunk])
+        for item in chunk:
+            if item.id in stored:
                 continue
-            try:
-                images.append(queue.source.image(item))
-            except UserError as error:  # an unreadable image: said, skipped; the rest of the queue goes on
+            image = queue.read_image(item.id)
+            if image is None:  # unreadable: marked in the queue (the app lists it), said here; the rest goes on
                 skipped += 1
-                print(f"{who}skipped {item.name}: {error}", file=sys.stderr, flush=True)
+                print(f"{who}skipped {item.name}: {queue.problem(item.id)}", file=sys.stderr, flush=True)
                 continue
+            images.append(image)
             batch.append(item)
         results = predict_batch(model.pipe, images) if images else []
-        try:  # the batch's mask files, then the queue's state once (a state write costs more the longer the queue)
+        try:  # the batch in one transaction: all of it is stored, or none
             queue.set_predictions([(item.id, ids, confidence, image.size)
-                                   for item, image, (ids, confidence) in zip(batch, images, results)])
+                                   for item, image, (ids, confidence) in zip(batch, images, results)], identity)
         except StorageError as error:  # a full or read-only disk: what is stored stays, a relaunch goes on from it
             print(f"{who}error: {error}", file=sys.stderr, flush=True)
             return 2
@@ -126,6 +137,10 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
             done += 1
             print(f"{who}[{done}/{len(mine)}] {item.name}  ({(time.perf_counter() - start) / done:.2f} s per item)",
                   flush=True)
+    if skipped_before and state.is_main_process:
+        names = sorted(queue.item(item_id).name for item_id in skipped_before)
+        print(f"{who}skipped {len(names)} item(s) marked before as unreadable: {', '.join(names[:10])}"
+              + (" …" if len(names) > 10 else ""), file=sys.stderr, flush=True)
     print(f"{who}pre-annotated {done} item(s) with {model.name}; {progress_line(queue.progress())}", flush=True)
     state.wait_for_everyone()
     elapsed = time.perf_counter() - start
@@ -133,7 +148,7 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
     if state.is_main_process and total:
         print(f"{total} item(s) in {elapsed:.1f} s over {state.num_processes} process(es), batch {args.batch_size}: "
               f"{total / elapsed:.2f} frames per second", flush=True)
-    return 1 if skipped else 0
+    return 1 if skipped or skipped_before else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The app's work, the same for the page and the API: segment, synthesize with a round-trip check, edit, save with
-provenance, push, and what the model is. Every range and rule is the pipeline's (`semflow.limits`), whose sentence
-reaches the person; the app words only what it alone knows (its own limits, an empty field, an unreadable upload)."""
+"""The app's model work, the same for the page and the API: segment, synthesize with a round-trip check, edit, save
+with provenance, pre-annotate, and what the model is. Every range and rule is the pipeline's (`semflow.limits`), whose
+sentence reaches the person; the app words only what it alone knows (its own limits, an empty field, an unreadable
+upload). The annotation side (queues, the store, pushes) is the process's one `workspace.Workspace`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import inspect
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,17 +19,17 @@ from semflow.loading import LoadedModel
 from semflow.regions import edit_region
 
 from .annotations import AnnotationStore, SavedAnnotation
-from .errors import InputError, UserError
+from .errors import InputError
 from .examples import photo_examples
 from .fields import number
 from .info import model_info
 from .inputs import fit_for_editing, open_image, open_mask
-from .model import Models
+from .model import Models, model_identity
 from .overlays import agreement, overlay, unsure_overlay
 from .preannotate import predictor
-from .queue_sources import QueueItem, takes_split
 from .settings import Settings, get_settings
-from .work_queue import WORST_FIRST, Progress, WorkQueue, open_queue
+from .work_queue import Progress
+from .workspace import Workspace
 
 MAX_VARIANTS = 4  # images one request may synthesize in the app (the pipeline allows more)
 # A picture whose mean confidence is below this share of the validation frames' is far from what the model knows. On
@@ -80,43 +80,27 @@ class Edit:
     round_trip: list[dict[str, float]]
 
 
-@dataclass(frozen=True)
-class QueueStop:
-    """Where a queue operation leaves an annotator: the queue's progress, and the item they now hold (None when there
-    was no other item to open: the rest are finished or held by others).
-
-    Attributes:
-        image: The item's photo at its editing size (`notice` says when it was brought to it).
-        mask: The item's corrected mask, else its pre-annotation, else None; at the editing size.
-        predicted: Its pre-annotation at the editing size (to tell what a person corrected).
-        status: Its status code (`work_queue.STATUSES`).
-        confidence: The pre-annotation's mean confidence, if there is one.
-        unfamiliar: A sentence when that confidence says the photo is far from what the model knows.
-    """
-
-    progress: Progress
-    item: QueueItem | None = None
-    image: PIL.Image.Image | None = None
-    notice: str | None = None
-    mask: np.ndarray | None = None
-    predicted: np.ndarray | None = None
-    status: str | None = None
-    confidence: float | None = None
-    unfamiliar: str | None = None
-
-
 class Studio:
     """One model, the app's settings and the annotation folder. What a person gives reaches the pipeline as numbers
     (`fields.number`), and anything wrong with it raises `semflow.limits.InvalidInput` with the pipeline's sentence, or
     `InputError` with the app's for what the app alone knows."""
 
-    def __init__(self, model: LoadedModel, settings: Settings, store: AnnotationStore | None = None) -> None:
+    def __init__(self, model: LoadedModel, settings: Settings, workspace: Workspace | None = None) -> None:
         self.model = model
         self.settings = settings
-        self.store = store if store is not None else AnnotationStore(settings.annotations_dir)
-        self._queues: dict[tuple[str, str | None], WorkQueue] = {}
-        self._queue_lock, self._typical_lock = threading.Lock(), threading.Lock()
+        self.workspace = workspace if workspace is not None else Workspace(settings)
+        self._typical_lock = threading.Lock()
         self._typical: list[float | None] = []  # the validation frames' mean confidence, once measured
+
+    @property
+    def store(self) -> AnnotationStore:
+        """The photos saved one at a time (the workspace's)."""
+        return self.workspace.saved
+
+    @property
+    def identity(self) -> str:
+        """This model as a saved version records it (`model.model_identity`)."""
+        return model_identity(self.model)
 
     @property
     def pipe(self):
@@ -275,152 +259,45 @@ class Studio:
     # --- the annotation folder --------------------------------------------------------------------------------------
 
     def save(self, image: PIL.Image.Image | None, ids: np.ndarray, annotator: str | None = None,
-             source: str | None = None, steps: int | None = None, image_source: str = "upload") -> SavedAnnotation:
-        """Save `image` with its corrected mask and a metadata row saying who, from what, and with which model."""
+             source: str | None = None, steps: int | None = None, image_source: str = "upload",
+             made_by: dict[str, str | None] | None = None, **extra: Any) -> SavedAnnotation:
+        """Save `image` with its corrected mask and a metadata row saying who, from what, and with which model
+        (`made_by`: the identity of the model whose prediction or synthesis is saved; default this studio's)."""
         if image is None:
             raise InputError("There is no image to save with this mask: upload one, or synthesize from the layout "
                              "first.")
         if image.size != (ids.shape[1], ids.shape[0]):
             raise InputError(f"The mask is {ids.shape[1]}x{ids.shape[0]} but the image is {image.width}x"
                              f"{image.height}.")
-        return self.store.save(image, ids, self.provenance(annotator, source, steps, image_source))
+        return self.workspace.save_photo(image, ids, self.provenance(annotator, source, steps, image_source, made_by,
+                                                                     **extra))
 
-    def provenance(self, annotator: str | None, source: str | None, steps: int | None,
-                   image_source: str) -> dict[str, Any]:
+    def provenance(self, annotator: str | None, source: str | None, steps: int | None, image_source: str,
+                   made_by: dict[str, str | None] | None = None, **extra: Any) -> dict[str, Any]:
         """The metadata row of a saved annotation (the model by its identity: name and revision or weights hash)."""
         return {
             "annotator": (annotator or "").strip() or "anonymous",
-            **self.model.identity(),
+            **(made_by if made_by is not None else self.model.identity()),
             "label_set": self.labels.name,
             "segmentation_steps": steps,
             "source_file": source,
             "image_source": image_source,
+            **extra,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    # --- work queues ------------------------------------------------------------------------------------------------
-
-    def queue(self, location: Any, split: Any = None) -> WorkQueue:
-        """The work queue over `location` (a folder of images, an imagefolder, a dataset folder or a Hub dataset id),
-        its state in the annotation folder; opened once per process."""
-        if not isinstance(location, str) or not location.strip():
-            raise InputError("Type a folder of images or a Hub dataset id to open as a queue.")
-        key = (self.queue_location(location.strip()), (split or "").strip() or None)
-        with self._queue_lock:
-            if key not in self._queues:
-                self._queues[key] = open_queue(key[0], key[1], self.store.root)
-            return self._queues[key]
-
-    def queue_location(self, location: str) -> str:
-        """A local folder as an absolute path inside `SEMFLOW_QUEUE_ROOT` (relative ones are taken from there), so a
-        visitor cannot open the server's other folders; anything that is not a local path goes on as a Hub id."""
-        root = self.settings.queue_root.resolve()
-        path = Path(location).expanduser()
-        path = (path if path.is_absolute() else root / path).resolve()
-        if not path.exists():
-            return location
-        if not path.is_relative_to(root):
-            raise InputError("Only folders inside the app's queue folder (SEMFLOW_QUEUE_ROOT) can be opened as a "
-                             "queue; a Hub dataset id works from anywhere.")
-        return str(path)
-
-    def takes_split(self, location: Any) -> bool | None:
-        """Whether `location` takes a split (`queue_sources.takes_split`); None when it may not be opened here."""
-        try:
-            location = self.queue_location(location.strip()) if isinstance(location, str) and location.strip() \
-                else ""
-        except InputError:
-            return None
-        return bool(location) and takes_split(location)
-
-    def open_queue(self, location: Any, split: Any, owner: str, sort: str) -> QueueStop:
-        """Open a queue for `owner`: worst first, at its least confident unfinished item; in queue order where they
-        stopped (the unfinished item they still hold), else at the first unfinished one."""
-        queue = self.queue(location, split)
-        claim = queue.claim_next(owner, sort=sort) if sort == WORST_FIRST else queue.resume(owner, sort=sort)
-        return self._stop(queue, claim)
-
-    def move(self, location: Any, split: Any, owner: str, current: str | None, step: int = 1,
-             unfinished: bool = True, sort: str = WORST_FIRST, wrap: bool = False) -> QueueStop:
-        """Claim for `owner` the next (`step` 1) or previous (-1) item after `current` (from the start: None) that
-        nobody else holds, in the order `sort`, only unfinished ones with `unfinished`, going round with `wrap`."""
-        queue = self.queue(location, split)
-        return self._stop(queue, queue.claim_next(owner, current, step, unfinished, sort, wrap=wrap))
-
-    def claim(self, location: Any, split: Any, owner: str, item_id: str) -> QueueStop:
-        """Claim one item for `owner` (`work_queue.ItemClaimed` while another annotator holds it)."""
-        queue = self.queue(location, split)
-        return self._stop(queue, queue.claim(item_id, owner))
-
-    def save_to_queue(self, location: Any, split: Any, owner: str, item_id: str | None,
-                      ids: np.ndarray) -> tuple[str, Progress]:
-        """Store `ids` (at the editing size) as the corrected mask of the item `owner` holds, at the item's own size;
-        returns the item's name and the queue's progress."""
-        queue = self.queue(location, split)
-        if item_id is None:
-            raise InputError("The editor does not hold a queue item: open one with Next or Previous.")
-        item = queue.item(item_id)
-        queue.save(item.id, at_size(ids, queue.source.image(item).size), owner)
-        return item.name, queue.progress()
-
     def preannotate(self, location: Any, split: Any, progress: Any = None) -> tuple[int, Progress]:
-        """Pre-annotate every item of the queue without a prediction (`preannotate.predictor`); returns how many, and
-        the queue's progress."""
-        queue = self.queue(location, split)
-        return queue.preannotate(predictor(self.pipe), progress=progress), queue.progress()
-
-    def queue_progress(self, location: Any, split: Any) -> Progress:
-        return self.queue(location, split).progress()
-
-    def corrected_masks(self, location: Any, split: Any) -> tuple[str, list[tuple[str, np.ndarray]]]:
-        """The queue's short name and (item name, class ids) of each corrected item, in queue order (for exports)."""
-        queue = self.queue(location, split)
-        return queue.source.title, [(item.name, ids) for item, ids in queue.corrected_masks()]
-
-    def _stop(self, queue: WorkQueue, claim) -> QueueStop:
-        if claim is None:
-            return QueueStop(queue.progress())
-        opened = queue.open(claim.item.id)
-        image, notice = fit_for_editing(opened.image.convert("RGB"), self.settings.max_edit_side)
-        mask = at_size(opened.mask, image.size) if opened.mask is not None else None
-        predicted = at_size(opened.predicted, image.size) if opened.predicted is not None else None
-        unfamiliar = self.unfamiliar(opened.confidence) if opened.confidence is not None else None
-        return QueueStop(queue.progress(), claim.item, image, notice, mask, predicted, opened.status,
-                         opened.confidence, unfamiliar)
+        """Pre-annotate every item of the queue without a prediction (`preannotate.predictor`), recording this model;
+        returns how many, and the queue's progress."""
+        return self.workspace.preannotate(location, split, predictor(self.pipe), progress, self.identity)
 
     def count(self) -> int:
         """Annotations in the folder."""
-        return len(self.store.rows())
-
-    def push_token(self, visitor_token: str | None) -> str | None:
-        """The token a push is made with: the signed-in visitor's own, or the server's where the operator allowed it.
-
-        Raises:
-            InputError: pushing is not set up, or nobody is signed in and the server's token may not be used.
-        """
-        if self.settings.annotations_repo is None:
-            raise InputError("Pushing is not set up on this server (SEMFLOW_ANNOTATIONS_REPO is not set).")
-        if visitor_token:
-            return visitor_token
-        if self.settings.push_with_server_token:
-            return self.settings.hf_token  # None: the server's saved Hugging Face login
-        if self.settings.oauth:
-            raise InputError("Sign in with Hugging Face first: annotations are pushed with your own account.")
-        raise InputError("Pushing needs an identity: open this app on a Space with Hugging Face sign-in, or (as the "
-                         "operator) set SEMFLOW_PUSH_WITH_SERVER_TOKEN=1 to push with the server's token.")
+        return self.workspace.count()
 
     def push(self, visitor_token: str | None) -> str:
         """Push the annotations not pushed before to `SEMFLOW_ANNOTATIONS_REPO`; returns what happened, in words."""
-        from huggingface_hub.errors import HfHubHTTPError
-
-        token, repo = self.push_token(visitor_token), self.settings.annotations_repo
-        try:
-            url = self.store.push(repo, token=token)
-        except (HfHubHTTPError, ConnectionError) as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise UserError(f"The Hub did not take the push to '{repo}' ({reason}). The annotations are still saved "
-                            f"here; please try again later.") from None
-        return "Nothing new to push." if url is None else f"Pushed the new annotations to `{repo}`."
+        return self.workspace.push_photos(visitor_token)
 
 
 def _taken(steps: Any, default: int) -> int:
@@ -428,30 +305,24 @@ def _taken(steps: Any, default: int) -> int:
     return default if steps is None else int(steps)
 
 
-def at_size(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Class ids brought to `size` (width, height) by nearest neighbour: between a queue item and its editing size."""
-    if (ids.shape[1], ids.shape[0]) == tuple(size):
-        return ids
-    return np.asarray(PIL.Image.fromarray(np.asarray(ids, np.uint8)).resize(size, PIL.Image.Resampling.NEAREST))
-
-
 class Studios:
     """The studios of one app process: one per model a visitor may pick (`model.Models`), all with the same settings
-    and one annotation folder. The page and the API are built on one `Studios` and ask it for the studio of the
+    and one annotation workspace (`workspace.Workspace`). The page and the API are built on one `Studios` and ask it
+    for the studio of the
     model a tab works with."""
 
     def __init__(self, settings: Settings | None = None, models: Models | None = None,
-                 store: AnnotationStore | None = None) -> None:
+                 workspace: Workspace | None = None) -> None:
         self.settings = settings or get_settings()
         self.models = models or Models(self.settings.model)
-        self.store = store if store is not None else AnnotationStore(self.settings.annotations_dir)
+        self.workspace = workspace if workspace is not None else Workspace(self.settings)
         self._lock = threading.Lock()
         self._studios: dict[str | None, Studio] = {}  # by choice; None: the configured model
 
     @classmethod
     def of(cls, studio: Studio) -> Studios:
         """`studio` alone, as the configured model's (tests and scripts that bring their own)."""
-        studios = cls(studio.settings, Models.of(studio.model), studio.store)
+        studios = cls(studio.settings, Models.of(studio.model), studio.workspace)
         studios._studios[None] = studio
         return studios
 
@@ -472,6 +343,6 @@ class Studios:
         loaded = self.models.get(key)
         with self._lock:
             if key not in self._studios:
-                self._studios[key] = Studio(loaded, self.settings, self.store)
+                self._studios[key] = Studio(loaded, self.settings, self.workspace)
             self._studios[model] = self._studios[key]  # the configured model also by its name
             return self._studios[key]

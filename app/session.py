@@ -12,6 +12,7 @@ import PIL.Image
 from .fill_tools import Fill
 
 BLANK_LAYOUT = "blank-layout"  # the source of a layout painted from scratch
+MADE_BY = "semflow-made-by"  # a synthesized image's `info` key: the identity of the model that made it
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: sessions hold arrays, which have no single truth value
@@ -35,6 +36,12 @@ class Session:
         owner: The tab's name in the queue's claims (made when a queue is first opened).
         corner: The first corner (x, y) of a box being drawn for "replace a class in a box".
         fill: A fill shown as a preview that waits for the person's yes (it changes much of the image).
+        origin: Where `image` came from: "upload", "example" (an example photo), "queue" (a queue item).
+        made_by: The identity (``model``, ``model_revision``) of the model that made `prediction`; None when no model
+            made the mask in the editor (a synthesized image names its own model: `MADE_BY`).
+        started_from: What the queue item's mask in the editor started from, as its next version records it: a
+            model's identity (its prediction), "version N", or None (nothing).
+        opened_at: When the queue item was opened or last saved (seconds since the epoch): the time spent on it.
     """
 
     image: PIL.Image.Image | None = None
@@ -50,6 +57,10 @@ class Session:
     owner: str | None = None
     corner: tuple[int, int] | None = None
     fill: Fill | None = None
+    origin: str = "upload"
+    made_by: dict[str, str] | None = None
+    started_from: str | None = None
+    opened_at: float | None = None
 
     def replace(self, **changes: Any) -> Session:
         return dataclasses.replace(self, **changes)
@@ -60,9 +71,9 @@ class Session:
         return Session(model=self.model, queue=self.queue, owner=self.owner, **work)
 
     def image_to_save(self, synthesized: tuple[PIL.Image.Image, ...] = ()) -> tuple[PIL.Image.Image | None, str]:
-        """The image a saved annotation pairs with the mask, and where it came from: the photo, else (for a painted
-        layout) the first of the images last `synthesized` from it (the page keeps them beside the session, so that a
-        synthesis never writes back an older session)."""
+        """The image a saved annotation pairs with the mask, and where it came from: the photo (an upload, an example
+        photo, a queue item), else (for a painted layout) the first of the images last `synthesized` from it (the page
+        keeps them beside the session, so that a synthesis never writes back an older session)."""
         if self.image is None and synthesized:
             return synthesized[0], "synthesized"
-        return self.image, "upload"
+        return self.image, self.origin

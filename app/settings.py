@@ -34,6 +34,14 @@ VARIABLES = {
     "SEMFLOW_MAX_PIXELS": f"largest image or mask in pixels (default and most {limits.MAX_PIXELS})",
     "SEMFLOW_MAX_EDIT_SIDE": f"longer side larger images are brought to for editing (default {limits.WORKING_SIDE})",
     "SEMFLOW_CACHE": "where generated examples are cached (default `~/.cache/semflow-studio`)",
+    "SEMFLOW_DATABASE_URL": "the annotation database: a SQLAlchemy URL such as "
+                            "`postgresql+psycopg://user@host/annotations`, so that several app servers share their "
+                            "queues (default: the SQLite file `annotations.db` in the annotation folder)",
+    "SEMFLOW_REVIEWERS": "who may review queue items (accept, correct, reject, release anyone's claim): names "
+                         "separated by commas, the signed-in Hugging Face names on a Space, else the names typed on "
+                         "the page; `*` lets everyone review (default: nobody)",
+    "SEMFLOW_DATASET_REPO": "Hub dataset repo `org/name` that a queue's accepted items can be pushed to as a dataset "
+                            "(a folder per queue; needs an identity, as `SEMFLOW_ANNOTATIONS_REPO` does)",
     "SEMFLOW_QUEUE_ROOT": "the only folder whose sub-folders the page may open as work queues (default: the folder "
                           "the app starts in; relative paths are taken from it); Hub dataset ids are always allowed",
 }
@@ -69,6 +77,9 @@ class Settings:
     max_edit_side: int = limits.WORKING_SIDE
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "semflow-studio")
     queue_root: Path = field(default_factory=Path.cwd)
+    database_url: str | None = field(default=None, repr=False)
+    reviewers: tuple[str, ...] = ()
+    dataset_repo: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, space_file: Path = SPACE_CONFIG) -> Settings:
@@ -102,15 +113,34 @@ class Settings:
                 raise SettingsError(f"{name} must be 1 or 0 (yes or no), got {env.get(name)!r}")
             return value in TRUE
 
-        repo = text("SEMFLOW_ANNOTATIONS_REPO")
-        if repo is not None:
-            try:
-                ref = parse_model_ref(repo)
-                valid = not ref.is_local and ref.revision is None
-            except ValueError:
-                valid = False
-            if not valid:
-                raise SettingsError(f"SEMFLOW_ANNOTATIONS_REPO must be a Hub dataset id like 'org/name', got {repo!r}")
+        def repo_id(name: str) -> str | None:
+            repo = text(name)
+            if repo is not None:
+                try:
+                    ref = parse_model_ref(repo)
+                    valid = not ref.is_local and ref.revision is None
+                except ValueError:
+                    valid = False
+                if not valid:
+                    raise SettingsError(f"{name} must be a Hub dataset id like 'org/name', got {repo!r}")
+            return repo
+
+        def database(name: str) -> str | None:
+            url = text(name)
+            if url is not None:
+                from sqlalchemy.engine import make_url
+                from sqlalchemy.exc import ArgumentError
+
+                try:
+                    backend = make_url(url).get_backend_name()
+                except ArgumentError:
+                    backend = None
+                if backend not in ("sqlite", "postgresql"):
+                    raise SettingsError(f"{name} must be a database URL like 'postgresql+psycopg://user@host/name' "
+                                        f"or 'sqlite:////path/annotations.db'")
+            return url
+
+        repo = repo_id("SEMFLOW_ANNOTATIONS_REPO")
         return cls(
             model=env_model(env) or space_model(space_file) or DEFAULT_MODEL,
             annotations_dir=Path(text("SEMFLOW_ANNOTATIONS_DIR") or defaults.annotations_dir),
@@ -126,7 +156,15 @@ class Settings:
             max_edit_side=whole("SEMFLOW_MAX_EDIT_SIDE", defaults.max_edit_side, limits.MIN_SIDE),
             cache_dir=Path(text("SEMFLOW_CACHE") or defaults.cache_dir).expanduser(),
             queue_root=Path(text("SEMFLOW_QUEUE_ROOT") or defaults.queue_root).expanduser(),
+            database_url=database("SEMFLOW_DATABASE_URL"),
+            reviewers=tuple(dict.fromkeys(name.strip() for name in (text("SEMFLOW_REVIEWERS") or "").split(",")
+                                          if name.strip())),
+            dataset_repo=repo_id("SEMFLOW_DATASET_REPO"),
         )
+
+    def is_reviewer(self, name: str | None) -> bool:
+        """Whether `name` (a signed-in or typed name) may review."""
+        return bool(name) and ("*" in self.reviewers or name in self.reviewers)
 
     @property
     def can_push(self) -> bool:

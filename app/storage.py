@@ -1,5 +1,5 @@
-"""Writing into the annotation folder, for every part of the app that does (saved annotations, work queues): atomic
-file writes, the folder's file locks, and an OSError worded as what a person can act on."""
+"""Writing into the annotation folder, for every part of the app that does (saved annotations, the database, exports):
+atomic file writes and appends, the folder's file locks, and an OSError worded as what a person can act on."""
 
 from __future__ import annotations
 
@@ -87,6 +87,18 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.close(directory)
     except OSError as error:
         logger.warning("could not flush the folder %s to disk: %r", path.parent, error)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append `line` and a newline to the file at `path` (made with the umask's mode) in one write, flushed to disk:
+    the cost does not grow with the file. A crash may leave the last line torn; readers skip a line that is not
+    whole, and recovery rewrites the file."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(descriptor, (line + "\n").encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def file_mode() -> int:

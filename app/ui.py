@@ -21,12 +21,12 @@ from .examples import build_examples, canvas_size, layout_examples, photo_exampl
 from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
 from .overlays import DEFAULT_OPACITY, legend_html, unsure_scale_html
-from .queue_words import SORT_CHOICES
+from .queue_words import ALL, FILTER_CHOICES, SORT_CHOICES
 from .service import EDIT_MARGIN, EDIT_STRENGTH, MAX_VARIANTS, Studio, Studios
 from .session import Session
 from .shortcuts import page_script, shortcut_help
 from .views import View
-from .work_queue import QUEUE_ORDER
+from .work_queue import QUEUE_ORDER, RENEW_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -105,18 +105,29 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
             model_choice = gr.Dropdown(choices, value=choices[0], label="Model", scale=0, min_width=220,
                                        info="The paper's SemFlow or the symmetric formulation (SymmFlow); details "
                                             "under Model info")
+            annotator = gr.Textbox(label="Your name", max_length=100, scale=0, min_width=200, elem_id="annotator",
+                                   placeholder="optional" if not settings.reviewers else "needed to review",
+                                   info="the signed-in name on a Space" if settings.oauth else
+                                   "shown to others on your claims; recorded with your work")
         if model.notice:
             gr.Markdown(f"⚠️ **{model.notice}**")
 
+        workspace = studios.workspace
+        folders = workspace.suggested_folders()
         with gr.Accordion("Work queue: annotate a whole folder or dataset", open=False):
             if settings.oauth:
                 gr.LoginButton("Sign in with Hugging Face to work on a queue")
             with gr.Row():
                 queue_location = gr.Textbox(label="Folder of images, imagefolder, or Hub dataset id", scale=3,
-                                            placeholder="e.g. ./frames or org/street-frames")
+                                            placeholder=f"e.g. {folders[0] if folders else 'frames'} or "
+                                                        f"org/street-frames",
+                                            info=f"Opens {workspace.root_hint()}; or a Hub dataset id",
+                                            elem_id="queue-location")
                 queue_split = gr.Textbox(label="Split (datasets)", value="train", scale=1, visible=False)
                 queue_sort = gr.Dropdown(SORT_CHOICES, value=QUEUE_ORDER, label="Order", scale=1,
                                          info="worst first: lowest mean confidence first (after pre-annotation)")
+                queue_filter = gr.Dropdown(FILTER_CHOICES, value=ALL, label="Show", scale=1,
+                                           info="walk only the items of one status (reviewers: submitted)")
                 open_queue_button = gr.Button("Open queue", variant="primary", scale=1)
             with gr.Row():
                 previous_button = gr.Button("◀ Previous (p)", elem_id="queue-previous")
@@ -124,10 +135,43 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                 unfinished_button = gr.Button("Next unfinished")
                 preannotate_button = gr.Button("Pre-annotate all")
                 save_queue_button = gr.Button("Save mask to queue (s)", variant="primary", elem_id="queue-save")
-                export_queue_button = gr.Button("Export corrected masks (CVAT zip)")
-            queue_status = gr.Markdown("Open a queue to work through its images; progress is kept in the annotation "
-                                       "folder, so a restart resumes where you stopped.", elem_id="queue-status")
-            queue_export = gr.File(label="CVAT export", interactive=False, height=90, visible=False)
+                submit_button = gr.Button("Submit for review")
+            queue_status = gr.Markdown("Open a queue to work through its images; every save is kept in the annotation "
+                                       "database, so a restart resumes where you stopped.", elem_id="queue-status")
+            with gr.Accordion("Review", open=False):
+                gr.Markdown("Reviewers (SEMFLOW_REVIEWERS) walk the *submitted* items (the **Show** menu) and accept "
+                            "each, accept it with their corrections from the editor (a new version), or reject it "
+                            "with a comment, which sends it back to its annotator.")
+                review_comment = gr.Textbox(label="Comment for the annotator (needed to reject)", lines=2,
+                                            max_lines=6, elem_id="review-comment")
+                with gr.Row():
+                    accept_button = gr.Button("Accept", variant="primary")
+                    correct_button = gr.Button("Accept with my corrections")
+                    reject_button = gr.Button("Reject with comment", variant="stop")
+                with gr.Row():
+                    claimed = gr.Dropdown([], label="Claimed items", scale=2, elem_id="claimed-items")
+                    list_claims_button = gr.Button("Show claims", scale=1)
+                    release_button = gr.Button("Release the claim", scale=1)
+            with gr.Accordion("History of this item", open=False):
+                history = gr.Markdown(elem_id="item-history")
+                with gr.Row():
+                    versions = gr.Dropdown([], label="Version", scale=1, elem_id="item-versions")
+                    show_version_button = gr.Button("Show it in the segmentation view", scale=1)
+                    restore_button = gr.Button("Restore it (as a new version)", scale=1)
+            with gr.Accordion("Export, push, annotators", open=False):
+                with gr.Row():
+                    export_kind = gr.Radio(list(cb.EXPORTS), value=cb.EXPORT_CVAT, label="Export as", scale=2)
+                    accepted_only = gr.Checkbox(value=True, label="accepted items only", scale=1)
+                    export_queue_button = gr.Button("Export the queue", scale=1)
+                    if settings.dataset_repo and settings.oauth:
+                        gr.LoginButton("Sign in with Hugging Face to push")
+                    push_queue_button = gr.Button("Push the accepted items to the Hub as a dataset", scale=1,
+                                                  visible=bool(settings.dataset_repo) and (
+                                                      settings.oauth or settings.push_with_server_token))
+                queue_export = gr.File(label="Export", interactive=False, height=90, visible=False)
+                annotators_button = gr.Button("Show the annotators' table")
+                annotators_table = gr.Markdown(elem_id="annotators-table")
+            renew_timer = gr.Timer(RENEW_SECONDS)  # an open tab renews its lease on the item it shows
 
         with gr.Row():
             with gr.Column(scale=1):
@@ -229,7 +273,6 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
 
         gr.Markdown("## Save the annotation")
         with gr.Row():
-            annotator = gr.Textbox(label="Annotator name", max_length=100, placeholder="optional")
             save_button = gr.Button("Save image + corrected mask", variant="primary")
             export_button = gr.Button("Export the mask")
             if settings.annotations_repo and settings.oauth:
@@ -259,7 +302,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                       fill_status=fill_status, apply_fill=apply_fill_button, model_info=model_info, beta=beta,
                       seg_steps=seg_steps, seg_solver=seg_solver, syn_steps=syn_steps, syn_solver=syn_solver,
                       trajectory_caption=trajectory_caption, browser_id=browser_id, edit_button=edit_button,
-                      edit_options=edit_options, edit_region=edit_region)
+                      edit_options=edit_options, edit_region=edit_region, history=history, versions=versions,
+                      queue_export=queue_export, claimed=claimed)
 
         # The editor never carries a progress overlay: under load, Gradio 6 sometimes left its spinner over the canvas
         # for good when a segmentation followed an upload closely (about 1 in 5 tries), and nothing could be painted.
@@ -275,8 +319,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         image.upload(**load_image, inputs=[image, state], **loading, **ui("load_image")).failure(**restore)
         image.clear(**load_image, inputs=[image, state], **loading, **ui("clear_image"))
         if photos:
-            photo_picker.load_input_event.then(**load_image, inputs=[image, state], **loading,
-                                               **ui("load_example_photo"))
+            photo_picker.load_input_event.then(**parts.bind(page.load_example_photo, views.Work),
+                                               inputs=[image, state], **loading, **ui("load_example_photo"))
         segment_button.click(**parts.bind(page.segment, views.Segmented),
                              inputs=[state, seg_steps, seg_solver, opacity, unsure], show_progress_on=[overlay_view],
                              **ui("segment"), **model_slot)
@@ -307,21 +351,46 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         export_button.click(**parts.bind(page.export_mask, views.MaskFiles), inputs=[editor, state],
                             **ui("export_mask"))
         push_button.click(page.push_annotations, None, save_status, **ui("push_annotations"))
+        queue_progress = {"show_progress_on": [queue_status]}
         open_queue_button.click(**parts.bind(page.open_queue, views.Work),
-                                inputs=[queue_location, queue_split, queue_sort, state],
-                                show_progress_on=[queue_status], **ui("open_queue"))
+                                inputs=[queue_location, queue_split, queue_sort, state, annotator, queue_filter],
+                                **queue_progress, **ui("open_queue"))
         for typed in (queue_location.blur, queue_location.submit):
             typed(page.split_field, [queue_location, state], queue_split, show_progress="hidden", **ui("split_field"))
-        queue_sort.change(**parts.bind(page.reorder_queue, views.Work), inputs=[queue_sort, state],
-                          show_progress_on=[queue_status], **ui("reorder_queue"))
+        for menu, name in ((queue_sort, "reorder_queue"), (queue_filter, "filter_queue")):
+            menu.change(**parts.bind(page.reorder_queue, views.Work), inputs=[queue_sort, state, annotator,
+                                                                              queue_filter],
+                        **queue_progress, **ui(name))
         for button, (step, unfinished), name in ((previous_button, (-1, False), "previous"),
                                                  (next_button, (1, False), "next"),
                                                  (unfinished_button, (1, True), "next_unfinished")):
-            button.click(**parts.bind(page.queue_move(step, unfinished), views.Work), inputs=[queue_sort, state],
-                         show_progress_on=[queue_status], **ui(f"queue_{name}"))
-        preannotate_button.click(page.preannotate_queue, state, queue_status, **ui("preannotate"), **model_slot)
-        save_queue_button.click(page.save_to_queue, [editor, state], queue_status, **ui("save_to_queue"))
-        export_queue_button.click(page.export_queue, state, queue_export, **ui("export_queue"))
+            button.click(**parts.bind(page.queue_move(step, unfinished), views.Work),
+                         inputs=[queue_sort, state, annotator, queue_filter], **queue_progress,
+                         **ui(f"queue_{name}"))
+        preannotate_button.click(page.preannotate_queue, [state, annotator], queue_status, **ui("preannotate"),
+                                 **model_slot)
+        save_queue_button.click(**parts.bind(page.save_to_queue, views.QueueNote), inputs=[editor, state, annotator],
+                                **queue_progress, **ui("save_to_queue"))
+        submit_button.click(**parts.bind(page.submit_item, views.QueueNote), inputs=[state, annotator],
+                            **queue_progress, **ui("submit_item"))
+        accept_button.click(**parts.bind(page.accept_item, views.QueueNote), inputs=[state, annotator],
+                            **queue_progress, **ui("accept_item"))
+        correct_button.click(**parts.bind(page.correct_item, views.QueueNote), inputs=[editor, state, annotator],
+                             **queue_progress, **ui("correct_item"))
+        reject_button.click(**parts.bind(page.reject_item, views.QueueNote),
+                            inputs=[review_comment, state, annotator], **queue_progress, **ui("reject_item"))
+        list_claims_button.click(**parts.bind(page.list_claims, views.ClaimsListed), inputs=[state],
+                                 **queue_progress, **ui("list_claims"))
+        release_button.click(page.release_claim, [claimed, state, annotator], queue_status, **ui("release_claim"))
+        show_version_button.click(page.show_version, [versions, state, opacity], overlay_view,
+                                  show_progress_on=[overlay_view], **ui("show_version"))
+        restore_button.click(**parts.bind(page.restore_version, views.Work), inputs=[versions, state, annotator],
+                             **queue_progress, **ui("restore_version"))
+        export_queue_button.click(**parts.bind(page.export_queue, views.QueueExport),
+                                  inputs=[export_kind, accepted_only, state], **queue_progress, **ui("export_queue"))
+        push_queue_button.click(page.push_queue, [accepted_only, state], queue_status, **ui("push_queue"))
+        annotators_button.click(page.annotators_table, [state], annotators_table, **ui("annotators_table"))
+        renew_timer.tick(page.renew_claim, [state], queue_status, show_progress="hidden", **ui("renew_claim"))
         overlay_view.select(**parts.bind(page.fill_at, views.Filled),
                             inputs=[editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity, unsure],
                             show_progress_on=[fill_status], **ui("fill")) \
@@ -352,7 +421,7 @@ def launch(demo: gr.Blocks, studios: Studios, **kwargs) -> tuple:
     that keeps the page's events off the API routes."""
     settings, studio = studios.settings, studios.get()
     try:
-        recovered = studio.store.recover().summary()  # leftovers of saves a crash or kill -9 interrupted
+        recovered = studios.workspace.recover().summary()  # leftovers of saves a crash or kill -9 interrupted
     except StorageError as error:  # the app still starts; each save then says what is wrong with the folder
         recovered = str(error)
     if recovered:

@@ -95,13 +95,59 @@ class Work(EditOffer):
     mask_color_file: Any = KEEP
     mask_voc_file: Any = KEEP
     synthesized: Any = KEEP
+    history: Any = KEEP
+    versions: Any = KEEP
+
+    @classmethod
+    def note(cls, message: str) -> Work:
+        """Only the queue's status line, saying `message` (what a queue event shows when it fails)."""
+        return cls(queue_status=message)
 
     def cleared(self, labels: LabelSet) -> Work:
         """This view with every output of earlier work it does not set blanked, so that nothing of it stays."""
         blank = {"overlay_view": None, "legend": legend_html(None, labels), "save_status": "", "mask_ids_file": None,
-                 "mask_color_file": None, "mask_voc_file": None, **results_cleared(), **EditOffer.withdrawn()}
+                 "mask_color_file": None, "mask_voc_file": None, "history": "",
+                 "versions": gr.update(choices=[], value=None), **results_cleared(), **EditOffer.withdrawn()}
         return dataclasses.replace(self, **{name: value for name, value in blank.items()
                                             if getattr(self, name) is KEEP})
+
+
+@dataclass
+class QueueNote(View):
+    """A queue item's work was stored or reviewed: the session, the status line, and the item's history."""
+
+    session: Any = KEEP
+    queue_status: Any = KEEP
+    history: Any = KEEP
+    versions: Any = KEEP
+
+    @classmethod
+    def of(cls, message: str) -> QueueNote:
+        return cls(queue_status=message)
+
+
+@dataclass
+class QueueExport(View):
+    """A queue's export: the file (its box shown) and the status line."""
+
+    queue_export: Any = KEEP
+    queue_status: Any = KEEP
+
+    @classmethod
+    def of(cls, message: str) -> QueueExport:
+        return cls(queue_status=message)
+
+
+@dataclass
+class ClaimsListed(View):
+    """The queue's live claims as a menu for a reviewer, and the status line."""
+
+    claimed: Any = KEEP
+    queue_status: Any = KEEP
+
+    @classmethod
+    def of(cls, message: str) -> ClaimsListed:
+        return cls(queue_status=message)
 
 
 @dataclass

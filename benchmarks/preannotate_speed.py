@@ -78,7 +78,7 @@ def in_process(pipe, images: list[PIL.Image.Image], batch: int, repeats: int = 1
 
 def storing(items: int, batch: int, folder: Path, stores: int = 40) -> float:
     """Milliseconds per item of storing `stores` predictions in a queue of `items` (tiny images: only the storage
-    counts), `batch` items per `set_predictions` (one state write each)."""
+    counts), `batch` items per `set_predictions` (one transaction each)."""
     from app.work_queue import open_queue
 
     images = folder / f"images-{items}"

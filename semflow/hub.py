@@ -62,8 +62,10 @@ def push_folder(
     private: bool | None = None,
     commit_message: str = "Upload with SemFlow",
     ignore_patterns: list[str] | None = None,
+    delete_patterns: list[str] | None = None,
 ) -> str:
-    """Create the repo if needed and upload `folder` (to `path_in_repo` inside it). Returns the commit URL."""
+    """Create the repo if needed and upload `folder` (to `path_in_repo` inside it), in one commit that also removes the
+    repo's files matching `delete_patterns` that the folder does not hold. Returns the commit URL."""
     if not _REPO_ID.match(repo_id):
         raise ValueError(f"repo_id '{repo_id}' is not of the form 'org/name'")
     if not os.path.isdir(folder):
@@ -77,5 +79,6 @@ def push_folder(
         path_in_repo=path_in_repo,
         commit_message=commit_message,
         ignore_patterns=ignore_patterns,
+        **({"delete_patterns": delete_patterns} if delete_patterns else {}),
     )
     return str(getattr(commit, "commit_url", commit))

@@ -29,5 +29,6 @@ class RecordingHub:
         kept = sorted(filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
         contents = {name: (root / name).read_bytes() for name in kept if name.endswith((".md", ".json", ".jsonl"))}
         self.uploads.append({"repo_id": repo_id, "repo_type": repo_type, "path_in_repo": path_in_repo,
-                             "files": kept, "contents": contents, "commit_message": commit_message})
+                             "files": kept, "contents": contents, "commit_message": commit_message,
+                             "delete_patterns": kwargs.get("delete_patterns")})
         return f"https://huggingface.co/{repo_id}/commit/0123abc"

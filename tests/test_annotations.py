@@ -11,10 +11,13 @@ import filelock
 import numpy as np
 import PIL.Image
 import pytest
+import sqlalchemy as sa
 
 import app.annotations as annotations
 from app.annotations import LOCK, QUARANTINE, ROW_CHUNK, AnnotationStore, Recovery
 from app.errors import StorageError, UserError
+from app.store.database import DATABASE_FILE
+from app.store.schema import SavedRow
 from semflow.annotation_layout import METADATA_FILE as METADATA
 
 RNG = np.random.default_rng(0)
@@ -26,8 +29,9 @@ def _pair(height=10, width=12):
 
 
 def _files(root):
-    """Every file under root except the lock, as relative paths."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != LOCK)
+    """Every file under root except the lock and the database, as relative paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.name != LOCK and not p.name.startswith(DATABASE_FILE))
 
 
 def test_masks_carry_their_row_and_saves_leave_nothing_else(tmp_path):
@@ -43,7 +47,9 @@ def test_recover_removes_temp_files_reindexes_complete_pairs_and_quarantines_the
     store = AnnotationStore(root)
     kept = store.save(*_pair(), {"annotator": "kept"})
     unindexed = store.save(*_pair(), {"annotator": "killed before its row", "steps": 3})
-    # A crash between the mask's rename and the metadata rewrite: the pair exists, its row does not.
+    # A crash between the mask's rename and the row's transaction: the pair exists, its row does not.
+    with store.db.write("test") as session:
+        session.execute(sa.delete(SavedRow).where(SavedRow.name == unindexed.name))
     (root / METADATA).write_text(json.dumps(kept.row) + "\n")
     # Partial temporary files of each step, including a partial metadata rewrite.
     for partial in ("images/.x.png.a1b2.tmp", "masks/.x.png.c3d4.tmp", f".{METADATA}.e5f6.tmp"):
@@ -101,7 +107,12 @@ def test_a_full_disk_mid_save_leaves_no_orphan_and_says_so(tmp_path, monkeypatch
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write(path, data)
 
+    def full_disk_append(path, line):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(annotations, "write_atomic", full_disk)
+    if failing == METADATA:  # a row is appended to metadata.jsonl, in the database's transaction
+        monkeypatch.setattr(annotations, "append_line", full_disk_append)
     with pytest.raises(StorageError) as raised:
         store.save(*_pair(), {"annotator": "second"})
     assert "no space left" in str(raised.value) and "Earlier annotations are safe" in str(raised.value)

@@ -190,7 +190,11 @@ def test_pushing_needs_an_identity(server):
     message = server.page_event("ui_push_annotations", [])
     assert message["success"] is False and "identity" in message["output"]["error"], message
     assert "SEMFLOW_PUSH_WITH_SERVER_TOKEN" in message["output"]["error"]
-    assert not (server.root / "annotations" / ".pushed.json").exists()
+    from app.annotations import AnnotationStore
+    from app.store.schema import SavedRow
+
+    with AnnotationStore(server.root / "annotations").db.read("test") as session:
+        assert session.query(SavedRow).filter(SavedRow.pushed_at.isnot(None)).count() == 0, "nothing was pushed"
     for page in ("config", "gradio_api/info", ""):
         assert SERVER_TOKEN not in server.get(page)
     assert ANNOTATIONS_REPO not in json.dumps(message)

@@ -287,21 +287,25 @@ def test_synthesis_round_trip_and_saved_provenance(studio):
 
 
 def test_pushing_needs_an_identity(studio, monkeypatch):
+    from app.workspace import Workspace
+
+    def configured(settings: Settings) -> Studio:
+        return Studio(studio.model, settings, Workspace(settings, studio.store))
+
     pushed = []
     monkeypatch.setattr(studio.store, "push", lambda repo, token=None: pushed.append((repo, token)) or "url")
     with pytest.raises(InputError, match="SEMFLOW_PUSH_WITH_SERVER_TOKEN"):
         studio.push(None)
-    signed_in = Studio(studio.model, Settings(annotations_repo="acme/streets", oauth=True, hf_token="hf_server"),
-                       studio.store)
+    signed_in = configured(Settings(annotations_repo="acme/streets", oauth=True, hf_token="hf_server"))
     with pytest.raises(InputError, match="Sign in with Hugging Face"):
         signed_in.push(None)
     assert signed_in.push("hf_visitor").startswith("Pushed") and pushed == [("acme/streets", "hf_visitor")]
-    operator = Studio(studio.model, Settings(annotations_repo="acme/streets", push_with_server_token=True,
-                                             hf_token="hf_server"), studio.store)
+    operator = configured(Settings(annotations_repo="acme/streets", push_with_server_token=True,
+                                   hf_token="hf_server"))
     operator.push(None)
     assert pushed[-1] == ("acme/streets", "hf_server")
     with pytest.raises(InputError, match="not set up"):
-        Studio(studio.model, Settings(push_with_server_token=True), studio.store).push("hf_visitor")
+        configured(Settings(push_with_server_token=True)).push("hf_visitor")
 
 
 def test_only_a_persons_mistakes_reach_the_browser_as_they_are(caplog):
@@ -561,9 +565,11 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     assert session.item == "b.png" and f"({STATUS_NAMES[PREANNOTATED]}, mean confidence 0." in line
     assert (layer_to_ids(editor["layers"][0], studio.labels) != studio.labels.ignore_id).all()
     ids = np.full((20, 30), 3, np.uint8)
-    line = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
-    assert "Saved the mask of **b**" in line and "1 / 3 corrected" in line
-    with zipfile.ZipFile(page.export_queue(session)["value"]) as archive:
+    saved = page.save_to_queue(editor_value(session.image, ids, studio.labels), session)
+    line, session = saved.queue_status, saved.session
+    assert "Saved the mask of **b** as version 1" in line and "1 / 3 corrected" in line
+    assert "| 1 |" in saved.history and session.started_from == "version 1", "the history shows the new version"
+    with zipfile.ZipFile(page.export_queue(cb.EXPORT_CVAT, False, session).queue_export["value"]) as archive:
         assert "SegmentationClass/b.png" in archive.namelist()
     # a new tab (a restart): the same folder's queue, its progress kept; "Next unfinished" skips the corrected item
     reopened = page.open_queue(str(frames), "", QUEUE_ORDER, Session())
@@ -572,10 +578,14 @@ def test_the_pages_work_queue_opens_preannotates_saves_exports_and_resumes(page,
     moved = page.queue_move(1, True)(QUEUE_ORDER, other.replace(item="a.png"))
     other, line = moved.session, moved.queue_status
     assert other.item == "c.png" and f"({STATUS_NAMES[CORRECTED]})" not in line
-    with pytest.raises(gr.Error, match="Open a queue first"):
-        page.save_to_queue(editor, Session())
-    with pytest.raises(gr.Error, match="Only folders inside the app's queue folder"):
-        page.open_queue(str(tmp_path.parent), "", QUEUE_ORDER, Session())
+    with pytest.warns(UserWarning, match="Open a queue first"):
+        assert page.save_to_queue(editor, Session()).queue_status.startswith("⚠️ Open a queue first")
+    with pytest.warns(UserWarning, match="outside the app's queue folder"):
+        refused = page.open_queue(str(tmp_path.parent), "", QUEUE_ORDER, Session())
+    assert refused.queue_status == (f"⚠️ That folder is outside the app's queue folder: only the folders inside "
+                                    f"`{tmp_path.name}` (the app's queue folder, SEMFLOW_QUEUE_ROOT), such as frames "
+                                    f"can be opened as a queue; a Hub dataset id works from anywhere."), \
+        "the rule says which folders, by name (never the server's full path)"
     line = page.open_queue("frames", "", QUEUE_ORDER, Session()).queue_status  # taken from the queue root
     assert "1 / 3 corrected" in line
 
@@ -586,15 +596,16 @@ def test_on_a_space_with_sign_in_only_a_signed_in_visitor_works_on_a_queue(page,
     from app.session import Session
     from app.work_queue import QUEUE_ORDER
 
-    monkeypatch.setattr(studio, "settings", dataclasses.replace(studio.settings, oauth=True))
+    monkeypatch.setattr(studio.workspace, "settings", dataclasses.replace(studio.settings, oauth=True))
+    monkeypatch.setattr(page.studios, "settings", dataclasses.replace(studio.settings, oauth=True))
     (tmp_path / "frames").mkdir()
     PIL.Image.new("RGB", (8, 8)).save(tmp_path / "frames" / "a.png")
-    with pytest.raises(gr.Error, match="Sign in with Hugging Face first"):
-        page.open_queue("frames", "", QUEUE_ORDER, Session())
-    session = page.open_queue("frames", "", QUEUE_ORDER, Session(), SimpleNamespace(username="alice")).session
+    with pytest.warns(UserWarning, match="Sign in with Hugging Face first"):
+        assert "Sign in with Hugging Face first" in page.open_queue("frames", "", QUEUE_ORDER, Session()).queue_status
+    session = page.open_queue("frames", "", QUEUE_ORDER, Session(), profile=SimpleNamespace(username="alice")).session
     assert session.owner == "alice" and session.item == "a.png"
-    with pytest.raises(gr.Error, match="Sign in with Hugging Face first"):
-        page.save_to_queue(None, session)
+    with pytest.warns(UserWarning, match="Sign in with Hugging Face first"):
+        assert "Sign in with Hugging Face first" in page.save_to_queue(None, session).queue_status
 
 
 def _layer_of(payload: dict) -> np.ndarray:
@@ -701,7 +712,7 @@ def test_a_tab_claims_queue_items_under_its_browsers_id_and_worst_first_reaches_
     for name in "abcde":
         PIL.Image.fromarray(RNG.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(frames / f"{name}.png")
     session = page.open_queue(str(frames), "", QUEUE_ORDER, session).session
-    queue = studio.queue(str(frames))
+    queue = studio.workspace.queue(str(frames))
     for name, confidence in zip("abcde", (0.9, 0.3, 0.7, 0.1, 0.5)):
         queue.set_prediction(f"{name}.png", np.zeros((20, 30), np.uint8), confidence)
     queue.save("d.png", np.zeros((20, 30), np.uint8), browser_id)  # the least confident one is finished

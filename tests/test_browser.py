@@ -263,8 +263,9 @@ def test_a_queue_is_preannotated_filled_saved_by_key_and_resumed_after_a_restart
             browser.close()
     finally:
         server.stop()
-    (saved,) = (tmp_path / "annotations" / "queues").glob("*/masks/f1.png")
-    mask = np.asarray(PIL.Image.open(saved))
+    from app.work_queue import open_queue as open_work_queue  # the test's open_queue opens it on the page
+
+    mask = open_work_queue(frames, root=tmp_path / "annotations").open("f1.png").corrected
     assert (mask[:, 250:] == 0).all(), "the flood fill did not reach the saved mask"
 
     server = AppServer(env, log=tmp_path / "app2.log")  # a restart: the queue resumes with its counts

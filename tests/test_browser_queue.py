@@ -5,7 +5,6 @@ an export, named after its queue; the Image box shows the queue item; a reload, 
 same browser and a restart of the app keep one's claims, which another browser still respects (own servers)."""
 
 import io
-import json
 import re
 
 import numpy as np
@@ -71,9 +70,12 @@ def _item(page) -> str:
     return found[1]
 
 
-def _state(tmp_path) -> dict:
-    (state,) = (tmp_path / "annotations" / "queues").glob("*/state.json")
-    return json.loads(state.read_text())
+def _confidences(tmp_path, frames) -> dict[str, float]:
+    """Each item's mean confidence, by name, as the app stored it."""
+    from app.work_queue import open_queue
+
+    queue = open_queue(frames, root=tmp_path / "annotations")
+    return {item.name: queue.confidence(item.id) for item in queue.items}
 
 
 def _move(page, button: str) -> str:
@@ -128,15 +130,18 @@ def test_a_queue_walked_worst_first_saves_in_place_and_reaches_every_unfinished_
             page.get_by_role("heading", name="Correct the mask").click()
             page.keyboard.press("s")
             page.get_by_text("Saved the mask of b0").wait_for(timeout=60_000)
-            saved = np.asarray(PIL.Image.open(next((tmp_path / "annotations" / "queues").glob("*/masks/b0.png"))))
+            from app.work_queue import open_queue
+
+            saved = open_queue(frames, root=tmp_path / "annotations").open("b0.png").corrected
             assert np.array_equal(saved, layer_to_labels(after, CAMVID)), "the saved mask is not the editor's"
             touched = (after != before).any(-1)
             assert touched.any() and np.array_equal(saved[~touched], layer_to_labels(before, CAMVID)[~touched])
-            page.get_by_role("button", name="Export corrected masks (CVAT zip)").click()
+            page.get_by_text("Export, push, annotators").click()
+            page.get_by_label("accepted items only").uncheck()  # nothing is accepted yet: every corrected item
+            page.get_by_role("button", name="Export the queue").click()
             page.locator('td.filename[aria-label="frames_cvat.zip"]').wait_for(timeout=60_000)
 
-            confidence = {item_id.split("/")[-1].rsplit(".", 1)[0]: record["confidence"]
-                          for item_id, record in _state(tmp_path)["items"].items()}
+            confidence = _confidences(tmp_path, frames)
             unfinished = sorted((c, name) for name, c in confidence.items() if name != "b0")
             page.get_by_role("combobox", name="Order").click()
             page.get_by_role("option", name=SORT_NAMES[WORST_FIRST], exact=True).click()

@@ -158,6 +158,7 @@ def test_the_page_saves_nothing_from_a_misplaced_mask(page, tmp_path):
 
     from app.callbacks import MASK_TO_IMAGE
     from app.session import Session
+    from app.views import KEEP
     from app.work_queue import QUEUE_ORDER
 
     callbacks, studio = page
@@ -179,8 +180,9 @@ def test_the_page_saves_nothing_from_a_misplaced_mask(page, tmp_path):
     opened = callbacks.open_queue(str(frames), "", QUEUE_ORDER, session)
     session, value = opened.session, opened.editor
     shifted = placed_like_gradio_after_a_larger_image(value["layers"][0], (512, 512))
-    with pytest.raises(gr.Error, match="does not line up"):
-        callbacks.save_to_queue(returned(value, shifted), session)
-    assert not list((tmp_path / "ann").glob("queues/*/masks/*.png"))
+    with pytest.warns(UserWarning, match="does not line up"):
+        refused = callbacks.save_to_queue(returned(value, shifted), session)
+    assert "does not line up" in refused.queue_status and refused.session is KEEP, "said in the queue's status line"
+    assert studio.workspace.queue(str(frames)).history("a.png") == [], "nothing was saved"
     with pytest.raises(gr.Error, match="does not line up"):
         callbacks.synthesize(returned(value, shifted), session, 1, 0, None, 1, "euler", False, MASK_TO_IMAGE)

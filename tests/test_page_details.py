@@ -104,8 +104,10 @@ def test_an_unfamiliar_picture_gets_a_sentence_and_the_split_field_follows_the_l
 
 
 def test_the_cvat_export_is_named_after_its_queue_and_shown_only_then(page, tmp_path):
+    from app.callbacks import EXPORT_CVAT
     from app.editor import editor_value
     from app.session import Session
+    from app.views import KEEP
     from app.work_queue import QUEUE_ORDER
 
     callbacks, studio = page
@@ -113,7 +115,10 @@ def test_the_cvat_export_is_named_after_its_queue_and_shown_only_then(page, tmp_
     PIL.Image.new("RGB", (30, 20)).save(tmp_path / "frames" / "a.png")
     session = callbacks.open_queue("frames", "", QUEUE_ORDER, Session(owner="a" * 32)).session
     callbacks.save_to_queue(editor_value(session.image, np.zeros((20, 30), np.uint8), studio.labels), session)
-    export = callbacks.export_queue(session)
+    refused = callbacks.export_queue(EXPORT_CVAT, True, session)
+    assert refused.queue_export is KEEP and "No item of this queue is accepted yet" in refused.queue_status, \
+        "exports take accepted items by default"
+    export = callbacks.export_queue(EXPORT_CVAT, False, session).queue_export
     assert export["visible"] is True and export["value"].endswith("/frames_cvat.zip")
     with zipfile.ZipFile(export["value"]) as archive:
         assert "SegmentationClass/a.png" in archive.namelist()

@@ -38,12 +38,9 @@ def write_frames(folder: Path, count: int, seed: int = 0, size: tuple[int, int] 
 def predictions(frames: Path, annotations: Path) -> dict[str, tuple[np.ndarray, float]]:
     """The stored pre-annotation and confidence of every item that has one, by name."""
     queue = open_queue(frames, root=annotations)
-    stored = {}
-    for item in queue.items:
-        if queue.prediction_path(item.id).is_file():
-            with PIL.Image.open(queue.prediction_path(item.id)) as mask:
-                stored[item.name] = (np.asarray(mask).copy(), queue.confidence(item.id))
-    return stored
+    stored = queue.predicted()
+    return {item.name: (queue.open(item.id).predicted, queue.confidence(item.id))
+            for item in queue.items if item.id in stored}
 
 
 def test_a_batch_predicts_what_single_images_do():
@@ -73,7 +70,9 @@ def test_batches_store_every_item_once_and_an_unreadable_image_is_skipped(tmp_pa
     assert sorted(name for _, _, name in PROGRESS.findall(out)) == [f"frame{i:03d}" for i in range(5)]
     assert re.search(r"^5 item\(s\) in [\d.]+ s over 1 process\(es\), batch 2: [\d.]+ frames per second$", out, re.M)
     assert sorted(predictions(frames, tmp_path / "notes")) == [f"frame{i:03d}" for i in range(5)]
-    assert preannotate.main(argv) == 1 and "pre-annotated 0 item(s)" in capsys.readouterr().out
+    assert preannotate.main(argv) == 1, "the unreadable image is still there"
+    out, err = capsys.readouterr()
+    assert "pre-annotated 0 item(s)" in out and "frame002b" in err, "listed again, not read again"
     with pytest.raises(SystemExit):
         preannotate.main([*argv, "--batch-size", "0"])
     assert "must be a positive whole number, got 0" in capsys.readouterr().err
@@ -103,21 +102,27 @@ def test_an_item_stored_since_the_listing_is_not_predicted_again(tmp_path, monke
     assert stored["frame003"][1] == 0.25 and not stored["frame003"][0].any(), "the other writer's mask is kept"
 
 
-def test_a_batch_of_predictions_is_one_state_write(tmp_path, monkeypatch):
+def test_a_batch_of_predictions_is_one_transaction(tmp_path, monkeypatch):
     frames = write_frames(tmp_path / "frames", 5)
     queue = open_queue(frames, root=tmp_path / "notes")
     sizes = [queue.source.image(item).size for item in queue.items]
-    writes = []
-    real_write = queue._write
-    monkeypatch.setattr(queue, "_write", lambda name, data: (writes.append(name), real_write(name, data)))
     batch = [(item.id, np.full((h, w), i, np.uint8), 0.1 * i, (w, h))
              for i, (item, (w, h)) in enumerate(zip(queue.items[:4], sizes))]
     bad = (queue.items[4].id, np.zeros((3, 3), np.uint8), 0.5, sizes[4])
     with pytest.raises(InputError, match="same size"):
         queue.set_predictions([*batch, bad])
-    assert predictions(frames, tmp_path / "notes") == {} and writes == [], "a bad mask in a batch stores nothing"
+    assert predictions(frames, tmp_path / "notes") == {}, "a bad mask in a batch stores nothing"
+    real_count = queue._count
+
+    def fails_midway(session, changes):
+        raise OSError(5, "Input/output error")  # after the predictions' rows, before the statuses' counts
+
+    monkeypatch.setattr(queue, "_count", fails_midway)
+    with pytest.raises(OSError):
+        queue.set_predictions(batch)
+    assert predictions(frames, tmp_path / "notes") == {}, "a batch that failed midway stores nothing"
+    monkeypatch.setattr(queue, "_count", real_count)
     queue.set_predictions(batch)
-    assert writes == ["state.json"], "the state is written once for the batch"
     stored = predictions(frames, tmp_path / "notes")
     assert sorted(stored) == [item.name for item in queue.items[:4]]
     assert all((stored[item.name][0] == i).all() and stored[item.name][1] == pytest.approx(0.1 * i)
@@ -126,30 +131,30 @@ def test_a_batch_of_predictions_is_one_state_write(tmp_path, monkeypatch):
 
 
 def test_a_full_disk_stops_the_run_with_a_sentence_and_keeps_what_is_stored(tmp_path, monkeypatch, capsys):
-    import errno
+    from store_faults import fill_sqlite
 
-    from app import work_queue
+    from app.store.database import close_databases, database_url, open_database
 
     tiny_pipeline().save_pretrained(tmp_path / "model")
-    frames = write_frames(tmp_path / "frames", 4)
-    real_write = work_queue.write_atomic
-    written = []
+    frames = write_frames(tmp_path / "frames", 4, size=(480, 360))  # predictions of several pages each
+    real = preannotate.predict_batch
+    calls = []
 
-    def write_atomic(path, data):
-        if path.suffix == ".png":
-            if len(written) == 2:  # the disk fills up after the first batch
-                raise OSError(errno.ENOSPC, "No space left on device")
-            written.append(path.name)
-        real_write(path, data)
+    def predict_batch(pipe, images):
+        calls.append(len(images))
+        if len(calls) == 2:  # the disk fills up after the first batch
+            fill_sqlite(open_database(database_url(tmp_path / "notes")))
+        return real(pipe, images)
 
-    monkeypatch.setattr(work_queue, "write_atomic", write_atomic)
+    monkeypatch.setattr(preannotate, "predict_batch", predict_batch)
     argv = [str(frames), "--model", str(tmp_path / "model"), "--annotations", str(tmp_path / "notes"),
             "--batch-size", "2"]
     assert preannotate.main(argv) == 2
     err = capsys.readouterr().err
     assert "no space left on the disk" in err and "Earlier annotations are safe" in err and "Traceback" not in err
+    close_databases()  # the disk has room again
+    monkeypatch.setattr(preannotate, "predict_batch", real)
     assert sorted(predictions(frames, tmp_path / "notes")) == ["frame000", "frame001"], "the first batch stays"
-    monkeypatch.setattr(work_queue, "write_atomic", real_write)
     assert preannotate.main(argv) == 0 and FINAL.search(capsys.readouterr().out).group(2) == "2"
 
 
@@ -233,7 +238,7 @@ def test_two_processes_share_a_dataset_queue(tmp_path, monkeypatch):
     assert sorted(names) == [f"train_{i}" for i in range(7)], "every row predicted exactly once"
     assert {int(index): int(count) for index, count in FINAL.findall(run.stdout)} == {1: 4, 2: 3}
     queue = open_queue(streets, "train", tmp_path / "notes")
-    assert queue.counts()[PREANNOTATED] == 7 and all(queue.prediction_path(item.id).is_file() for item in queue.items)
+    assert queue.counts()[PREANNOTATED] == 7 and queue.predicted() == {item.id for item in queue.items}
 
 
 def kill_tree(process: subprocess.Popen) -> None:
