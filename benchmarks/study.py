@@ -101,6 +101,8 @@ VARIANTS |= {
     "drive-from-ce": Variant("drive-ce1 started from the study's cross-entropy segmenter (its trunk and decoder; its "
                              "40 minutes come before this variant's)", "camvid-pretrained",
                              {**SEGMENTING, "init_net_from": "benchmarks/records/drives/judge"}),
+    "drive-classes": Variant("drive-ce1 with the classes mask head: the net's class logits weigh the anchors of the "
+                             "mask end", "camvid-pretrained", {**SEGMENTING, "mask_head": "classes"}),
     "drive-semflow": Variant("the paper's formulation, the shipped recipe (cross-entropy 0.1 + perceptual 0.5)",
                              "camvid-pretrained-semflow", FLOW),
     "drive-semflow-ce1": Variant("the paper's formulation, cross-entropy 1.0, image end half the time",
@@ -111,7 +113,7 @@ STUDIES = {
                      "conditional-flow-aug"],
     "pretrained": ["pretrained-ce-segmenter", "scratch", "pretrained", "pretrained-ce", "pretrained-perceptual",
                    "pretrained-adversarial", "pretrained-all"],
-    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-from-ce", "drive-ce1-trunk05",
+    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-classes", "drive-from-ce", "drive-ce1-trunk05",
                "drive-ce1-scale", "drive-semflow", "drive-semflow-ce1"],
 }
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
