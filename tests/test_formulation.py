@@ -108,7 +108,7 @@ def test_a_model_saved_before_formulations_existed_loads_as_the_papers(tmp_path)
 
 
 def test_the_state_channels_must_match_the_formulation():
-    with pytest.raises(ValueError, match="symmetric formulation works with 24"):
+    with pytest.raises(ValueError, match="symmetric formulation with the anchors mask head works with 24 in / 24 out"):
         SemFlowPipeline(tiny_unet(12), pixel_factor=2, resolution=(16, 24), formulation="symmetric")
     with pytest.raises(ValueError, match="unknown pipeline settings"):
         tiny_pipeline().with_changes(colour="red")
