@@ -340,6 +340,14 @@ def test_a_fresh_flow_net_starts_from_a_cross_entropy_segmenter(tmp_path):
                                          mask_head="classes", init_net_from=str(tmp_path / "segmenter")), labels)
     head = classes.unet.state_dict()["conv_out.weight"]  # the segmenter's logits after the image's 3 channels (x4)
     assert torch.equal(head[12:], source["conv_out.weight"]) and not head[:12].any()
+    from semflow.velocity import net_output
+
+    image = torch.rand(1, 3, 64, 96) * 2 - 1  # at the image end, with noise in the mask channels: its logits exactly
+    state = classes.formulation.segmentation_start(image, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        flow_logits = classes.read_output(net_output(classes.unet, state, classes.formulation.image_time))[1]
+        segmenter_logits = net_output(segmenter.unet, image, 0.0)
+    assert torch.allclose(flow_logits, segmenter_logits, atol=1e-4)
     with pytest.raises(ValueError, match=r"differs from the net to train in \['decoder_channels'\]"):
         build_pipeline(load_config(preset="camvid-pretrained", resolution=[64, 96],
                                    unet={**small, "decoder_channels": [24] * 5}, dataset="unused",

@@ -29,6 +29,7 @@ from .data import position_weights
 from .nets import fresh_net, load_net
 
 BASELINES = ("cross-entropy", "conditional-flow")
+SEGMENTER_TIME = 0.0  # the time the cross-entropy segmenter's net is called at (it has one)
 CONFIG_FILE = "baseline.json"
 
 
@@ -106,7 +107,7 @@ class Baseline:
         """One batch of this baseline's objective. image: (B, 3, H, W) in [0, 1]; ids: (B, H, W)."""
         z_image = self.codec.encode(image * 2.0 - 1.0)
         if self.kind == "cross-entropy":
-            logits = F.pixel_shuffle(net_output(net, z_image, 0.0), self.codec.factor)
+            logits = F.pixel_shuffle(net_output(net, z_image, SEGMENTER_TIME), self.codec.factor)
             weight = None if class_weights is None else class_weights.to(image.device)
             return F.cross_entropy(logits, ids.long(), weight=weight, ignore_index=self.labels.ignore_id
                                    if self.labels.ignore_id is not None else -100)
@@ -130,7 +131,7 @@ class Baseline:
         for image in as_list(images, "images"):
             pixels = to_image_tensor(image, "images")
             z = self.codec.encode(resize_images(pixels[None], self.resolution) * 2.0 - 1.0)
-            logits = F.pixel_shuffle(net_output(self.unet, z, 0.0), self.codec.factor)
+            logits = F.pixel_shuffle(net_output(self.unet, z, SEGMENTER_TIME), self.codec.factor)
             logits = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear", align_corners=False)
             ids.append(resize_ids(logits.argmax(1).to(torch.uint8), input_size(image))[0].numpy())
         return SegmentationOutput(ids=ids, nfe=1)

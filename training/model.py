@@ -15,8 +15,9 @@ from semflow.encoder_unet import OUTPUT_STRIDE, RGB, EncoderUNet
 from semflow.formulation import Formulation, get_formulation
 from semflow.labels import LabelSet
 from semflow.pipeline import mask_head_channels
+from semflow.velocity import TIMESTEP_SCALE
 
-from .baselines import BASELINES, Baseline
+from .baselines import BASELINES, SEGMENTER_TIME, Baseline
 from .config import TrainConfig
 from .nets import fresh_net
 from .trainable import Trainable
@@ -83,7 +84,9 @@ def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: Formulatio
     trunk and decoder): every weight the two share (time embedding, trunk, decoder) is the segmenter's; the weights
     that read the state keep the segmenter's for the image channels and start at zero for the others; the output
     convolution starts at zero (its targets are new), but for a net with the classes mask head, whose class logits
-    are the segmenter's own (the output's last channels, in the same pixel-shuffle layout).
+    are the segmenter's own (the output's last channels, in the same pixel-shuffle layout). The time embedding is
+    shifted so that the flow's image end sees what the segmenter saw at its time: with the classes head the new net
+    segments, at the image end, exactly as the segmenter does.
 
     Raises:
         ValueError: the folder holds no cross-entropy segmenter, or its net differs beyond its channels.
@@ -111,6 +114,11 @@ def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: Formulatio
                 state[key][RGB * OUTPUT_STRIDE**2 :] = value
         else:
             state[key] = value
+    # the segmenter's time, moved to the flow's image end: linear_1 sees proj(image end) where the segmenter saw
+    # proj(its time), so at the image end the time embedding, and all it conditions, is the segmenter's exactly
+    timesteps = torch.tensor([SEGMENTER_TIME, formulation.image_time]) * TIMESTEP_SCALE
+    seen, image_end = unet.time_proj(timesteps).float()
+    state["time_embedding.linear_1.bias"] += state["time_embedding.linear_1.weight"] @ (seen - image_end)
     unet.load_state_dict(state)
     return unet
 
