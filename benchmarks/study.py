@@ -103,6 +103,10 @@ VARIANTS |= {
                              {**SEGMENTING, "init_net_from": "benchmarks/records/drives/judge"}),
     "drive-classes": Variant("drive-ce1 with the classes mask head: the net's class logits weigh the anchors of the "
                              "mask end", "camvid-pretrained", {**SEGMENTING, "mask_head": "classes"}),
+    "drive-from-ce-classes": Variant("drive-from-ce with the classes mask head: it starts out segmenting exactly as "
+                                     "the cross-entropy segmenter (whose 40 minutes come before this variant's)",
+                                     "camvid-pretrained", {**SEGMENTING, "mask_head": "classes",
+                                                           "init_net_from": "benchmarks/records/drives/judge"}),
     "drive-semflow": Variant("the paper's formulation, the shipped recipe (cross-entropy 0.1 + perceptual 0.5)",
                              "camvid-pretrained-semflow", FLOW),
     "drive-semflow-ce1": Variant("the paper's formulation, cross-entropy 1.0, image end half the time",
@@ -113,7 +117,8 @@ STUDIES = {
                      "conditional-flow-aug"],
     "pretrained": ["pretrained-ce-segmenter", "scratch", "pretrained", "pretrained-ce", "pretrained-perceptual",
                    "pretrained-adversarial", "pretrained-all"],
-    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-classes", "drive-from-ce", "drive-ce1-trunk05",
+    "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-classes", "drive-from-ce",
+               "drive-from-ce-classes", "drive-ce1-trunk05",
                "drive-ce1-scale", "drive-semflow", "drive-semflow-ce1"],
 }
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
