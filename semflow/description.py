@@ -127,7 +127,9 @@ def figures_markdown(description: dict[str, Any]) -> str | None:
                   "s / image |\n| --- | --- | --- | --- | --- | --- |\n")
     else:
         parts = [f"Evaluated on `{evaluation['dataset']}` split `{evaluation['split']}` ({evaluation['images']} "
-                 f"images)."]
+                 f"images)." + ("" if (description.get("training_data") or {}).get("held_out_drives") else
+                                " No drive was held out of its training data: this model has no figure on a drive it "
+                                "never saw.")]
         rows = "\n".join(f"| {row['solver']} | {row['steps']} | {_figure(row['miou'])} | "
                          f"{_figure(row['pixel_accuracy'])} | {_figure(row['seconds_per_image'], '.3f')} |"
                          for row in evaluation["segmentation"])

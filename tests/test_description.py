@@ -41,6 +41,7 @@ def test_one_description_feeds_the_panel_the_api_and_the_command_line(loaded, tm
     for line in describe_lines(description):
         assert public(line) in panel and plain(line) in printed
     assert figures in panel and figures in printed and "Training data: ../shared/datasets/camvid" in printed
+    assert "No drive was held out of its training data: this model has no figure on a drive it never saw." in printed
     assert "**Training data**: `camvid` (split `train`, 367 rows)" in panel, "a server's folder by its last part"
     assert api["training_data"]["dataset"] == "camvid" and api["evaluation"]["dataset"] == "camvid"
     assert api == {**description, "training_data": api["training_data"], "evaluation": api["evaluation"]}
