@@ -71,8 +71,9 @@ def test_class_keys_work_after_a_checkbox_is_ticked(browser_server, photo):
         helpers.paint_stroke(page, box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2)
         assert helpers.stroke_share(page, box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2,
                                     CAMVID.colors[8]) > 0.5, "the stroke is not in the class of the key pressed"
-        page.get_by_label("Annotator name").fill("")  # in a text field a class key is typed, not picked
-        page.get_by_label("Annotator name").type(CLASS_KEYS[3])
+        name_field = page.locator("#annotator textarea, #annotator input").first
+        name_field.fill("")  # in a text field a class key is typed, not picked
+        name_field.type(CLASS_KEYS[3])
         assert _brush_colour(page) == _hex(CAMVID.colors[8]), "a key typed into a text field picked a brush"
         browser.close()
 
