@@ -169,7 +169,7 @@ def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | Non
     data = write_dataset(split, job.folder / "data", id2label if id2label.is_file() else None)
     (job.folder / SPLIT_FILE).write_text(json.dumps(
         {"training": len(split.training), "held_back": len(split.held_back),
-         "held_back_saved_at": list(split.held_back[ORDER_COLUMN])
+         "held_back_saved_at": [str(when) for when in split.held_back[ORDER_COLUMN]]
          if ORDER_COLUMN in split.held_back.column_names else None}))
     config = {**job_config(current, minutes), **(overrides or {})}
     (job.folder / "config.json").write_text(json.dumps(config))
