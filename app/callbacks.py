@@ -386,6 +386,8 @@ class Page:
                                                      started_from=started_from, opened_at=time.time()),
                                      stop.image, stop.mask, studio.labels)
         confidence = "" if stop.confidence is None else f", mean confidence {stop.confidence:.2f}"
+        if stop.version is None and stop.predicted is not None and stop.prediction_model:
+            confidence += f", predicted by {stop.prediction_model.partition('@')[0]}"  # what the editor holds
         version = "" if stop.version is None else f", version {stop.version}"
         unfamiliar = studio.unfamiliar(stop.confidence) if stop.confidence is not None else None
         line = queue_line(stop, f"{note}Item {stop.item.index + 1} of {stop.progress.total}: **{stop.item.name}** "

@@ -223,6 +223,7 @@ class Learning:
             phase = status.get("phase")
             line, active = self._job_line(job, status)
             lines.append(line)
+        active = active or self._busy()
         refresh, refreshing = self._refresh_line()
         served = self.versions.current
         lines.append(self._served_line(served))
@@ -270,9 +271,20 @@ class Learning:
         own = self._job
         return learning_job.running(self.folder) or (own is not None and own[0] == job.name and own[1].poll() is None)
 
-    def _refuse_while_busy(self, what: str) -> None:
+    def _busy(self) -> bool:
+        """Whether a job of the workspace is at work: its process holds the lock, or this process started one that
+        has not ended yet (it has not written its end since it started)."""
+        if learning_job.running(self.folder):
+            return True
         own = self._job
-        if (own is not None and own[1].poll() is None) or learning_job.running(self.folder):
+        if own is None or own[1].poll() is not None:
+            return False
+        job = learning_job.latest_job(self.folder)
+        status = job.status() if job is not None and job.name == own[0] else {}
+        return not (status.get("updated", 0) >= own[2] and status.get("phase") in learning_job.ENDED)
+
+    def _refuse_while_busy(self, what: str) -> None:
+        if self._busy():
             job = learning_job.latest_job(self.folder)
             name = f" ({job.name})" if job is not None else ""
             raise InputError(f"A learning job{name} is running in this workspace: wait for it to end, or cancel it, "

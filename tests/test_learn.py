@@ -133,3 +133,18 @@ def test_held_back_items_without_a_labelled_pixel_refuse_the_new_model(base_mode
                          minutes=0.001)
     assert status["phase"] == "refused" and "have no labelled pixel" in status["message"]
     assert ModelVersions(tmp_path / "workspace").current is None
+
+
+def test_a_checkpoint_a_killed_run_left_half_saved_is_not_resumed_from(tmp_path):
+    from training.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    for step in (12, 13):
+        run.checkpoint(step).mkdir(parents=True)
+        (run.checkpoint(step) / "model.safetensors").write_bytes(b"weights")
+    run.write_checkpoint_state(12, {})  # step 13's step file never came: the process was killed while saving it
+    assert run.checkpoints() == [run.checkpoint(12)]
+    run.checkpoint(14).mkdir()
+    run.write_checkpoint_state(14, {})
+    run.prune_checkpoints(1)
+    assert run.checkpoints() == [run.checkpoint(14)] and not run.checkpoint(13).exists()
