@@ -177,7 +177,7 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                 queue_export = gr.File(label="Export", interactive=False, height=90, visible=False)
                 annotators_button = gr.Button("Show the annotators' table")
                 annotators_table = gr.Markdown(elem_id="annotators-table")
-            with gr.Accordion("Learn from the corrections", open=False):
+            with gr.Accordion("Learning from the corrections", open=False):
                 gr.Markdown(LEARN_HELP)
                 with gr.Row():
                     learn_from = gr.Radio(cb.LEARN_FROM, label="Learn from", scale=2,
