@@ -13,13 +13,17 @@ from semflow.loading import LoadedModel
 
 from .learning import FIGURES
 
+VERSION_FIELDS = ("version", "base", "promoted_at", "replaces", "training_items", *sorted(FIGURES))
 _COMMAND = re.compile(r"\s*Reproduce: `[^`]*`\.?")  # how figures were made: a command with server paths
 _CODE = re.compile(r"`([^`\s]+)`")
 
 
 def model_info(model: LoadedModel) -> dict[str, Any]:
-    """/model_info: `LoadedModel.describe`, every dataset named as a visitor may see it (`public`)."""
+    """/model_info: `LoadedModel.describe`, every dataset named as a visitor may see it (`public`); for a learned
+    version, which one it is and its figures."""
     description = copy.deepcopy(model.describe())
+    if model.version is not None:  # a learned version: which, of what, and its figures (never the server's paths)
+        description["version"] = {key: model.version[key] for key in VERSION_FIELDS if key in model.version}
     for part in ("training_data", "evaluation"):
         if description.get(part) and description[part].get("dataset"):
             description[part]["dataset"] = _public_name(str(description[part]["dataset"]))

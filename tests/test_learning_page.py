@@ -20,7 +20,7 @@ import pytest
 from app import preannotate
 from app.callbacks import Page
 from app.errors import InputError
-from app.info import model_info_markdown
+from app.info import model_info, model_info_markdown
 from app.learning import Learning, workspace_folder
 from app.service import Studios
 from app.session import Session
@@ -136,7 +136,7 @@ def test_the_configured_model_serves_the_version_in_use_and_one_click_rolls_back
     page = Page(studios)
     base = studios.get()
     assert base.model.name == "base" and base.model.version is None and studios.choices()[0] == "base"
-    promote(studios.learning, models["trained"])
+    promote(studios.learning, models["trained"], started_from=str(models["base"]), data=str(tmp_path / "ann"))
     served = studios.get()
     assert served is not base and served.model.name == "base v1" and served.model.version["gain"] == 7.5
     assert studios.get("base") is served, "a tab that chose the configured model by name gets the version in use"
@@ -145,6 +145,9 @@ def test_the_configured_model_serves_the_version_in_use_and_one_click_rolls_back
     info = model_info_markdown(served.model)
     assert "**Learned version** v1 of `base`, fine-tuned on 7 corrected items; 47.5 mIoU on the 5 latest ones, " \
            "held back, against 40.0 for the model it replaced (+7.5); promoted " in info
+    described = model_info(served.model)  # /model_info
+    assert described["model"] == "base v1" and described["version"]["gain"] == 7.5
+    assert "started_from" not in described["version"] and "data" not in described["version"], "no server path"
     session = Session()
     assert page.learning_tick(session).model_info == info, "the page shows the model in use once nothing runs"
     with pytest.raises(InputError, match=r"Only reviewers may do that, and the name typed in \*Your name\* \(ben\) is "
