@@ -26,6 +26,7 @@ from .failures import queue_errors, user_errors
 from .fields import number
 from .fill_tools import MAX_FILL_SHARE, Fill, asks_first, changed_share
 from .info import model_info_markdown
+from .learning import Learning
 from .model import gpu
 from .overlays import DEFAULT_OPACITY, edit_region_view, fill_preview, legend_html, mark_corner
 from .queue_words import ALL, DECISION_NAMES, SORT_NAMES, STATUS_NAMES, counts_line, progress_line
@@ -37,6 +38,7 @@ from .views import (
     ClaimsListed,
     EditOffer,
     Filled,
+    Learned,
     MaskFiles,
     MaskFollowed,
     ModelChosen,
@@ -61,6 +63,9 @@ FILL_TOOLS = ("off", FLOOD, SUPERPIXEL, REPLACE)
 TOOLS = {FLOOD: fill_tools.FLOOD, SUPERPIXEL: fill_tools.SUPERPIXEL, REPLACE: fill_tools.BOX}
 EXPORT_CVAT, EXPORT_DATASET = "CVAT zip", "Hugging Face dataset zip"  # what a queue exports as
 EXPORTS = (EXPORT_CVAT, EXPORT_DATASET)
+LEARN_ACCEPTED, LEARN_CORRECTED = "accepted", "corrected"  # what a learning job learns from
+LEARN_FROM = [("the accepted items", LEARN_ACCEPTED), ("every corrected item (corrected, submitted, accepted)",
+                                                         LEARN_CORRECTED)]
 
 
 def _warning(message: str) -> str:
@@ -340,7 +345,9 @@ class Page:
         tab's key in the work queues' claims."""
         browser_id = browser_id if isinstance(browser_id, str) and ANNOTATOR_ID.fullmatch(browser_id) else \
             uuid.uuid4().hex
-        return TabStarted(browser_id, (session or Session()).replace(owner=browser_id))
+        learned = self.learning_tick(session, model_info=True)
+        return TabStarted(browser_id, (session or Session()).replace(owner=browser_id), learned.learn_status,
+                          learned.learn_timer, learned.model_info)
 
     def _person(self, session: Session, name: str | None, profile: gr.OAuthProfile | None) -> Person:
         """Who works on a queue: on a Space with Hugging Face sign-in, the signed-in visitor (nobody else may write to
@@ -379,6 +386,8 @@ class Page:
                                                      started_from=started_from, opened_at=time.time()),
                                      stop.image, stop.mask, studio.labels)
         confidence = "" if stop.confidence is None else f", mean confidence {stop.confidence:.2f}"
+        if stop.version is None and stop.predicted is not None and stop.prediction_model:
+            confidence += f", predicted by {stop.prediction_model.partition('@')[0]}"  # what the editor holds
         version = "" if stop.version is None else f", version {stop.version}"
         unfamiliar = studio.unfamiliar(stop.confidence) if stop.confidence is not None else None
         line = queue_line(stop, f"{note}Item {stop.item.index + 1} of {stop.progress.total}: **{stop.item.name}** "
@@ -627,6 +636,68 @@ class Page:
         location, split = self._open_queue_of(session)
         return annotators_markdown(self.workspace.annotators(location, split))
 
+
+    # --- learning from the corrections -----------------------------------------------------------------------------
+
+    @property
+    def learning(self) -> Learning:
+        """The process's learning loop for the model it serves."""
+        return self.studios.learning
+
+    @queue_errors(Learned.of)
+    def start_learning(self, learn_from: str, minutes: Any, session: Session, name: str | None = None,
+                       profile: gr.OAuthProfile | None = None) -> Learned:
+        """Learn from the open queue's accepted items (or every corrected one) in a job of its own process."""
+        person = self._person(session, name, profile)
+        location, split = self._open_queue_of(session)
+        note = self.learning.start(location, split, self.studios.get().labels, person, learn_from != LEARN_CORRECTED,
+                                   minutes)
+        return self._learned(session, note)
+
+    @queue_errors(Learned.of)
+    def cancel_learning(self, session: Session, name: str | None = None,
+                        profile: gr.OAuthProfile | None = None) -> Learned:
+        return self._learned(session, self.learning.cancel(self._person(session, name, profile)))
+
+    @queue_errors(Learned.of)
+    def resume_learning(self, session: Session, name: str | None = None,
+                        profile: gr.OAuthProfile | None = None) -> Learned:
+        return self._learned(session, self.learning.resume(self._person(session, name, profile)))
+
+    @queue_errors(Learned.of)
+    def roll_back_model(self, session: Session, name: str | None = None,
+                        profile: gr.OAuthProfile | None = None) -> Learned:
+        """Serve the version the current one replaced; the model info says which."""
+        return self._learned(session, self.learning.roll_back(self._person(session, name, profile)), model_info=True)
+
+    @queue_errors(Learned.of)
+    def push_model(self, session: Session, oauth_token: gr.OAuthToken | None) -> Learned:
+        """Push the version in use to SEMFLOW_MODEL_REPO, with the signed-in visitor's token (or the server's where
+        the operator allowed it)."""
+        return self._learned(session, self.learning.push(oauth_token.token if oauth_token is not None else None))
+
+    def learning_tick(self, session: Session, model_info: bool = False) -> Learned:
+        """While a job or a pre-annotation is at work, every `learning.POLL_SECONDS`: its progress; once it ended, the
+        page stops reading and the model info shows the model in use. Quiet on failure (the next look tries again)."""
+        try:
+            view = self.learning.view()
+        except Exception as error:
+            logger.warning("reading the learning job failed: %r", error)
+            return Learned()
+        info = self._model_info(session) if model_info or not view.active else KEEP
+        return Learned(view.text, gr.Timer(active=view.active), info)
+
+    def _learned(self, session: Session, note: str, model_info: bool = False) -> Learned:
+        view = self.learning.view()
+        return Learned(f"{note}\n\n{view.text}", gr.Timer(active=view.active),
+                       self._model_info(session) if model_info else KEEP)
+
+    def _model_info(self, session: Session | None) -> Any:
+        """The model info of the tab's model, where the tab works with the configured one (the version in use)."""
+        studio = self.studios.get()
+        if session is not None and session.model is not None and self.studios.get(session.model) is not studio:
+            return KEEP
+        return model_info_markdown(studio.model)
 
     # --- fill tools and edits ---------------------------------------------------------------------------------------
 

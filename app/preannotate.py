@@ -3,7 +3,7 @@ prediction is segmented once, in batches, with its mean confidence, so that open
 queue can be sorted worst first.
 
     python -m app.preannotate SOURCE [--split train] [--model semflow] [--annotations DIR] [--database URL]
-                                     [--overwrite] [--batch-size 4]
+                                     [--overwrite | --refresh] [--batch-size 4]
     accelerate launch --multi_gpu --num_processes N -m app.preannotate SOURCE ...
 
 SOURCE is what the app opens as a queue: a folder of images, an `imagefolder`, a dataset folder or a Hub dataset id.
@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default=None,
                         help="annotation database URL (default: $SEMFLOW_DATABASE_URL, else the SQLite file in the "
                              "annotation folder)")
-    parser.add_argument("--overwrite", action="store_true", help="predict again items that have a prediction")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="predict again items that have a prediction")
+    again.add_argument("--refresh", action="store_true",
+                       help="predict again the unfinished items whose prediction another model made (after a new "
+                            "model version); finished items keep theirs")
     parser.add_argument("--batch-size", type=positive, default=DEFAULT_BATCH_SIZE,
                         help=f"images per forward pass in each process (default {DEFAULT_BATCH_SIZE})")
     args = parser.parse_args(argv)
@@ -103,9 +107,12 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
         return 2
 
     identity = model_identity(model)
-    done_before = set() if args.overwrite else queue.predicted()
+    done_before = set() if args.overwrite else queue.predicted(model=identity if args.refresh else None)
     skipped_before = {item.id for item, _ in queue.problems() if item.index >= 0}  # still in the source
     pending = [item for item in queue.items if item.id not in done_before and item.id not in skipped_before]
+    if args.refresh:
+        unfinished = set(queue.unfinished())
+        pending = [item for item in pending if item.id in unfinished]
     state.wait_for_everyone()  # every process has listed the items to do before any stores one: the same list
     with state.split_between_processes(pending) as mine:
         mine = list(mine)
@@ -115,7 +122,8 @@ def preannotate(args: argparse.Namespace, state: PartialState) -> int:
         # an item stored since the listing (the app's "Pre-annotate all", another launch) is not predicted again
         batch, images = [], []
         chunk = mine[first : first + args.batch_size]
-        stored = set() if args.overwrite else queue.predicted([item.id for item in chunk])
+        stored = set() if args.overwrite else queue.predicted([item.id for item in chunk],
+                                                              model=identity if args.refresh else None)
         for item in chunk:
             if item.id in stored:
                 continue

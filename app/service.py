@@ -24,6 +24,7 @@ from .examples import photo_examples
 from .fields import number
 from .info import model_info
 from .inputs import fit_for_editing, open_image, open_mask
+from .learning import Learning
 from .model import Models, model_identity
 from .overlays import agreement, overlay, unsure_overlay
 from .preannotate import predictor
@@ -306,18 +307,20 @@ def _taken(steps: Any, default: int) -> int:
 
 
 class Studios:
-    """The studios of one app process: one per model a visitor may pick (`model.Models`), all with the same settings
-    and one annotation workspace (`workspace.Workspace`). The page and the API are built on one `Studios` and ask it
-    for the studio of the
-    model a tab works with."""
+    """The studios of one app process: one per model a visitor may pick (`model.Models`), all with the same settings,
+    one annotation workspace (`workspace.Workspace`) and one learning loop (`learning.Learning`), whose version in use
+    is what the configured model's studio serves. The page and the API are built on one `Studios` and ask it for the
+    studio of the model a tab works with."""
 
     def __init__(self, settings: Settings | None = None, models: Models | None = None,
                  workspace: Workspace | None = None) -> None:
         self.settings = settings or get_settings()
-        self.models = models or Models(self.settings.model)
         self.workspace = workspace if workspace is not None else Workspace(self.settings)
+        self.learning = Learning(self.settings, self.workspace, models.configured if models is not None else None)
+        self.models = models or Models(self.settings.model, versions=self.learning.versions)
         self._lock = threading.Lock()
-        self._studios: dict[str | None, Studio] = {}  # by choice; None: the configured model
+        self._studios: dict[str | None, Studio] = {}  # by key; None: the configured model
+        self._keys: dict[str, str | None] = {}  # a choice's key, once checked
 
     @classmethod
     def of(cls, studio: Studio) -> Studios:
@@ -331,18 +334,27 @@ class Studios:
         return self.models.choices()
 
     def get(self, model: str | None = None) -> Studio:
-        """The studio of `model` (one of `choices`; None: the configured model). A studio made before is returned at
-        once, without checking the choices again (every event asks for one)."""
-        with self._lock:
-            if model in self._studios:
-                return self._studios[model]
-        choices = self.choices()
-        if model is not None and model not in choices:
-            raise InputError(f"Unknown model '{model}'; choose one of {', '.join(choices)}.")
-        key = None if model is None or model == choices[0] else model  # None: the configured model
+        """The studio of `model` (one of `choices`; None: the configured model, as the version in use serves it: a
+        promotion or a roll-back gives it a new studio)."""
+        key = self._key(model)
         loaded = self.models.get(key)
         with self._lock:
-            if key not in self._studios:
-                self._studios[key] = Studio(loaded, self.settings, self.workspace)
-            self._studios[model] = self._studios[key]  # the configured model also by its name
-            return self._studios[key]
+            studio = self._studios.get(key)
+            if studio is None or studio.model is not loaded:
+                studio = self._studios[key] = Studio(loaded, self.settings, self.workspace)
+            return studio
+
+    def _key(self, model: str | None) -> str | None:
+        """The key of a choice (None: the configured model), checked against the choices the first time."""
+        if model is None:
+            return None
+        with self._lock:
+            if model in self._keys:
+                return self._keys[model]
+        choices = self.choices()
+        if model not in choices:
+            raise InputError(f"Unknown model '{model}'; choose one of {', '.join(choices)}.")
+        key = None if model == choices[0] else model
+        with self._lock:
+            self._keys[model] = key
+        return key

@@ -44,6 +44,13 @@ VARIABLES = {
                             "(a folder per queue; needs an identity, as `SEMFLOW_ANNOTATIONS_REPO` does)",
     "SEMFLOW_QUEUE_ROOT": "the only folder whose sub-folders the page may open as work queues (default: the folder "
                           "the app starts in; relative paths are taken from it); Hub dataset ids are always allowed",
+    "SEMFLOW_MODEL_REPO": "Hub model repo `org/name` that a model version learned from the corrections can be pushed "
+                          "to (needs an identity, as `SEMFLOW_ANNOTATIONS_REPO` does)",
+    "SEMFLOW_LEARN_CONFIG": "a JSON file of training settings over a learning job's own, e.g. "
+                            "`{\"learning_rate\": 1e-4, \"batch_size\": 8}` (default: none)",
+    "SEMFLOW_PREANNOTATE_PROCESSES": "processes that pre-annotate a queue again after a new model version (default "
+                                     "1; more run under `accelerate launch --multi_gpu`, one per GPU where there are "
+                                     "GPUs)",
 }
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
@@ -80,6 +87,9 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     reviewers: tuple[str, ...] = ()
     dataset_repo: str | None = None
+    model_repo: str | None = None
+    learn_config: Path | None = None
+    preannotate_processes: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, space_file: Path = SPACE_CONFIG) -> Settings:
@@ -113,7 +123,7 @@ class Settings:
                 raise SettingsError(f"{name} must be 1 or 0 (yes or no), got {env.get(name)!r}")
             return value in TRUE
 
-        def repo_id(name: str) -> str | None:
+        def repo_id(name: str, kind: str = "dataset") -> str | None:
             repo = text(name)
             if repo is not None:
                 try:
@@ -122,7 +132,7 @@ class Settings:
                 except ValueError:
                     valid = False
                 if not valid:
-                    raise SettingsError(f"{name} must be a Hub dataset id like 'org/name', got {repo!r}")
+                    raise SettingsError(f"{name} must be a Hub {kind} id like 'org/name', got {repo!r}")
             return repo
 
         def database(name: str) -> str | None:
@@ -139,6 +149,19 @@ class Settings:
                     raise SettingsError(f"{name} must be a database URL like 'postgresql+psycopg://user@host/name' "
                                         f"or 'sqlite:////path/annotations.db'")
             return url
+
+        def learn_config(name: str) -> Path | None:
+            path = text(name)
+            if path is None:
+                return None
+            try:
+                settings = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise SettingsError(f"{name} must name a readable JSON file of training settings, got {path!r} "
+                                    f"({type(error).__name__})") from None
+            if not isinstance(settings, dict):
+                raise SettingsError(f"{name} must name a JSON file holding an object of training settings")
+            return Path(path).expanduser().resolve()
 
         repo = repo_id("SEMFLOW_ANNOTATIONS_REPO")
         return cls(
@@ -160,6 +183,9 @@ class Settings:
             reviewers=tuple(dict.fromkeys(name.strip() for name in (text("SEMFLOW_REVIEWERS") or "").split(",")
                                           if name.strip())),
             dataset_repo=repo_id("SEMFLOW_DATASET_REPO"),
+            model_repo=repo_id("SEMFLOW_MODEL_REPO", "model"),
+            learn_config=learn_config("SEMFLOW_LEARN_CONFIG"),
+            preannotate_processes=whole("SEMFLOW_PREANNOTATE_PROCESSES", defaults.preannotate_processes, 1),
         )
 
     def is_reviewer(self, name: str | None) -> bool:

@@ -20,6 +20,7 @@ from .errors import StorageError
 from .examples import build_examples, canvas_size, layout_examples, photo_examples_of
 from .fill_tools import DEFAULT_TOLERANCE
 from .info import model_info_markdown
+from .learning import DEFAULT_MINUTES, POLL_SECONDS
 from .overlays import DEFAULT_OPACITY, legend_html, unsure_scale_html
 from .queue_words import ALL, FILTER_CHOICES, SORT_CHOICES
 from .service import EDIT_MARGIN, EDIT_STRENGTH, MAX_VARIANTS, Studio, Studios
@@ -49,6 +50,11 @@ BROWSER_ID_KEY = "semflow-annotator-id"  # the key gr.BrowserState keeps the ann
 ADAPTIVE = "rk45 is adaptive: it picks its own steps and ignores Steps"
 # Steps are typed (a slider would quietly move a typed 0 or 101 into its range); the pipeline words what is wrong.
 STEPS_INFO = f"integration steps, 1 to {MAX_STEPS}"
+
+LEARN_HELP = """The model learns this queue's corrections: a training job in a process of its own (the page stays
+usable) fine-tunes the model in use on them, except the latest fifth (at least 5), held back to score the model in use
+and the new one. The new one serves only when it is better there, as the next version of the model; then the queue's
+unfinished items are pre-annotated again with it (worst first follows). **Roll back** serves the version before."""
 
 HEADER = """# SemFlow Studio
 Segment an image, correct the mask with the brushes (one colour per class, the eraser for *unlabelled*),
@@ -171,6 +177,25 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                 queue_export = gr.File(label="Export", interactive=False, height=90, visible=False)
                 annotators_button = gr.Button("Show the annotators' table")
                 annotators_table = gr.Markdown(elem_id="annotators-table")
+            with gr.Accordion("Learning from the corrections", open=False):
+                gr.Markdown(LEARN_HELP)
+                with gr.Row():
+                    learn_from = gr.Radio(cb.LEARN_FROM, label="Learn from", scale=2,
+                                          value=cb.LEARN_ACCEPTED if settings.reviewers else cb.LEARN_CORRECTED)
+                    learn_minutes = gr.Number(value=DEFAULT_MINUTES, label="Training minutes", scale=1,
+                                              info="the job's training time budget", elem_id="learn-minutes")
+                    learn_button = gr.Button("Learn from the corrections", variant="primary", scale=1)
+                with gr.Row():
+                    cancel_learning_button = gr.Button("Cancel the job", variant="stop")
+                    resume_learning_button = gr.Button("Resume the job")
+                    roll_back_button = gr.Button("Roll back to the previous version")
+                    if settings.model_repo and settings.oauth:
+                        gr.LoginButton("Sign in with Hugging Face to push")
+                    push_model_button = gr.Button("Push the model in use to the Hub",
+                                                  visible=bool(settings.model_repo) and (
+                                                      settings.oauth or settings.push_with_server_token))
+                learn_status = gr.Markdown(elem_id="learn-status")
+                learn_timer = gr.Timer(POLL_SECONDS, active=False)  # reads a running job's progress
             renew_timer = gr.Timer(RENEW_SECONDS)  # an open tab renews its lease on the item it shows
 
         with gr.Row():
@@ -303,7 +328,8 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
                       seg_steps=seg_steps, seg_solver=seg_solver, syn_steps=syn_steps, syn_solver=syn_solver,
                       trajectory_caption=trajectory_caption, browser_id=browser_id, edit_button=edit_button,
                       edit_options=edit_options, edit_region=edit_region, history=history, versions=versions,
-                      queue_export=queue_export, claimed=claimed)
+                      queue_export=queue_export, claimed=claimed, learn_status=learn_status,
+                      learn_timer=learn_timer)
 
         # The editor never carries a progress overlay: under load, Gradio 6 sometimes left its spinner over the canvas
         # for good when a segmentation followed an upload closely (about 1 in 5 tries), and nothing could be painted.
@@ -391,6 +417,18 @@ def build_demo(studios: Studios | None = None) -> gr.Blocks:
         push_queue_button.click(page.push_queue, [accepted_only, state], queue_status, **ui("push_queue"))
         annotators_button.click(page.annotators_table, [state], annotators_table, **ui("annotators_table"))
         renew_timer.tick(page.renew_claim, [state], queue_status, show_progress="hidden", **ui("renew_claim"))
+        learned = parts.bind(page.learning_tick, views.Learned)
+        learn_button.click(**parts.bind(page.start_learning, views.Learned),
+                           inputs=[learn_from, learn_minutes, state, annotator], show_progress_on=[learn_status],
+                           **ui("start_learning"))
+        cancel_learning_button.click(**parts.bind(page.cancel_learning, views.Learned), inputs=[state, annotator],
+                                     **ui("cancel_learning"))
+        resume_learning_button.click(**parts.bind(page.resume_learning, views.Learned), inputs=[state, annotator],
+                                     **ui("resume_learning"))
+        roll_back_button.click(**parts.bind(page.roll_back_model, views.Learned), inputs=[state, annotator],
+                               **ui("roll_back_model"))
+        push_model_button.click(**parts.bind(page.push_model, views.Learned), inputs=[state], **ui("push_model"))
+        learn_timer.tick(**learned, inputs=[state], show_progress="hidden", **ui("learning_tick"))
         overlay_view.select(**parts.bind(page.fill_at, views.Filled),
                             inputs=[editor, state, fill_tool, fill_class, replaced_class, tolerance, opacity, unsure],
                             show_progress_on=[fill_status], **ui("fill")) \

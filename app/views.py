@@ -214,6 +214,25 @@ class ModelChosen(View):
 
 
 @dataclass
+class Learned(View):
+    """The learning loop (`learning.LearningView`): its status, whether the page keeps reading it (the timer), and the
+    model info once the model in use changed."""
+
+    learn_status: Any = KEEP
+    learn_timer: Any = KEEP
+    model_info: Any = KEEP
+
+    @classmethod
+    def of(cls, message: str) -> Learned:
+        return cls(learn_status=message)
+
+
+@dataclass
 class TabStarted(View):
+    """A tab opens: its annotator id and session, and the learning loop as it stands (a job may be running)."""
+
     browser_id: Any
     session: Session
+    learn_status: Any = KEEP
+    learn_timer: Any = KEEP
+    model_info: Any = KEEP

@@ -447,14 +447,25 @@ class WorkQueue:
                 .values(status=PREANNOTATED)).rowcount
             self._count(s, {TODO: -moved, PREANNOTATED: moved})
 
-    def predicted(self, item_ids: Sequence[str] | None = None) -> set[str]:
-        """The ids of the items (of `item_ids`, else of the whole queue) that have a pre-annotation."""
+    def predicted(self, item_ids: Sequence[str] | None = None, model: str | None = None) -> set[str]:
+        """The ids of the items (of `item_ids`, else of the whole queue) that have a pre-annotation (with `model`, one
+        that model made: its identity as stored with it)."""
         with self.db.read("Reading the queue's pre-annotations failed") as s:
             query = sa.select(ItemRow.key).join(PredictionRow, PredictionRow.item_id == ItemRow.id)
+            if model is not None:
+                query = query.where(PredictionRow.model == clean_text(model, 300))
             if item_ids is None:
                 return set(s.scalars(query.where(ItemRow.queue_id == self.queue_id)))
             rows = [self._ids[self.item(item_id).id] for item_id in item_ids]
             return set(s.scalars(query.where(ItemRow.id.in_(rows)))) if rows else set()
+
+    def unfinished(self) -> list[str]:
+        """The ids of the items an annotator has still to do (to do, pre-annotated, rejected), not skipped, in queue
+        order."""
+        with self.db.read("Reading the queue failed") as s:
+            return list(s.scalars(sa.select(ItemRow.key).where(ItemRow.queue_id == self.queue_id,
+                                                               ItemRow.unfinished.is_(True))
+                                  .order_by(ItemRow.position)))
 
     def preannotate(self, predict: Predictor, progress: Callable[[int, int, QueueItem], None] | None = None,
                     overwrite: bool = False, should_stop: Callable[[], bool] | None = None,

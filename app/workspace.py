@@ -142,7 +142,7 @@ class Workspace:
         """Push the saved photos not pushed before to `SEMFLOW_ANNOTATIONS_REPO`; returns what happened, in words."""
         repo = self.settings.annotations_repo
         token = self.push_token(visitor_token, repo, "SEMFLOW_ANNOTATIONS_REPO")
-        url = _hub_call(lambda: self.saved.push(repo, token=token), repo, "The annotations are still saved here")
+        url = hub_call(lambda: self.saved.push(repo, token=token), repo, "The annotations are still saved here")
         return "Nothing new to push." if url is None else f"Pushed the new annotations to `{repo}`."
 
     # --- work queues ------------------------------------------------------------------------------------------------
@@ -322,9 +322,14 @@ class Workspace:
         queue = self.queue(location, split)
         with tempfile.TemporaryDirectory(dir=export_dir()) as staging:
             exported = self._write_dataset(queue, labels, Path(staging), accepted_only)
-            _hub_call(lambda: push_dataset(exported, repo, token=token), repo, "The queue is unchanged here")
+            hub_call(lambda: push_dataset(exported, repo, token=token), repo, "The queue is unchanged here")
         return f"Pushed {exported.rows} {'accepted' if accepted_only else 'finished'} item(s) of this queue to " \
                f"`{repo}` (folder `data/{exported.subfolder}`)."
+
+    def write_dataset(self, location: Any, split: Any, labels: LabelSet, folder: Path, accepted_only: bool = True):
+        """The queue's accepted items (every finished one without `accepted_only`) as a dataset in `folder`
+        (`dataset_export.write_dataset`): what a learning job learns from."""
+        return self._write_dataset(self.queue(location, split), labels, folder, accepted_only)
 
     # --- internals --------------------------------------------------------------------------------------------------
 
@@ -399,7 +404,7 @@ def _nothing_to_export(accepted_only: bool) -> str:
     return "No item of this queue is corrected yet: save a mask to the queue first."
 
 
-def _hub_call(call, repo: str, kept: str):
+def hub_call(call, repo: str, kept: str):
     """`call()`, a Hub upload; a refusal or a lost connection becomes a sentence saying `kept`."""
     from huggingface_hub.errors import HfHubHTTPError
 

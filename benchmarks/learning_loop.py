@@ -1,7 +1,8 @@
-"""A team on a drive the model never trained on: after k corrected frames (the true masks as corrections), one
-learning job (`training.learn`) of a fixed CPU budget; mIoU on the drive's remaining frames before and after, the
-simulated annotator's seconds per frame (`benchmarks.annotator`) before and after, and segment latency while the job
-runs against idle. Prints Markdown; asserts nothing.
+"""A team on a drive the model never trained on: after k corrected frames (the true masks as corrections, saved and
+accepted through the app's annotation store and exported with its dataset export), one learning job
+(`training.learn`) of a fixed CPU budget; mIoU on the drive's remaining frames before and after, the simulated
+annotator's seconds per frame (`benchmarks.annotator`) before and after, and segment latency while the job runs
+against idle. Prints Markdown; asserts nothing.
 
     python -m benchmarks.learning_loop --model runs/study-drives/drive-ce1 [--drive 0006R0] [--k 10 25 50]
         [--minutes 10] [--annotator-frames 4] [--out runs/learning-loop]
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,13 +24,18 @@ import datasets
 import numpy as np
 import torch
 
+from app.settings import Settings
+from app.workspace import Person, Workspace
 from semflow import load_pipeline
+from semflow.labels import LabelSet
 from training.data import load_split
 from training.scores import labelled_pairs, segmentation_scores
 from training.splits import held_out_splits
 
 from .annotator import Annotator, Timer, frame_indices
 from .speed import timed
+
+TEAM = Person("0" * 32, "team")  # the simulated annotator, who reviews too
 
 
 def drive_frames(dataset: str, drive: str) -> datasets.Dataset:
@@ -37,13 +44,28 @@ def drive_frames(dataset: str, drive: str) -> datasets.Dataset:
     return rows.select(np.argsort(rows["file_name"], kind="stable"))
 
 
-def corrections(frames: datasets.Dataset, k: int, folder: Path) -> Path:
-    """The first `k` frames as a team's corrected pairs (true masks), saved one second apart, as a dataset folder."""
-    rows = frames.select(range(k)).map(lambda _, i: {"saved_at": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}"},
-                                       with_indices=True)
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    rows.select_columns(["image", "mask", "saved_at"]).to_parquet(str(folder / "data" / "train-00000.parquet"))
-    return folder
+def corrections(frames: datasets.Dataset, k: int, folder: Path, labels: LabelSet) -> Path:
+    """The first `k` frames corrected by a simulated team through the app's store: the frames as a queue (their
+    files, in the order the drive was shot), each frame's true mask saved as its correction and accepted by a
+    reviewer, one after another; then the accepted items exported with the store's dataset export, whose `saved_at`
+    column the job holds the latest back by. Returns the export's folder."""
+    images = folder / "frames"
+    images.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for index in range(k):
+        row = frames[index]
+        name = Path(row["file_name"]).stem
+        row["image"].convert("RGB").save(images / f"{name}.png")
+        truth[name] = np.asarray(row["mask"])
+    settings = Settings(annotations_dir=folder / "annotations", queue_root=folder, cache_dir=folder / "cache",
+                        reviewers=(TEAM.name,))
+    workspace = Workspace(settings)
+    location = str(images)
+    for item in workspace.queue(location).items:
+        workspace.claim(location, None, TEAM, item.id)
+        workspace.save(location, None, TEAM, item.id, truth[item.name], started_from="the true mask")
+        workspace.accept(location, None, TEAM, item.id)
+    return workspace.write_dataset(location, None, labels, folder / "pairs", accepted_only=True).folder
 
 
 def annotator_seconds(pipe: Any, frames: datasets.Dataset, count: int, max_seconds: float = 900.0) -> float:
@@ -58,16 +80,16 @@ def annotator_seconds(pipe: Any, frames: datasets.Dataset, count: int, max_secon
     return statistics.mean(seconds)
 
 
-def measure(model: str, frames: datasets.Dataset, k: int, minutes: float, out: Path, annotator_frames: int,
-            dataset_id2label: Path | None) -> dict[str, Any]:
-    """One k: the job on the first k frames, scored on the drive's frames after them."""
+def measure(model: str, frames: datasets.Dataset, k: int, minutes: float, out: Path,
+            annotator_frames: int) -> dict[str, Any]:
+    """One k: the job on the first k frames (corrected through the store), scored on the drive's frames after
+    them."""
     remaining = frames.select(range(k, len(frames)))
     before = load_pipeline(model, device="cpu")
     before.set_progress_bar_config(disable=True)
     pairs = labelled_pairs(remaining, "image", "mask", before)
-    pairs_dir = corrections(frames, k, out / f"k{k}" / "pairs")
-    if dataset_id2label is not None:
-        (pairs_dir / "id2label.json").write_text(dataset_id2label.read_text())
+    shutil.rmtree(out / f"k{k}", ignore_errors=True)
+    pairs_dir = corrections(frames, k, out / f"k{k}" / "team", before.labels)
     workspace = out / f"k{k}" / "workspace"
     command = [sys.executable, "-m", "training.learn", "--annotations", str(pairs_dir), "--workspace",
                str(workspace), "--model", model, "--minutes", str(minutes)]
@@ -138,9 +160,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         raise SystemExit(f"{args.model} was not trained with {args.drive} held out (its held-out drives: "
                          f"{trained_drives}); choose a model that never saw the drive")
     frames = drive_frames(args.dataset, args.drive)
-    id2label = Path(args.dataset) / "id2label.json"
-    rows = [measure(args.model, frames, k, args.minutes, args.out, args.annotator_frames,
-                    id2label if id2label.is_file() else None) for k in args.k]
+    rows = [measure(args.model, frames, k, args.minutes, args.out, args.annotator_frames) for k in args.k]
     markdown = to_markdown(rows, args.drive, args.model, command)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learning_loop.json").write_text(json.dumps({"command": command, "rows": rows,

@@ -4,6 +4,7 @@ recorded under (never a path of the machine it runs on)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .model_versions import version_of
 from .pipeline import SemFlowPipeline
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class LoadedModel:
         revision: The Hub commit the cache resolved to, or ``sha256:<first 16 hex>`` of the weights for a folder.
         notice: Set when the requested model could not be loaded and the embedded default was used instead.
         card: The model card (README.md) text, if the folder has one.
+        version: For a version a workspace promoted (`model_versions.version_of`): its promotion record, with the
+            model it descends from as ``base``; its `name` is then the base's with the version's (``"… v2"``).
     """
 
     pipe: SemFlowPipeline
@@ -45,6 +49,7 @@ class LoadedModel:
     notice: str | None = None
     card: str | None = None
     folder: Path | None = None  # where it was read from (for the command line; never recorded or served)
+    version: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, str]:
         return {"model": self.name, "model_revision": self.revision}
@@ -76,13 +81,16 @@ class ModelSource:
     Attributes:
         reference: What was asked for: an embedded model's name, a folder, or a Hub id ``org/name[@revision]``.
         folder: The folder holding it: an embedded model's, the folder itself, or a Hub model's HF-cache snapshot.
-        name: The Hub id, the embedded model's folder name with " (embedded)", or a local folder's name.
+        name: The Hub id, the embedded model's folder name with " (embedded)", or a local folder's name (for a
+            workspace's version, its base model's name and the version's, ``"symmetric-camvid (embedded) v2"``).
+        version: A workspace version's promotion record (`model_versions.version_of`), else None.
     """
 
     reference: str
     folder: Path
     name: str
     hub: bool = False
+    version: dict[str, Any] | None = None
 
     @functools.cached_property
     def revision(self) -> str:
@@ -109,6 +117,10 @@ def resolve_source(model: str | os.PathLike | None = None) -> ModelSource:
         return ModelSource(source, folder, f"{folder.name} (embedded)")
     ref = parse_model_ref(source)
     if ref.is_local:
+        version = version_of(source)
+        if version is not None:
+            return ModelSource(source, Path(source), f"{version['base'] or 'model'} {version['version']}",
+                               version=version)
         return ModelSource(source, Path(source), Path(source).resolve().name)
     return ModelSource(source, Path(resolve_model(source)), ref.repo_id_or_path, hub=True)
 
@@ -158,7 +170,7 @@ def load_model(
         notice = (f"Could not load the model '{source}' ({type(error).__name__}: {_first_line(error)}); using the "
                   f"embedded default model instead.")
         loaded = _load(DEFAULT_MODEL, device, dtype)
-        return LoadedModel(loaded.pipe, loaded.name, loaded.revision, notice, loaded.card, loaded.folder)
+        return dataclasses.replace(loaded, notice=notice)
 
 
 def load_pipeline(
@@ -187,7 +199,8 @@ def _load(reference: str, device: str | torch.device | None, dtype: torch.dtype 
     card_file = source.folder / "README.md"
     card = card_file.read_text(encoding="utf-8") if card_file.is_file() else None
     pipe.register_to_config(_name_or_path=source.name)
-    return LoadedModel(pipe=pipe, name=source.name, revision=source.revision, card=card, folder=source.folder)
+    return LoadedModel(pipe=pipe, name=source.name, revision=source.revision, card=card, folder=source.folder,
+                       version=source.version)
 
 
 def weights_hash(folder: str | os.PathLike) -> str:

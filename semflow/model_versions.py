@@ -1,5 +1,5 @@
-"""A workspace's model versions: numbered model folders (``models/v1``, ``models/v2`` …), which one serves, and the
-record of each promotion, so a page can serve the current one and roll back to the one before."""
+"""A workspace's model versions: numbered model folders (``models/v1``, ``models/v2`` …) of one base model, which one
+serves, and the record of each promotion, so a page can serve the current one and roll back to the one before."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ class ModelVersions:
         path = self.folder / VERSIONS_FILE
         return json.loads(path.read_text()) if path.is_file() else {"current": None, "versions": [], "events": []}
 
+    @property
+    def base(self) -> str | None:
+        """The name of the model the first version was trained from (None before a promotion)."""
+        return self._record().get("base")
+
     def _write(self, record: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / (VERSIONS_FILE + ".tmp")
@@ -46,10 +51,24 @@ class ModelVersions:
         """Every promoted version, oldest first: its name, when, what it started from and its figures."""
         return self._record()["versions"]
 
-    def promote(self, model: str | os.PathLike, figures: dict[str, Any], ignore: Iterable[str] = ()) -> str:
+    def entry(self, version: str | None) -> dict[str, Any] | None:
+        """The record of one promotion (its name, when, what it replaced, its figures), or None."""
+        return next((v for v in self.versions() if v["version"] == version), None)
+
+    def promote(self, model: str | os.PathLike, figures: dict[str, Any], ignore: Iterable[str] = (),
+                base: str | None = None) -> str:
         """Copy the trained `model` folder (not what matches the `ignore` patterns: a run's checkpoints and logs) as
-        the next version, note `figures` on its card, and serve it; returns its name."""
+        the next version, note `figures` on its card, and serve it; returns its name. `base` names the model the
+        workspace's versions descend from (kept from the first promotion on).
+
+        Raises:
+            ValueError: `base` is not the workspace's base model.
+        """
         record = self._record()
+        if base is not None and record.get("base") not in (None, base):
+            raise ValueError(f"this workspace holds versions of {record['base']}, not of {base}")
+        if record.get("base") is None:
+            record["base"] = base
         name = f"v{len(record['versions']) + 1}"
         target = self.folder / name
         shutil.rmtree(target, ignore_errors=True)
@@ -78,6 +97,21 @@ class ModelVersions:
         record["current"] = replaced
         self._write(record)
         return replaced
+
+
+def version_of(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The promotion record of a model folder that is a workspace's version (``<workspace>/models/v2``), with the
+    workspace's base model as ``base``; None for any other folder."""
+    folder = Path(folder).resolve()
+    path = folder.parent / VERSIONS_FILE
+    if folder.parent.name != MODELS_FOLDER or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        entry = next((v for v in record.get("versions", []) if v.get("version") == folder.name), None)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return None if entry is None else {**entry, "base": record.get("base")}
 
 
 def _now() -> str:

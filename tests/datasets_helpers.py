@@ -72,3 +72,17 @@ def write_annotation_folder(root: Path, count: int = 4, seed: int = 1) -> Path:
             f.write(json.dumps({"file_name": f"images/a{index}.png", "mask_file_name": f"masks/a{index}.png",
                                 "annotator": "test"}) + "\n")
     return root
+
+
+def tiny_street_model(root: Path, steps: int = 2) -> Path:
+    """A tiny model (`TINY_CONFIG`) after `steps` steps on toy streets, saved as ``<root>/tiny-streets``: far from
+    the streets after two steps, so that a short fine-tune on them does better."""
+    from training import train
+
+    dataset = write_hub_dataset(root / "toy_streets")
+    config = root / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    out = root / "tiny-streets"
+    train.main(["--dataset", str(dataset), "--output-dir", str(out), "--config", str(config), "--max-steps",
+                str(steps)])
+    return out

@@ -103,3 +103,48 @@ def test_a_cancelled_job_leaves_the_model_in_use_and_resumes_from_its_checkpoint
     summary = json.loads((job.run.path / "training_summary.json").read_text())
     assert resumed["phase"] in ("promoted", "refused") and steps == [1, 3]
     assert [run["from_step"] for run in summary["runs"]] == [0, 1] and summary["steps"] == 3
+
+
+def test_one_job_per_workspace_and_a_job_that_raises_is_recorded_as_failed(base_model, tmp_path):
+    from semflow.learning_job import WorkspaceLock
+
+    pairs = corrected_pairs(tmp_path / "pairs")
+    workspace = tmp_path / "workspace"
+    running = WorkspaceLock(workspace)  # what a job's process holds while it runs
+    assert running.acquire()
+    try:
+        with pytest.raises(learn.JobRunning, match="another learning job runs in the workspace"):
+            learn.learn(str(pairs), workspace, model=str(base_model), minutes=0.001, job_name="second")
+        assert not (workspace / "jobs" / "second").exists(), "a refused job writes nothing"
+    finally:
+        running.release()
+    few = corrected_pairs(tmp_path / "few", count=6)
+    with pytest.raises(ValueError, match="learning needs at least 10 corrected items"):
+        learn.learn(str(few), workspace, model=str(base_model), minutes=0.001, job_name="few")
+    status = learn.Job(workspace / "jobs" / "few").status()
+    assert status["phase"] == "failed" and status["message"].startswith("learning needs at least 10 corrected items")
+    assert status["pid"] > 0 and status["base"] == base_model.name
+
+
+def test_held_back_items_without_a_labelled_pixel_refuse_the_new_model(base_model, tmp_path, monkeypatch):
+    nan = type("S", (), {"miou": float("nan")})
+    monkeypatch.setattr(learn, "segmentation_scores", lambda pipe, pairs, steps: nan)
+    status = learn.learn(str(corrected_pairs(tmp_path / "pairs")), tmp_path / "workspace", model=str(base_model),
+                         minutes=0.001)
+    assert status["phase"] == "refused" and "have no labelled pixel" in status["message"]
+    assert ModelVersions(tmp_path / "workspace").current is None
+
+
+def test_a_checkpoint_a_killed_run_left_half_saved_is_not_resumed_from(tmp_path):
+    from training.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    for step in (12, 13):
+        run.checkpoint(step).mkdir(parents=True)
+        (run.checkpoint(step) / "model.safetensors").write_bytes(b"weights")
+    run.write_checkpoint_state(12, {})  # step 13's step file never came: the process was killed while saving it
+    assert run.checkpoints() == [run.checkpoint(12)]
+    run.checkpoint(14).mkdir()
+    run.write_checkpoint_state(14, {})
+    run.prune_checkpoints(1)
+    assert run.checkpoints() == [run.checkpoint(14)] and not run.checkpoint(13).exists()

@@ -156,10 +156,11 @@ def test_the_page_renews_the_lease_and_states_the_queue_root_rule_up_front(tmp_p
     assert location.placeholder == "e.g. frames or org/street-frames"
     assert location.info == (f"Opens the folders inside `{tmp_path.name}` (the app's queue folder, "
                              f"SEMFLOW_QUEUE_ROOT), such as frames, models, street-run; or a Hub dataset id")
-    timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
-    assert [timer.value for timer in timers] == [RENEW_SECONDS]
     renew = [fn for fn in demo.fns.values() if fn.api_name == "ui_renew_claim"]
     assert len(renew) == 1 and renew[0].show_progress == "hidden"
+    (timer,) = [block for block in demo.blocks.values() if isinstance(block, gr.Timer) and
+                any(target[0] == block._id for target in renew[0].targets)]
+    assert timer.value == RENEW_SECONDS and timer.active, "an open tab renews its lease all along"
 
 
 def test_two_annotators_and_a_reviewer_submit_reject_fix_accept_restore_export_and_push(tmp_path, monkeypatch):

@@ -2,12 +2,14 @@
 share of the latest, which scores the model in use and the new one; the new one becomes the workspace's next model
 version only when it is better there. Progress, cancel and resume for a page that runs the job in its own process.
 
-    python -m training.learn --annotations DATASET --workspace DIR [--model M] [--minutes 10]
+    python -m training.learn --annotations DATASET --workspace DIR [--model M] [--minutes 10] [--job NAME] [--resume]
+        [--config FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -20,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 
-from semflow.loading import model_folder
+from semflow import learning_job
+from semflow.learning_job import CANCEL_FILE, STATUS_FILE  # noqa: F401  (the job folder's names, for its readers)
+from semflow.loading import resolve_source
 from semflow.model_versions import ModelVersions
 
 from .data import load_split
@@ -39,7 +44,7 @@ from .scores import labelled_pairs, segmentation_scores
 
 HELD_BACK_SHARE, MIN_HELD_BACK, MIN_TRAINING = 0.2, 5, 5
 ORDER_COLUMN = "saved_at"  # when each pair was saved (ISO 8601): the latest are held back
-STATUS_FILE, CANCEL_FILE, SPLIT_FILE = "status.json", "cancel", "split.json"
+SPLIT_FILE, RUN_FOLDER = "split.json", "run"
 # What a job keeps of the model's own recipe: its terms and formulation; these change for a short fine-tune on few
 # frames (the cycle term's frozen segmenter would double a step's cost).
 FINE_TUNE = {"learning_rate": 5e-5, "warmup_steps": 10, "min_learning_rate_ratio": 0.1, "cycle_weight": 0.0,
@@ -47,6 +52,12 @@ FINE_TUNE = {"learning_rate": 5e-5, "warmup_steps": 10, "min_learning_rate_ratio
              "checkpointing_steps": 25, "checkpoints_total_limit": 1, "log_every": 5, "sample_images": 0,
              "num_workers": 0, "batch_size": 4}
 SECONDS_PER_STEP_GUESS = 4.0  # sets the schedule's length before a step is timed; the time budget ends the run
+PROGRESS_SECONDS = 1.0  # how often a training job writes its step, loss and time left into its status
+BUSY_EXIT, FAILED_EXIT = 3, 2  # the exit status of a job refused (another one runs) and of one that failed
+
+
+class JobRunning(RuntimeError):
+    """Another job of the workspace runs now (one job per workspace)."""
 
 
 @dataclass
@@ -75,41 +86,13 @@ def held_back_split(rows: datasets.Dataset, share: float = HELD_BACK_SHARE, mini
     return HeldBack(training=rows.select(order[: count - held]), held_back=rows.select(order[count - held :]))
 
 
-class Job:
-    """One learning job's folder: its run (checkpoints, log), its split, its status and the cancel flag."""
+class Job(learning_job.Job):
+    """One learning job's folder (`semflow.learning_job.Job`: status, cancel flag) with its run (checkpoints, log),
+    data and split."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
-        self.folder = Path(folder)
-        self.run = RunFolder(self.folder / "run")
-
-    def status(self) -> dict[str, Any]:
-        """The job's phase and figures, with the training log's latest step, loss and the time left."""
-        path = self.folder / STATUS_FILE
-        status = json.loads(path.read_text()) if path.is_file() else {"phase": "not started"}
-        log = [r for r in self.run.log() if "loss" in r]
-        if log and status.get("phase") == "training":
-            latest = log[-1]
-            spent, budget = latest.get("train_s", 0.0), 60 * status.get("minutes", 0.0)
-            status |= {"step": latest["step"], "loss": latest["loss"], "seconds_left": max(0.0, budget - spent)}
-        return status
-
-    def set_status(self, phase: str, **fields: Any) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        previous = self.status() if (self.folder / STATUS_FILE).is_file() else {}
-        status = {**{k: v for k, v in previous.items() if k not in ("step", "loss", "seconds_left")},
-                  **fields, "phase": phase, "updated": time.time()}
-        tmp = self.folder / (STATUS_FILE + ".tmp")
-        tmp.write_text(json.dumps(status, indent=2))
-        os.replace(tmp, self.folder / STATUS_FILE)
-
-    def cancel(self) -> None:
-        """Ask the job to stop after its current step; the model in use keeps serving."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / CANCEL_FILE).touch()
-
-    @property
-    def cancelled(self) -> bool:
-        return (self.folder / CANCEL_FILE).is_file()
+        super().__init__(folder)
+        self.run = RunFolder(self.folder / RUN_FOLDER)
 
 
 def write_dataset(split: HeldBack, folder: Path, id2label: Path | None) -> Path:
@@ -138,47 +121,111 @@ def job_config(model: Path, minutes: float) -> dict[str, Any]:
 
 def learn(annotations: str, workspace: str | os.PathLike, model: str | None = None, minutes: float = 10.0,
           job_name: str = "job", resume: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run (or resume) one learning job from `model` (default: the workspace's version in use, else the default
-    model); returns its final status (promoted, refused or cancelled). `overrides` go over the job's config."""
+    """Run (or resume) one learning job of `workspace`: it fine-tunes the model in use (the workspace's current
+    version; before the first, `model`: the base model, default the default model); returns its final status
+    (promoted, refused or cancelled). `overrides` go over the job's config. While it runs it holds the workspace's
+    lock; a job that raises is recorded as failed, with why.
+
+    Raises:
+        JobRunning: another job of the workspace runs now (nothing of it is touched).
+        ValueError: too few corrected items, or `model` is not the workspace's base model.
+    """
+    versions = ModelVersions(workspace)
+    lock = learning_job.WorkspaceLock(versions.root)
+    if not lock.acquire():
+        raise JobRunning(f"another learning job runs in the workspace {versions.root} now; wait for it to end, or "
+                         f"cancel it")
+    job = Job(versions.root / learning_job.JOBS_FOLDER / job_name)
+    try:
+        return _learn(job, versions, annotations, model, minutes, resume, overrides)
+    except Exception as error:
+        try:
+            job.set_status(learning_job.FAILED, message=failure(error))
+        except OSError:  # a full disk may refuse the status too; the lock going says the job stopped
+            pass
+        raise
+    finally:
+        lock.release()
+
+
+def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | None, minutes: float, resume: bool,
+           overrides: dict[str, Any] | None) -> dict[str, Any]:
     from .train import build_parser, finish, loop, setup
 
-    versions = ModelVersions(workspace)
-    current = Path(model_folder(model)) if model else versions.current_folder() or model_folder(None)
-    job = Job(versions.root / "jobs" / job_name)
+    base = resolve_source(model)
+    if versions.base is not None and base.name != versions.base and (model is not None or versions.current is None):
+        raise ValueError(f"this workspace holds versions of {versions.base}, not of {base.name}: name that model "
+                         f"(--model) or use another workspace")
+    current = versions.current_folder() or base.folder
     if not resume:
         shutil.rmtree(job.folder, ignore_errors=True)
-    job.set_status("preparing", model=str(current), minutes=minutes, annotations=str(annotations))
+    started = {} if resume and job.status().get("started") else {"started": time.time()}
+    job.set_status(learning_job.PREPARING, fresh=not resume, **started, pid=os.getpid(), model=str(current),
+                   base=base.name, minutes=minutes, annotations=str(annotations),
+                   **({"resumed": time.time()} if resume else {}))
     rows = load_split(annotations, "train")
     split = held_back_split(rows)
     id2label = Path(annotations) / "id2label.json"
     data = write_dataset(split, job.folder / "data", id2label if id2label.is_file() else None)
     (job.folder / SPLIT_FILE).write_text(json.dumps(
         {"training": len(split.training), "held_back": len(split.held_back),
-         "held_back_saved_at": list(split.held_back[ORDER_COLUMN])
+         "held_back_saved_at": [str(when) for when in split.held_back[ORDER_COLUMN]]
          if ORDER_COLUMN in split.held_back.column_names else None}))
-    config = job.folder / "config.json"
-    config.write_text(json.dumps({**job_config(current, minutes), **(overrides or {})}))
-    argv = ["--dataset", str(data), "--output-dir", str(job.run.path), "--config", str(config), "--init-from",
-            str(current), "--preset", "finetune"] + (["--resume"] if resume and job.run.checkpoints() else [])
+    config = {**job_config(current, minutes), **(overrides or {})}
+    (job.folder / "config.json").write_text(json.dumps(config))
+    argv = ["--dataset", str(data), "--output-dir", str(job.run.path), "--config", str(job.folder / "config.json"),
+            "--init-from", str(current), "--preset", "finetune"] + (["--resume"] if resume and job.run.checkpoints()
+                                                                    else [])
     command = "python -m training.train " + " ".join(shlex.quote(a) for a in argv)
-    job.set_status("training", training=len(split.training), held_back=len(split.held_back))
+    job.set_status(learning_job.TRAINING, training=len(split.training), held_back=len(split.held_back))
     run = setup(build_parser().parse_args(argv), command)
     run.stop = lambda: job.cancelled
+    run.on_step = _progress(job, config["max_steps"], 60 * minutes)
     try:
         loop(run)
         if job.cancelled:
-            job.set_status("cancelled", message="cancelled; the model in use keeps serving")
+            job.set_status(learning_job.CANCELLED, step=run.step, message=(
+                f"cancelled at step {run.step}; the model in use keeps serving (resume goes on from there)"))
             return job.status()
         finish(run, build_parser().parse_args(argv), command)
     finally:
         run.accelerator.end_training()
-    job.set_status("scoring")
-    return promote_if_better(job, versions, current, split)
+    job.set_status(learning_job.SCORING, step=run.step)
+    return promote_if_better(job, versions, current, split, base=base.name, data=str(annotations))
 
 
-def promote_if_better(job: Job, versions: ModelVersions, current: Path, split: HeldBack) -> dict[str, Any]:
-    """Score the model in use and the new one on the held-back rows; the new one becomes the next version only when
-    its mIoU there is higher."""
+def _progress(job: Job, max_steps: int, budget_s: float):
+    """What the loop tells after each step: the step, its loss and the time left (the budget's, or the steps' at
+    their pace so far, whichever ends first), written into the job's status at most every `PROGRESS_SECONDS`."""
+    written = [0.0]
+
+    def on_step(step: int, loss: float, train_s: float) -> None:
+        now = time.monotonic()
+        if now - written[0] < PROGRESS_SECONDS and step < max_steps:
+            return
+        written[0] = now
+        left = min(max(0.0, budget_s - train_s), max(0, max_steps - step) * train_s / max(step, 1))
+        job.set_status(learning_job.TRAINING, step=step, max_steps=max_steps, loss=round(float(loss), 5),
+                       seconds_left=round(left, 1))
+
+    return on_step
+
+
+def failure(error: BaseException) -> str:
+    """Why a job failed, in a sentence: a full disk says so and what to do; a person's mistake is its own sentence."""
+    text = str(error).strip()
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
+        where = f" (writing {error.filename})" if isinstance(error, OSError) and error.filename else ""
+        return f"the disk is full{where}: free some space, then resume the job"
+    if isinstance(error, (ValueError, FileNotFoundError)):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {(text.splitlines() or [''])[0][:300]}"
+
+
+def promote_if_better(job: Job, versions: ModelVersions, current: Path, split: HeldBack, base: str | None = None,
+                      data: str | None = None) -> dict[str, Any]:
+    """Score the model in use and the new one on the held-back rows; the new one becomes the next version (of `base`,
+    trained on `data`) only when its mIoU there is higher."""
     from semflow import load_pipeline
 
     scores = {}
@@ -191,15 +238,21 @@ def promote_if_better(job: Job, versions: ModelVersions, current: Path, split: H
                "current_miou": round(scores["current"], 2), "new_miou": round(scores["new"], 2),
                "gain": round(gain, 2)}
     (job.folder / "scores.json").write_text(json.dumps(figures, indent=2))
+    if not (math.isfinite(scores["current"]) and math.isfinite(scores["new"])):
+        job.set_status(learning_job.REFUSED, **figures, message=(
+            f"kept the model in use: the {len(split.held_back)} held-back items have no labelled pixel to score the "
+            f"models on"))
+        return job.status()
     if gain <= 0:
-        job.set_status("refused", **figures, message=(
+        job.set_status(learning_job.REFUSED, **figures, message=(
             f"kept the model in use: the new one scores {scores['new']:.1f} mIoU on the {len(split.held_back)} "
             f"held-back items against {scores['current']:.1f} ({gain:+.1f})"))
         return job.status()
-    version = versions.promote(job.run.path, {**figures, "started_from": str(current)},
+    version = versions.promote(job.run.path, {**figures, "started_from": str(current), "job": job.name,
+                                              **({"data": data} if data else {})},
                                ignore=(f"{CHECKPOINT_PREFIX}*", LOGS_FOLDER, SAMPLES_FOLDER, LOG_FILE, EVAL_FOLDER,
-                                       BEST_FOLDER))
-    job.set_status("promoted", **figures, version=version, message=(
+                                       BEST_FOLDER), base=base)
+    job.set_status(learning_job.PROMOTED, **figures, version=version, message=(
         f"promoted {version}: {scores['new']:.1f} mIoU on the {len(split.held_back)} held-back items against "
         f"{scores['current']:.1f} ({gain:+.1f})"))
     return job.status()
@@ -211,18 +264,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="the corrected pairs: a dataset folder (image, mask and, to hold the latest back, "
                              f"{ORDER_COLUMN} columns), as the annotation store exports them")
     parser.add_argument("--workspace", required=True, help="where the model versions and jobs live")
-    parser.add_argument("--model", default=None, help="the model in use (default: the workspace's current version)")
+    parser.add_argument("--model", default=None,
+                        help="the base model: what the job starts from before the workspace's first version (then "
+                             "the version in use); default: the default model")
     parser.add_argument("--minutes", type=float, default=10.0, help="training time budget")
     parser.add_argument("--job", default="job", help="the job's name in the workspace")
-    parser.add_argument("--resume", action="store_true", help="go on from the job's newest checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from the job's newest checkpoint (a cancelled job too: its cancel flag goes)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a JSON file of training settings over the job's own, e.g. {\"learning_rate\": 1e-4}")
     args = parser.parse_args(argv)
-    if os.name == "posix" and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+    if os.name == "posix" and not torch.cuda.is_available():
         os.nice(10)  # on the CPU, below the server that shares it
     try:
-        status = learn(args.annotations, args.workspace, args.model, args.minutes, args.job, args.resume)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"learning failed: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        overrides = json.loads(args.config.read_text()) if args.config else None
+        if args.resume:
+            Job(Path(args.workspace) / learning_job.JOBS_FOLDER / args.job).clear_cancel()
+        status = learn(args.annotations, args.workspace, args.model, args.minutes, args.job, args.resume, overrides)
+    except JobRunning as error:
+        print(f"learning refused: {error}", file=sys.stderr)
+        raise SystemExit(BUSY_EXIT) from None
+    except (ValueError, OSError) as error:
+        print(f"learning failed: {failure(error)}", file=sys.stderr)
+        raise SystemExit(FAILED_EXIT) from None
     print(status.get("message", status["phase"]))
     return status
 

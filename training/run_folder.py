@@ -57,10 +57,14 @@ class RunFolder:
         return self.path / f"{CHECKPOINT_PREFIX}{step}"
 
     def checkpoints(self) -> list[Path]:
-        """Checkpoint folders, oldest first."""
+        """Whole checkpoint folders, oldest first: their step file is written last, so that a run killed while it
+        saved one leaves a folder without it, which is not taken for a checkpoint."""
+        return [p for p in self._checkpoint_folders() if (p / CHECKPOINT_STATE).is_file()]
+
+    def _checkpoint_folders(self) -> list[Path]:
         found = [p for p in self.path.glob(f"{CHECKPOINT_PREFIX}*")
                  if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-        return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+        return sorted(found, key=_step)
 
     def write_checkpoint_state(self, step: int, state: dict[str, Any]) -> None:
         """The step and the run's bookkeeping (wall clock, history) beside a checkpoint's weights."""
@@ -70,9 +74,14 @@ class RunFolder:
         return json.loads((folder / CHECKPOINT_STATE).read_text())
 
     def prune_checkpoints(self, keep: int) -> None:
-        """Keep the newest `keep` checkpoints (all when `keep` <= 0)."""
-        for old in self.checkpoints()[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+        """Keep the newest `keep` checkpoints (all when `keep` <= 0), and no part-saved folder before the newest."""
+        whole = self.checkpoints()
+        if not whole:
+            return
+        old, newest = set(whole[:-keep] if keep > 0 else []), _step(whole[-1])
+        for folder in self._checkpoint_folders():
+            if folder in old or (folder not in whole and _step(folder) < newest):
+                shutil.rmtree(folder, ignore_errors=True)
 
     # --- records ----------------------------------------------------------------------------------------------------
 
@@ -103,3 +112,7 @@ class RunFolder:
         """Snapshot `model` (a pipeline, or anything with ``save_pretrained``) as the best so far."""
         model.save_pretrained(self.best)
         (self.best / BEST_FILE).write_text(json.dumps(record))
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name[len(CHECKPOINT_PREFIX):])

@@ -118,6 +118,7 @@ class Run:
     last_validation: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] | None = None  # how the init model was trained (`init_lineage`)
     stop: Callable[[], bool] | None = None  # asked after each step: True ends the loop there (a cancelled job)
+    on_step: Callable[[int, float, float], None] | None = None  # told each step, its loss and the training seconds
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -264,6 +265,8 @@ def loop(run: Run) -> None:
         ending = last or (run.stop is not None and run.stop())
         progress.update(1)
         progress.set_postfix(loss=f"{loss.item():.4f}")
+        if run.on_step is not None:
+            run.on_step(step, loss.item(), run.clock.get("train_s", 0.0) + train_s)
         record: dict[str, Any] = {}
         if step % config.log_every == 0 or ending:  # the batch's mean over every process
             values = accelerator.reduce(torch.tensor([loss.item(), *terms.values()], device=accelerator.device),
