@@ -30,7 +30,8 @@ from .work_queue import ACCEPTED, WorkQueue
 
 DATA_DIR = "data"  # each queue's rows in data/<queue>/ (one metadata.jsonl per queue)
 ID2LABEL_FILE, CARD_FILE = "id2label.json", "README.md"
-SAVED_AT = "%Y-%m-%dT%H:%M:%SZ"  # when the row's version was saved, UTC, as saved photos' rows say it
+SAVED_AT = "%Y-%m-%dT%H:%M:%S.%fZ"  # when the row's version was saved, UTC, to the microsecond: saves within one
+# second keep their order, by which a learning job holds the latest back
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ def test_an_export_is_what_a_learning_job_takes(queue, tmp_path):
     write_dataset(queue, CAMVID, tmp_path / "dataset", statuses=DONE)
     rows = datasets.load_dataset(str(tmp_path / "dataset"), split="train", cache_dir=str(tmp_path / "hf"))
     assert len(sorted(rows["saved_at"])) == 3, "when each version was saved: what a job orders by"
+    assert len(set(rows["saved_at"])) == 3, "saves within one second keep their own times (and order)"
     with pytest.raises(ValueError, match="learning needs at least 10 corrected items"):
         held_back_split(rows)  # three items: the job says how many more it needs
 
