@@ -339,8 +339,10 @@ class Learning:
     def _job_line(self, job: learning_job.Job, status: dict[str, Any]) -> tuple[str, bool]:
         """The job in words, and whether it is at work."""
         phase, name = status.get("phase"), job.name
-        items = (f" ({status['training']} corrected items to train on, {status['held_back']} held back to check the "
-                 f"result)") if "training" in status and "held_back" in status else ""
+        replayed = (f", with {status['replayed']} frames of the data the model learned from"
+                    if status.get("replayed") else "")
+        items = (f" ({status['training']} corrected items to train on{replayed}, {status['held_back']} held back to "
+                 f"check the result)") if "training" in status and "held_back" in status else ""
         if phase in learning_job.AT_WORK:
             if not self._at_work(job):
                 at = f" at step {status['step']}" if status.get("step") else ""

@@ -5,7 +5,8 @@ annotator's seconds per frame (`benchmarks.annotator`) before and after, and seg
 against idle. Prints Markdown; asserts nothing.
 
     python -m benchmarks.learning_loop --model runs/study-drives/drive-ce1 [--drive 0006R0] [--k 10 25 50]
-        [--minutes 10] [--annotator-frames 4] [--out runs/learning-loop]
+        [--minutes 10] [--annotator-frames 4] [--config SETTINGS.json] [--replay SHARE]
+        [--out runs/learning-loop]
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def annotator_seconds(pipe: Any, frames: datasets.Dataset, count: int, max_secon
 
 
 def measure(model: str, frames: datasets.Dataset, k: int, minutes: float, out: Path,
-            annotator_frames: int) -> dict[str, Any]:
+            annotator_frames: int, config: Path | None = None, replay: float | None = None) -> dict[str, Any]:
     """One k: the job on the first k frames (corrected through the store), scored on the drive's frames after
     them."""
     remaining = frames.select(range(k, len(frames)))
@@ -93,15 +94,19 @@ def measure(model: str, frames: datasets.Dataset, k: int, minutes: float, out: P
     workspace = out / f"k{k}" / "workspace"
     command = [sys.executable, "-m", "training.learn", "--annotations", str(pairs_dir), "--workspace",
                str(workspace), "--model", model, "--minutes", str(minutes)]
+    command += ["--config", str(config)] if config else []
+    command += ["--replay", str(replay)] if replay is not None else []
     image = pairs[0][0]
     idle = timed(lambda: before.segment(image), 5, warmup=1)
     started = time.perf_counter()
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = out / f"k{k}" / "job.log"  # a file, not a pipe: a pipe nobody reads while the job runs fills and stops it
+    with log.open("w") as output:
+        job = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True)
     during = []
     while job.poll() is None:  # the page's segmenting, while the job trains beside it
         during += timed(lambda: before.segment(image), 1, warmup=0)
         time.sleep(2.0)
-    output = job.stdout.read()
+    output = log.read_text(errors="replace")
     job_s = time.perf_counter() - started
     status = json.loads((workspace / "jobs" / "job" / "status.json").read_text())
     after_folder = workspace / "jobs" / "job" / "run"
@@ -151,6 +156,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--k", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--minutes", type=float, default=10.0, help="each job's training time budget")
     parser.add_argument("--annotator-frames", type=int, default=4, help="frames the simulated annotator corrects")
+    parser.add_argument("--config", type=Path, help="a JSON file of training settings over the job's own")
+    parser.add_argument("--replay", type=float, help="the job's replay share (default: the job's own)")
     parser.add_argument("--out", type=Path, default=Path("runs/learning-loop"))
     args = parser.parse_args(argv)
     command = "python -m benchmarks.learning_loop " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -160,7 +167,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         raise SystemExit(f"{args.model} was not trained with {args.drive} held out (its held-out drives: "
                          f"{trained_drives}); choose a model that never saw the drive")
     frames = drive_frames(args.dataset, args.drive)
-    rows = [measure(args.model, frames, k, args.minutes, args.out, args.annotator_frames) for k in args.k]
+    rows = [measure(args.model, frames, k, args.minutes, args.out, args.annotator_frames, args.config,
+                    args.replay) for k in args.k]
     markdown = to_markdown(rows, args.drive, args.model, command)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learning_loop.json").write_text(json.dumps({"command": command, "rows": rows,

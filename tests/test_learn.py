@@ -66,9 +66,12 @@ def test_a_job_trains_without_the_held_back_items_and_promotes_only_a_better_mod
     assert "promoted v1: 47.5 mIoU on the 5 held-back items against 40.0 (+7.5)" == status["message"]
     job = learn.Job(workspace / "jobs" / "job")
     assert [r["step"] for r in job.run.log() if "loss" in r] == [1]  # a 0.06 s budget ends the run at its first step
-    trained_on = load_split(str(job.folder / "data"), "train")["saved_at"]
+    trained = load_split(str(job.folder / "data"), "train")["saved_at"]
+    trained_on, replayed = [when for when in trained if when is not None], trained.count(None)
     held_back = load_split(str(job.folder / "data"), "validation")["saved_at"]
     assert len(trained_on) == 7 and not set(trained_on) & set(held_back) and max(trained_on) < min(held_back)
+    assert replayed == 6 == json.loads((job.folder / "split.json").read_text())["replayed"], \
+        "beside the 7 corrected items, the base model's 6 training frames (all it has) replayed"
     versions = ModelVersions(workspace)
     assert versions.current == "v1" and (workspace / "models" / "v1" / "model_index.json").is_file()
     assert not list((workspace / "models" / "v1").glob("checkpoint-*"))
@@ -148,3 +151,22 @@ def test_a_checkpoint_a_killed_run_left_half_saved_is_not_resumed_from(tmp_path)
     run.write_checkpoint_state(14, {})
     run.prune_checkpoints(1)
     assert run.checkpoints() == [run.checkpoint(14)] and not run.checkpoint(13).exists()
+
+
+def test_replay_draws_the_models_own_training_frames_without_its_held_out_drives(tmp_path):
+    dataset = write_hub_dataset(tmp_path / "drives", train=8, validation=2, drives=("0001TP", "0006R0"))
+    recipe = {"dataset": str(dataset), "train_split": "train", "held_out_drives": ["0006R0"]}
+    everything = learn.replay_rows(recipe, 100)
+    assert len(everything) == 4, "the 4 training frames of 0001TP; none of the held-out drive"
+    assert len(learn.replay_rows(recipe, 3)) == 3
+    training = load_split(str(dataset), "train")
+    kept = [np.asarray(image).tobytes() for image, name in zip(training["image"], training["file_name"])
+            if name.startswith("0001TP")]
+    assert sorted(np.asarray(image).tobytes() for image in everything["image"]) == sorted(kept)
+    assert learn.replay_rows({**recipe, "dataset": str(tmp_path / "elsewhere")}, 10) is None, "not on this machine"
+    assert learn.replay_rows({**recipe, "label_map": {"1": 2}}, 10) is None
+    assert learn.replay_rows(recipe, 0) is None
+    corrected = load_split(str(corrected_pairs(tmp_path / "pairs")), "train")
+    mixed = learn.with_replay(corrected, learn.replay_rows(recipe, 2))
+    assert len(mixed) == len(corrected) + 2 and mixed.column_names == corrected.column_names
+    assert mixed["saved_at"][-2:] == [None, None] and mixed["saved_at"][: len(corrected)] == corrected["saved_at"]

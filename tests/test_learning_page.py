@@ -82,6 +82,10 @@ def test_a_running_job_shows_its_progress_and_a_job_whose_process_died_says_it_s
         assert ("⏳ Learning job job-1: training, step 3 of at most 15, loss 0.1234, about 1 min 15 s left (7 "
                 "corrected items to train on, 5 held back to check the result).") in view.text
         assert "In use: the base model `base`." in view.text
+        job_status(learning, "job-1", learning_job.TRAINING, step=3, max_steps=15, loss=0.1, training=7, held_back=5,
+                   replayed=7)
+        assert "(7 corrected items to train on, with 7 frames of the data the model learned from, 5 held back to " \
+            "check the result)." in learning.view().text
         frames(tmp_path / "frames", 2)
         with pytest.raises(InputError, match=r"A learning job \(job-1\) is running in this workspace: wait for it to "
                                              r"end, or cancel it, before you start another"):

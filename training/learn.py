@@ -3,7 +3,10 @@ share of the latest, which scores the model in use and the new one; the new one 
 version only when it is better there. Progress, cancel and resume for a page that runs the job in its own process.
 
     python -m training.learn --annotations DATASET --workspace DIR [--model M] [--minutes 10] [--job NAME] [--resume]
-        [--config FILE]
+        [--replay 1.0] [--config FILE]
+
+Beside the corrections, the job replays as many frames of the data the model in use trained on (where that data is on
+this machine), so that a few frames of one drive do not make it forget what they do not show.
 """
 
 from __future__ import annotations
@@ -41,17 +44,21 @@ from .run_folder import (
     RunFolder,
 )
 from .scores import labelled_pairs, segmentation_scores
+from .splits import select_drives
 
 HELD_BACK_SHARE, MIN_HELD_BACK, MIN_TRAINING = 0.2, 5, 5
 ORDER_COLUMN = "saved_at"  # when each pair was saved (ISO 8601): the latest are held back
 SPLIT_FILE, RUN_FOLDER = "split.json", "run"
 # What a job keeps of the model's own recipe: its terms and formulation; these change for a short fine-tune on few
 # frames (the cycle term's frozen segmenter would double a step's cost).
-FINE_TUNE = {"learning_rate": 5e-5, "warmup_steps": 10, "min_learning_rate_ratio": 0.1, "cycle_weight": 0.0,
+FINE_TUNE = {"learning_rate": 2e-4, "warmup_steps": 10, "min_learning_rate_ratio": 0.1, "cycle_weight": 0.0,
              "adversarial_weight": 0.0, "held_out_drives": [], "validation_split": None, "save_best": False,
              "checkpointing_steps": 25, "checkpoints_total_limit": 1, "log_every": 5, "sample_images": 0,
              "num_workers": 0, "batch_size": 4}
-SECONDS_PER_STEP_GUESS = 4.0  # sets the schedule's length before a step is timed; the time budget ends the run
+REPLAY_SHARE = 1.0  # frames of the base model's own training data replayed per corrected training item: a fine-tune on
+# a few frames of one drive otherwise forgets what they do not show (a class absent from them)
+SECONDS_PER_STEP_GUESS = 1.5  # sets the schedule's length before a step is timed (a step of 4 frames took 1.2-1.4 s
+# on 2 CPU cores, beside a server segmenting); the time budget ends the run
 PROGRESS_SECONDS = 1.0  # how often a training job writes its step, loss and time left into its status
 BUSY_EXIT, FAILED_EXIT = 3, 2  # the exit status of a job refused (another one runs) and of one that failed
 
@@ -84,6 +91,37 @@ def held_back_split(rows: datasets.Dataset, share: float = HELD_BACK_SHARE, mini
     saved_at = list(rows[ORDER_COLUMN]) if ORDER_COLUMN in rows.column_names else None
     order = sorted(range(count), key=saved_at.__getitem__) if saved_at else list(range(count))
     return HeldBack(training=rows.select(order[: count - held]), held_back=rows.select(order[count - held :]))
+
+
+def replay_rows(recipe: dict[str, Any], count: int, seed: int = 0) -> datasets.Dataset | None:
+    """`count` frames (or all there are, if fewer) drawn from the data a model trained on, as its `recipe` (its
+    ``train_config.json``) names it: the dataset and split, less the held-out drives, as ``image`` and ``mask`` rows
+    (for a version a job made: that job's corrections and replayed frames); None where that data is not on this
+    machine (a Space, another computer) or maps its labels (``label_map``)."""
+    dataset = recipe.get("dataset")
+    if not count or not dataset or recipe.get("label_map") or recipe.get("streaming") or not os.path.exists(dataset):
+        return None
+    try:
+        rows = load_split(dataset, recipe.get("train_split") or "train", recipe.get("dataset_config"))
+        if recipe.get("held_out_drives"):
+            rows = select_drives(rows, recipe["held_out_drives"], keep=False)
+        columns = {recipe.get("image_column") or "image": "image", recipe.get("mask_column") or "mask": "mask"}
+        rows = rows.select_columns(list(columns)).rename_columns({k: v for k, v in columns.items() if k != v})
+    except (OSError, ValueError) as error:
+        print(f"no replay: the base model's training data does not load ({failure(error)})", file=sys.stderr)
+        return None
+    return rows.shuffle(seed=seed).select(range(min(count, len(rows))))
+
+
+def with_replay(training: datasets.Dataset, replay: datasets.Dataset | None) -> datasets.Dataset:
+    """The corrected training rows followed by the replayed ones (their other columns empty)."""
+    if replay is None or len(replay) == 0:
+        return training
+    replay = replay.cast_column("image", training.features["image"]).cast_column("mask", training.features["mask"])
+    for name in training.column_names:
+        if name not in replay.column_names:
+            replay = replay.add_column(name, [None] * len(replay), feature=training.features[name])
+    return datasets.concatenate_datasets([training, replay.select_columns(training.column_names)])
 
 
 class Job(learning_job.Job):
@@ -120,7 +158,8 @@ def job_config(model: Path, minutes: float) -> dict[str, Any]:
 
 
 def learn(annotations: str, workspace: str | os.PathLike, model: str | None = None, minutes: float = 10.0,
-          job_name: str = "job", resume: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+          job_name: str = "job", resume: bool = False, overrides: dict[str, Any] | None = None,
+          replay_share: float = REPLAY_SHARE) -> dict[str, Any]:
     """Run (or resume) one learning job of `workspace`: it fine-tunes the model in use (the workspace's current
     version; before the first, `model`: the base model, default the default model); returns its final status
     (promoted, refused or cancelled). `overrides` go over the job's config. While it runs it holds the workspace's
@@ -137,7 +176,7 @@ def learn(annotations: str, workspace: str | os.PathLike, model: str | None = No
                          f"cancel it")
     job = Job(versions.root / learning_job.JOBS_FOLDER / job_name)
     try:
-        return _learn(job, versions, annotations, model, minutes, resume, overrides)
+        return _learn(job, versions, annotations, model, minutes, resume, overrides, replay_share)
     except Exception as error:
         try:
             job.set_status(learning_job.FAILED, message=failure(error))
@@ -149,7 +188,7 @@ def learn(annotations: str, workspace: str | os.PathLike, model: str | None = No
 
 
 def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | None, minutes: float, resume: bool,
-           overrides: dict[str, Any] | None) -> dict[str, Any]:
+           overrides: dict[str, Any] | None, replay_share: float) -> dict[str, Any]:
     from .train import build_parser, finish, loop, setup
 
     base = resolve_source(model)
@@ -165,10 +204,13 @@ def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | Non
                    **({"resumed": time.time()} if resume else {}))
     rows = load_split(annotations, "train")
     split = held_back_split(rows)
+    replay = replay_rows(RunFolder(current).read(CONFIG_FILE) or {}, math.ceil(replay_share * len(split.training)))
+    replayed = 0 if replay is None else len(replay)
     id2label = Path(annotations) / "id2label.json"
-    data = write_dataset(split, job.folder / "data", id2label if id2label.is_file() else None)
+    data = write_dataset(HeldBack(with_replay(split.training, replay), split.held_back), job.folder / "data",
+                         id2label if id2label.is_file() else None)
     (job.folder / SPLIT_FILE).write_text(json.dumps(
-        {"training": len(split.training), "held_back": len(split.held_back),
+        {"training": len(split.training), "held_back": len(split.held_back), "replayed": replayed,
          "held_back_saved_at": [str(when) for when in split.held_back[ORDER_COLUMN]]
          if ORDER_COLUMN in split.held_back.column_names else None}))
     config = {**job_config(current, minutes), **(overrides or {})}
@@ -177,7 +219,8 @@ def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | Non
             "--init-from", str(current), "--preset", "finetune"] + (["--resume"] if resume and job.run.checkpoints()
                                                                     else [])
     command = "python -m training.train " + " ".join(shlex.quote(a) for a in argv)
-    job.set_status(learning_job.TRAINING, training=len(split.training), held_back=len(split.held_back))
+    job.set_status(learning_job.TRAINING, training=len(split.training), held_back=len(split.held_back),
+                   replayed=replayed)
     run = setup(build_parser().parse_args(argv), command)
     run.stop = lambda: job.cancelled
     run.on_step = _progress(job, config["max_steps"], 60 * minutes)
@@ -271,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--job", default="job", help="the job's name in the workspace")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the job's newest checkpoint (a cancelled job too: its cancel flag goes)")
+    parser.add_argument("--replay", type=float, default=REPLAY_SHARE,
+                        help="frames of the model's own training data (where it is on this machine) trained on per "
+                             "corrected item, against forgetting; 0: none")
     parser.add_argument("--config", type=Path, default=None,
                         help="a JSON file of training settings over the job's own, e.g. {\"learning_rate\": 1e-4}")
     args = parser.parse_args(argv)
@@ -280,7 +326,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides = json.loads(args.config.read_text()) if args.config else None
         if args.resume:
             Job(Path(args.workspace) / learning_job.JOBS_FOLDER / args.job).clear_cancel()
-        status = learn(args.annotations, args.workspace, args.model, args.minutes, args.job, args.resume, overrides)
+        status = learn(args.annotations, args.workspace, args.model, args.minutes, args.job, args.resume, overrides,
+                       args.replay)
     except JobRunning as error:
         print(f"learning refused: {error}", file=sys.stderr)
         raise SystemExit(BUSY_EXIT) from None
