@@ -114,7 +114,8 @@ def test_a_reviewer_teaches_the_model_from_the_page_and_rolls_it_back(tmp_path, 
             wait_text(rita, "learn-status", "Started learning from the 11 accepted item(s) of frames")
             progress = wait_text(rita, "learn-status", ", loss ", timeout=300_000)
             assert re.search(r"training, step \d+ of at most 40, loss \d+\.\d{4}, about .* left \(6 corrected items "
-                             r"to train on, 5 held back to check the result\)", progress), progress
+                             r"to train on, with 6 frames of the data the model learned from, 5 held back to check "
+                             r"the result\)", progress), progress
             done = wait_text(rita, "learn-status", "Promoted v1: ", timeout=420_000)
             assert re.search(r"Promoted v1: \d+\.\d mIoU on the 5 held-back items against \d+\.\d \(\+\d+\.\d\)\. The "
                              r"page serves v1 now\.", done), done

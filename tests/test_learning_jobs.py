@@ -158,8 +158,9 @@ def test_a_job_is_cancelled_then_resumed_and_a_workspace_runs_one_job_at_a_time(
     base, learning = studios.get(), studios.learning
     learning.start(location, None, base.labels, RITA, True, 10)
     text = wait(learning, training_step(learning), what="training")
-    assert "⏳ Learning job" in text and ", loss " in text and " left (6 corrected items to train on, with 6 frames of " \
-        "the data the model learned from, 5 held back" in text, "the base model's training frames replayed beside them"
+    assert "⏳ Learning job" in text and ", loss " in text
+    assert " left (6 corrected items to train on, with 6 frames of the data the model learned from, 5 held back" in \
+        text, "the base model's training frames replayed beside them"
     with pytest.raises(InputError, match="is running in this workspace: wait for it to end, or cancel it, before you "
                                          "start another"):
         learning.start(location, None, base.labels, RITA, True, 10)
