@@ -55,8 +55,8 @@ FINE_TUNE = {"learning_rate": 2e-4, "warmup_steps": 10, "min_learning_rate_ratio
              "adversarial_weight": 0.0, "held_out_drives": [], "validation_split": None, "save_best": False,
              "checkpointing_steps": 25, "checkpoints_total_limit": 1, "log_every": 5, "sample_images": 0,
              "num_workers": 0, "batch_size": 4}
-REPLAY_SHARE = 1.0  # frames of the base model's own training data replayed per corrected training item: a fine-tune on
-# a few frames of one drive otherwise forgets what they do not show (a class absent from them)
+REPLAY_SHARE = 1.0  # frames of the model in use's own training data replayed per corrected training item: a fine-tune
+# on a few frames of one drive otherwise forgets what they do not show (a class absent from them)
 SECONDS_PER_STEP_GUESS = 1.5  # sets the schedule's length before a step is timed (a step of 4 frames took 1.2-1.4 s
 # on 2 CPU cores, beside a server segmenting); the time budget ends the run
 PROGRESS_SECONDS = 1.0  # how often a training job writes its step, loss and time left into its status
@@ -108,7 +108,7 @@ def replay_rows(recipe: dict[str, Any], count: int, seed: int = 0) -> datasets.D
         columns = {recipe.get("image_column") or "image": "image", recipe.get("mask_column") or "mask": "mask"}
         rows = rows.select_columns(list(columns)).rename_columns({k: v for k, v in columns.items() if k != v})
     except (OSError, ValueError) as error:
-        print(f"no replay: the base model's training data does not load ({failure(error)})", file=sys.stderr)
+        print(f"no replay: the training data of the model in use does not load ({failure(error)})", file=sys.stderr)
         return None
     return rows.shuffle(seed=seed).select(range(min(count, len(rows))))
 
