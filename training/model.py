@@ -86,18 +86,24 @@ def start_from_segmenter(unet: EncoderUNet, folder: str, formulation: Formulatio
     convolution starts at zero (its targets are new), but for a net with the classes mask head, whose class logits
     are the segmenter's own (the output's last channels, in the same pixel-shuffle layout). The time embedding is
     shifted so that the flow's image end sees what the segmenter saw at its time: with the classes head the new net
-    segments, at the image end, exactly as the segmenter does.
+    segments, at the image end, exactly as the segmenter does. A net with more decoder blocks than the segmenter
+    starts from it at the segmenter's blocks, then grows (`EncoderUNet.grow`: still exactly as it segments).
 
     Raises:
-        ValueError: the folder holds no cross-entropy segmenter, or its net differs beyond its channels.
+        ValueError: the folder holds no cross-entropy segmenter, or its net differs beyond its channels and its
+            decoder blocks (no fewer than the segmenter's).
     """
     segmenter = Baseline.from_pretrained(folder)
     source = segmenter.unet
     if segmenter.kind != "cross-entropy" or not isinstance(unet, EncoderUNet) or not isinstance(source, EncoderUNet):
         raise ValueError(f"{folder} holds no cross-entropy segmenter on an EncoderUNet to start a fresh EncoderUNet "
                          f"from")
-    differing = sorted(key for key in ("encoder", "decoder_channels", "time_embedding_dim", GROWN_SETTING)
+    differing = sorted(key for key in ("encoder", "decoder_channels", "time_embedding_dim")
                        if list(_listed(source.config[key])) != list(_listed(unet.config[key])))
+    if not differing and list(unet.config[GROWN_SETTING]) != list(source.config[GROWN_SETTING]):
+        wanted = list(unet.config[GROWN_SETTING])
+        unet = EncoderUNet.from_config(unet.config, **{GROWN_SETTING: list(source.config[GROWN_SETTING])})
+        return start_from_segmenter(unet, folder, formulation).grow(wanted)
     if differing:
         raise ValueError(f"the segmenter in {folder} differs from the net to train in {differing}")
     state, inputs = unet.state_dict(), state_inputs(unet)

@@ -44,7 +44,7 @@ from .data import (
     position_weights,
     resolve_label_set,
 )
-from .model import build_pipeline
+from .model import build_pipeline, state_inputs
 from .nets import NETS
 from .objectives import PerceptualDistance, anchor_cross_entropy, class_cross_entropy
 from .photometric import Photometric
@@ -442,10 +442,19 @@ def flow_matching(
 
 def parameter_groups(net: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     """The optimizer's parameter groups: a pretrained trunk (an `EncoderUNet`'s ``trunk.``) at
-    ``encoder_learning_rate_ratio`` × the learning rate, everything else at it."""
+    ``encoder_learning_rate_ratio`` × the learning rate, everything else at it. At ratio 0 the trunk is frozen (no
+    gradients kept), but for its weights that read the state (`state_inputs`), whose mask channels a net started from
+    a segmenter must learn; they train at the learning rate."""
+    frozen = config.encoder_learning_rate_ratio == 0
+    reading = state_inputs(net) if frozen else {}
     trunk, rest = [], []
     for name, parameter in net.named_parameters():
-        (trunk if name.startswith("trunk.") else rest).append(parameter)
+        if not name.startswith("trunk.") or (frozen and name in reading):
+            rest.append(parameter)
+        elif frozen:
+            parameter.requires_grad_(False)
+        else:
+            trunk.append(parameter)
     groups = [{"params": rest, "lr": config.learning_rate}]
     if trunk:
         groups.append({"params": trunk, "lr": config.learning_rate * config.encoder_learning_rate_ratio})
