@@ -521,8 +521,8 @@ class Page:
         claims = self.workspace.claims(location, split)
         choices = [(f"{claim.item.name}: {claim.who}", claim.item.id) for claim in claims]
         note = f"{len(claims)} item(s) claimed now. " if claims else "Nobody holds an item of this queue now. "
-        return ClaimsListed(gr.update(choices=choices, value=choices[0][1] if choices else None),
-                            queue_line(self.workspace.progress(location, split), note))
+        return ClaimsListed(claimed=gr.update(choices=choices, value=choices[0][1] if choices else None),
+                            queue_status=queue_line(self.workspace.progress(location, split), note))
 
     @queue_errors(_warning)
     def release_claim(self, item_id: str | None, session: Session, name: str | None = None,
@@ -566,7 +566,8 @@ class Page:
 
     def _note(self, session: Session, note: str) -> QueueNote:
         history, versions = self._history(session)
-        return QueueNote(session, queue_line(self.workspace.progress(*session.queue), note), history, versions)
+        return QueueNote(session=session, queue_status=queue_line(self.workspace.progress(*session.queue), note),
+                         history=history, versions=versions)
 
     @queue_errors(QueueNote.of)
     def show_history(self, session: Session) -> QueueNote:
@@ -575,7 +576,7 @@ class Page:
         if session.item is None:
             raise InputError("Open a queue item first.")
         history, versions = self._history(session)
-        return QueueNote(session, KEEP, history, versions)
+        return QueueNote(session=session, history=history, versions=versions)
 
     @queue_errors(_unchanged)
     def show_version(self, number: Any, session: Session, opacity: Any) -> Any:
@@ -617,9 +618,9 @@ class Page:
         else:
             path = self.workspace.export_cvat(location, split, labels, accepted_only)
         which = "accepted" if accepted_only else "finished"
-        return QueueExport(gr.update(value=path, visible=True),
-                           queue_line(self.workspace.progress(location, split),
-                                      f"Exported the {which} items as {kind} (`{Path(path).name}`). "))
+        return QueueExport(queue_export=gr.update(value=path, visible=True),
+                           queue_status=queue_line(self.workspace.progress(location, split),
+                                                   f"Exported the {which} items as {kind} (`{Path(path).name}`). "))
 
     @queue_errors(_warning)
     def push_queue(self, accepted_only: bool, session: Session, oauth_token: gr.OAuthToken | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import gradio as gr
 
@@ -113,41 +113,38 @@ class Work(EditOffer):
 
 
 @dataclass
-class QueueNote(View):
+class QueueLine(View):
+    """A view of a queue event, which says how it went on the queue's status line."""
+
+    queue_status: Any = KEEP
+
+    @classmethod
+    def of(cls, message: str) -> Self:
+        """Only the status line, saying `message` (what the event shows when it fails)."""
+        return cls(queue_status=message)
+
+
+@dataclass
+class QueueNote(QueueLine):
     """A queue item's work was stored or reviewed: the session, the status line, and the item's history."""
 
     session: Any = KEEP
-    queue_status: Any = KEEP
     history: Any = KEEP
     versions: Any = KEEP
 
-    @classmethod
-    def of(cls, message: str) -> QueueNote:
-        return cls(queue_status=message)
-
 
 @dataclass
-class QueueExport(View):
+class QueueExport(QueueLine):
     """A queue's export: the file (its box shown) and the status line."""
 
     queue_export: Any = KEEP
-    queue_status: Any = KEEP
-
-    @classmethod
-    def of(cls, message: str) -> QueueExport:
-        return cls(queue_status=message)
 
 
 @dataclass
-class ClaimsListed(View):
+class ClaimsListed(QueueLine):
     """The queue's live claims as a menu for a reviewer, and the status line."""
 
     claimed: Any = KEEP
-    queue_status: Any = KEEP
-
-    @classmethod
-    def of(cls, message: str) -> ClaimsListed:
-        return cls(queue_status=message)
 
 
 @dataclass

@@ -30,6 +30,21 @@ def street(rng: np.random.Generator, height: int = 30, width: int = 40) -> tuple
     return image, ids
 
 
+def street_frames(folder: Path, count: int, height: int, width: int, seed: int = 5) -> dict[str, np.ndarray]:
+    """`count` toy street frames written to `folder` as frameNN.png (a queue to annotate); their true masks by file
+    name."""
+    import PIL.Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    truth = {}
+    for index in range(count):
+        image, ids = street(rng, height, width)
+        PIL.Image.fromarray(image).save(folder / f"frame{index:02d}.png")
+        truth[f"frame{index:02d}.png"] = ids
+    return truth
+
+
 def write_hub_dataset(root: Path, train: int = 6, validation: int = 3, seed: int = 0,
                       drives: tuple[str, ...] = ()) -> Path:
     """A dataset folder in Hub dataset-repo layout (parquet shards, card with configs, id2label.json); with `drives`,

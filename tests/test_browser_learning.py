@@ -7,12 +7,10 @@ Hub (the folder there loads as a pipeline), and rolls back with one click."""
 import json
 import re
 
-import numpy as np
-import PIL.Image
 import pytest
 from app_server import ROOT, AppServer
 from browser_helpers import canvas_box, launch, open_app, paint_stroke, pick_class, require_chromium
-from datasets_helpers import street, tiny_street_model
+from datasets_helpers import street_frames, tiny_street_model
 
 from app.shortcuts import CLASS_KEYS
 from app.work_queue import ACCEPTED, open_queue
@@ -28,14 +26,7 @@ FRAMES = 14  # 2 corrected in the browser, 9 by the rest of the team, 3 left to 
 def frames(tmp_path):
     require_chromium()
     folder = tmp_path / "frames"
-    folder.mkdir()
-    rng = np.random.default_rng(5)
-    truth = {}
-    for index in range(FRAMES):
-        image, ids = street(rng, 120, 160)
-        PIL.Image.fromarray(image).save(folder / f"frame{index:02d}.png")
-        truth[f"frame{index:02d}.png"] = ids
-    return folder, truth
+    return folder, street_frames(folder, FRAMES, 120, 160)
 
 
 def text_of(page, element: str) -> str:

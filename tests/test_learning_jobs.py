@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-from datasets_helpers import street, tiny_street_model
+from datasets_helpers import street_frames, tiny_street_model
 
 from app.errors import InputError
 from app.learning import Learning
@@ -40,13 +40,7 @@ def team(tmp_path: Path, base_model: Path, **learn) -> tuple[Studios, str, dict[
     """An app process's studios on `base_model` (jobs take `learn` over their settings: a learning rate a tiny model
     learns from in seconds), a queue of toy frames, and the frames' true masks."""
     folder = tmp_path / "frames"
-    folder.mkdir()
-    rng = np.random.default_rng(5)
-    truth = {}
-    for index in range(FRAMES):
-        image, ids = street(rng, 60, 80)
-        PIL.Image.fromarray(image).save(folder / f"frame{index:02d}.png")
-        truth[f"frame{index:02d}"] = ids
+    truth = {Path(name).stem: ids for name, ids in street_frames(folder, FRAMES, 60, 80).items()}
     config = tmp_path / "learn.json"
     config.write_text(json.dumps({"learning_rate": 5e-3, "max_steps": 40, "checkpointing_steps": 1, **learn}))
     settings = Settings(model=str(base_model), annotations_dir=tmp_path / "annotations", cache_dir=tmp_path / "cache",

@@ -146,9 +146,8 @@ def write_dataset(split: HeldBack, folder: Path, id2label: Path | None) -> Path:
     return folder
 
 
-def job_config(model: Path, minutes: float) -> dict[str, Any]:
-    """The fine-tune's config: the model's own recipe (its ``train_config.json``) with `FINE_TUNE` over it."""
-    recipe = RunFolder(model).read(CONFIG_FILE) or {}
+def job_config(recipe: dict[str, Any], minutes: float) -> dict[str, Any]:
+    """The fine-tune's config: the model's own `recipe` (its ``train_config.json``) with `FINE_TUNE` over it."""
     keep = ("formulation", "prediction", "cross_entropy_weight", "perceptual_weight", "class_balanced_loss",
             "class_weight_power", "image_end_probability", "photometric", "crop", "scale_range", "hflip",
             "encoder_learning_rate_ratio", "ema_decay", "t_distribution")
@@ -204,7 +203,8 @@ def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | Non
                    **({"resumed": time.time()} if resume else {}))
     rows = load_split(annotations, "train")
     split = held_back_split(rows)
-    replay = replay_rows(RunFolder(current).read(CONFIG_FILE) or {}, math.ceil(replay_share * len(split.training)))
+    recipe = RunFolder(current).read(CONFIG_FILE) or {}  # the model in use's train_config.json
+    replay = replay_rows(recipe, math.ceil(replay_share * len(split.training)))
     replayed = 0 if replay is None else len(replay)
     id2label = Path(annotations) / "id2label.json"
     data = write_dataset(HeldBack(with_replay(split.training, replay), split.held_back), job.folder / "data",
@@ -213,7 +213,7 @@ def _learn(job: Job, versions: ModelVersions, annotations: str, model: str | Non
         {"training": len(split.training), "held_back": len(split.held_back), "replayed": replayed,
          "held_back_saved_at": [str(when) for when in split.held_back[ORDER_COLUMN]]
          if ORDER_COLUMN in split.held_back.column_names else None}))
-    config = {**job_config(current, minutes), **(overrides or {})}
+    config = {**job_config(recipe, minutes), **(overrides or {})}
     (job.folder / "config.json").write_text(json.dumps(config))
     argv = ["--dataset", str(data), "--output-dir", str(job.run.path), "--config", str(job.folder / "config.json"),
             "--init-from", str(current), "--preset", "finetune"] + (["--resume"] if resume and job.run.checkpoints()
