@@ -263,7 +263,8 @@ class SemFlowPipeline(DiffusionPipeline):
         return_confidence: bool = False,
         flip: bool = False,
     ) -> SegmentationOutput:
-        r"""Image → mask: integrate from the image end to the mask end and decode the nearest anchor per pixel.
+        r"""Image → mask: integrate from the image end to the mask end and decode the nearest anchor per pixel (with
+        the classes mask head, the class its last logits choose: `decode_classes`).
 
         Args:
             images: PIL image(s), numpy array(s) (H, W[, C]) or torch tensor(s) (C, H, W) / (B, C, H, W) in [0, 1];
@@ -298,16 +299,23 @@ class SemFlowPipeline(DiffusionPipeline):
             z_image = self.codec.encode(x_image.to(self.device, self.dtype))
             state = self.formulation.segmentation_start(
                 z_image, [torch.Generator().manual_seed(seed) for _ in range(len(z_image))])
+            readings = [] if self.config.mask_head == "classes" else None
             result = self._integrate(state, self.formulation.image_time, self.formulation.mask_time, steps, solver,
-                                     return_trajectory)
+                                     return_trajectory, readings=readings)
             x_mask = self.codec.decode(self.formulation.mask_part(result.x)).float()
-            if flip:  # M̂ = (M̂(x) + mirror(M̂(mirror(x)))) / 2
+            probabilities = readings[-1].softmax(dim=1) if readings else None  # the last reading's p_c
+            if flip:  # M̂ = (M̂(x) + mirror(M̂(mirror(x)))) / 2, and the same of p
                 x_mask = (x_mask[: len(batch)] + x_mask[len(batch) :].flip(-1)) / 2
+                if probabilities is not None:
+                    probabilities = (probabilities[: len(batch)] + probabilities[len(batch) :].flip(-1)) / 2
             nfe = result.nfe
             for i, p in enumerate(batch):
                 size = tuple(p.shape[-2:])  # decoded here; ids and confidence then go to the input's own size
-                ids, margin = nearest_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
-                                              self.anchor_spec, ignore_id)
+                if probabilities is None:
+                    ids, margin = nearest_anchors(resize_images(x_mask[i : i + 1], size), self.labels.num_classes,
+                                                  self.anchor_spec, ignore_id)
+                else:
+                    ids, margin = decode_classes(resize_images(probabilities[i : i + 1], size))
                 full_size = sizes[start + i]
                 ids_out.append(resize_ids(ids.to(torch.uint8), full_size)[0].cpu().numpy())
                 if confidence is not None:
@@ -493,13 +501,15 @@ class SemFlowPipeline(DiffusionPipeline):
 
     def _integrate(
         self, z: torch.Tensor, t_start: float, t_end: float, steps: int, solver: str, return_trajectory: bool,
-        hold: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
+        hold: Callable[[torch.Tensor, float], torch.Tensor] | None = None, readings: list | None = None,
     ) -> Integration:
         """The one integration code path of both directions (and of edits, whose `hold` changes the velocity where
-        the photo is known)."""
+        the photo is known); `readings`, when given, holds the class logits of the last net evaluation."""
 
         def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            output, _ = self.read_output(net_output(self.unet, x_t, t, self.prompt_embedding))
+            output, logits = self.read_output(net_output(self.unet, x_t, t, self.prompt_embedding))
+            if readings is not None:
+                readings[:] = [logits.float()]
             v = self.formulation.velocity(output, x_t, t)
             return v if hold is None else hold(v, t)
 
@@ -521,6 +531,17 @@ class SemFlowPipeline(DiffusionPipeline):
 
 
 MASK_HEADS = ("anchors", "classes")
+
+
+def decode_classes(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classes mask head's decoding: the most probable class per pixel, and how clearly (p₁ − p₂, 0 a coin toss,
+    1 certain), from (B, K, H, W) class probabilities (the softmax of the net's last class logits).
+
+    The mask end is their mean anchor, ŷ = Σ_c p_c · a_c; its nearest anchor is not always the most probable class
+    (a mix of two anchors can land nearest a third), so the head decodes the probabilities themselves.
+    """
+    two, index = probabilities.float().topk(2, dim=1)
+    return index[:, 0], (two[:, 0] - two[:, 1]).clamp(0, 1)
 
 
 def mask_head_channels(mask_head: str, formulation: Formulation, codec: Codec, num_classes: int) -> int:

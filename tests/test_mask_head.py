@@ -49,6 +49,25 @@ def test_segmentation_decodes_the_class_the_logits_choose():
     assert pipe.describe()["mask_head"] == "classes"
 
 
+def test_segmentation_decodes_the_most_probable_class_where_the_mean_anchor_lies_nearest_another():
+    pipe = classes_pipeline()
+    anchors = to_model_units(anchor_colors(11, pipe.anchor_spec)).float()
+    # sky 0.40, pole (two anchor steps from sky) 0.35, building (between them) 0.25: the mean anchor lies nearest
+    # building's, the least probable of the three; the head decodes sky, 0.05 clear of pole
+    probabilities = torch.zeros(11)
+    probabilities[[0, 2, 1]] = torch.tensor([0.40, 0.35, 0.25])
+    mean_anchor = probabilities @ anchors
+    assert int(((anchors - mean_anchor) ** 2).sum(1).argmin()) == 1
+    torch.nn.init.zeros_(pipe.unet.conv_out.weight)
+    with torch.no_grad():
+        pipe.unet.conv_out.bias.zero_()
+        pipe.unet.conv_out.bias[3:] = (probabilities + 1e-12).log()  # logits whose softmax is these probabilities
+    out = pipe.segment(np.zeros((16, 24, 3), np.uint8), return_confidence=True)
+    assert (out.ids[0] == 0).all()
+    assert np.allclose(out.confidence[0], 0.05, atol=1e-4)
+    assert (pipe.segment(np.zeros((16, 24, 3), np.uint8), flip=True).ids[0] == 0).all()
+
+
 def test_the_head_is_refused_where_the_mask_end_is_not_predicted_per_pixel():
     torch.manual_seed(0)
     unet = UNet2DModel(sample_size=(8, 12), in_channels=12, out_channels=12 + 11, block_out_channels=(16, 16),
