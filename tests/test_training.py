@@ -395,7 +395,7 @@ def test_the_gpu_recipe_trains_a_segmenter_then_the_flow_from_it_in_bf16(dataset
     (tmp_path / "segmenter.json").write_text(json.dumps({**tiny, "formulation": "cross-entropy"}))
     (tmp_path / "flow.json").write_text(json.dumps({
         **tiny, "formulation": "symmetric", "prediction": "data", "perturbation": 0.0, "mask_head": "classes",
-        "cross_entropy_weight": 1.0, "perceptual_weight": 0.5, "image_end_probability": 0.5,
+        "cross_entropy_weight": 3.0, "perceptual_weight": 0.5, "image_end_probability": 0.5,
         "init_net_from": str(segmenter)}))
     common = ["--dataset", str(dataset), "--train-split", "train+validation", "--validation-split", "none",
               "--mixed-precision", "bf16", "--batch-size", "4", "--resume"]
