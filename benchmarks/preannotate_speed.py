@@ -1,11 +1,12 @@
 """Pre-annotation throughput on this machine: frames per second of `python -m app.preannotate` over a folder of
 CamVid validation frames, for 1 process (1 and 2 threads) and 2 processes of 1 thread (`accelerate launch --multi_gpu
---num_processes 2`), at batch 1 and at the best batch; and, in one process, what batching, channels-last weights and
-(with --compile) `torch.compile` do to the forward passes; with --queue-items, what storing a prediction costs in
-queues of those lengths. Prints Markdown tables; asserts nothing.
+--num_processes 2`), at batch 1 and at the best batch; and, in one process, what batching, channels-last weights,
+decoding each frame with its mirror (the command's default) and (with --compile) `torch.compile` do to the forward
+passes; with --queue-items, what storing a prediction costs in queues of those lengths. Prints Markdown tables;
+asserts nothing.
 
     python -m benchmarks.preannotate_speed [--frames 16] [--batches 1 2 4 8] [--model symmetric] [--compile]
-                                           [--queue-items 1000 20000] [--only-storage]
+                                           [--queue-items 1000 20000] [--only-storage] [--no-flip]
 
 The command-line figures are the command's own last line (items over the seconds between the processes' start and end
 barriers: the model is loaded, the items listed and split before the clock starts); each configuration writes its own
@@ -46,9 +47,10 @@ def write_frames(dataset: str, count: int, folder: Path) -> Path:
 
 
 def command_line(frames: Path, annotations: Path, processes: int, threads: int, batch: int,
-                 model: str | None) -> float:
+                 model: str | None, flip: bool) -> float:
     """Frames per second of one run of the command (the figure it prints)."""
-    args = [str(frames), "--annotations", str(annotations), "--batch-size", str(batch)]
+    args = [str(frames), "--annotations", str(annotations), "--batch-size", str(batch)] + ([] if flip else
+                                                                                          ["--no-flip"])
     if model:
         args += ["--model", model]
     if processes > 1:  # the tests' `accelerate launch --multi_gpu` command, on a rendezvous port of theirs
@@ -64,14 +66,15 @@ def command_line(frames: Path, annotations: Path, processes: int, threads: int, 
     return float(found.group(3))
 
 
-def in_process(pipe, images: list[PIL.Image.Image], batch: int, repeats: int = 1) -> float:
-    """Frames per second of `predict_batch` over `images` in batches of `batch` (after one warm-up batch)."""
-    predict_batch(pipe, images[:batch])
+def in_process(pipe, images: list[PIL.Image.Image], batch: int, repeats: int = 1, flip: bool = False) -> float:
+    """Frames per second of `predict_batch` over `images` in batches of `batch` (after one warm-up batch), each frame
+    segmented once (or with its mirror: `flip`)."""
+    predict_batch(pipe, images[:batch], flip)
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         for first in range(0, len(images), batch):
-            predict_batch(pipe, images[first : first + batch])
+            predict_batch(pipe, images[first : first + batch], flip)
         best = max(best, len(images) / (time.perf_counter() - start))
     return best
 
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-items", type=int, nargs="*", default=[],
                         help="also time storing predictions in queues of these lengths (batch 1 and the best batch)")
     parser.add_argument("--only-storage", action="store_true", help="time only the storing (--queue-items)")
+    parser.add_argument("--no-flip", dest="flip", action="store_false",
+                        help="run the command with --no-flip (each frame segmented once)")
     args = parser.parse_args(argv)
     if args.only_storage:
         with tempfile.TemporaryDirectory(prefix="preannotate-speed-") as scratch:
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         pipe.unet.to(memory_format=torch.channels_last)
         variants[f"batch {best_batch}, channels-last"] = in_process(pipe, images, best_batch)
         pipe.unet.to(memory_format=torch.contiguous_format)
+        variants[f"batch {best_batch}, each frame and its mirror (pre-annotation's default)"] = in_process(
+            pipe, images, best_batch, flip=True)
         if args.compile:
             start = time.perf_counter()
             pipe.unet = torch.compile(pipe.unet)
@@ -139,13 +146,14 @@ def main(argv: list[str] | None = None) -> None:
             for batch in sorted({1, best_batch}):
                 name = f"{processes}-{threads}-{batch}"
                 runs[processes, threads, batch] = command_line(frames, Path(scratch) / name, processes, threads,
-                                                               batch, args.model)
+                                                               batch, args.model, args.flip)
                 print(f"{processes} process(es) x {threads} thread(s), batch {batch}: "
                       f"{runs[processes, threads, batch]:.2f} frames/s", flush=True)
 
     command = "python -m benchmarks.preannotate_speed " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n`{command}` on {os.cpu_count()} CPU cores, {count} CamVid validation frames (480x360), model "
-          f"{args.model or 'the app default'}, torch {torch.__version__}:\n")
+          f"{args.model or 'the app default'}, torch {torch.__version__}; the command "
+          f"{'with each frame and its mirror' if args.flip else 'with --no-flip'}:\n")
     print("| in one process, 1 thread | frames / s |\n| --- | --- |")
     for name, fps in variants.items():
         print(f"| {name} | {fps:.2f} |")

@@ -81,7 +81,8 @@ def describe_lines(description: dict[str, Any]) -> list[str]:
     return [
         f"**Formulation**: {d['formulation_summary']}; the net predicts "
         + ("the velocity" if d["prediction"] == "velocity" else "the clean ends (data prediction)")
-        + (", the mask end as class logits whose softmax weighs the anchors" if d.get("mask_head") == "classes"
+        + (", the mask end as class logits whose softmax weighs the anchors (segmentation decodes their most "
+           "probable class)" if d.get("mask_head") == "classes"
            else ""),
         f"**Label set**: `{labels['name']}`, {len(labels['class_names'])} classes{ignore}",
         f"**Model resolution**: {d['resolution']['width']}x{d['resolution']['height']} (inputs are resized to it and "

@@ -57,6 +57,30 @@ def test_a_batch_predicts_what_single_images_do():
     assert len({ids.tobytes() for ids, _ in batched}) == 3, "each photo gets its own mask"
 
 
+def test_batch_pre_annotation_decodes_each_photo_with_its_mirror_unless_told_not_to(tmp_path, monkeypatch):
+    tiny_pipeline().save_pretrained(tmp_path / "model")
+    frames = write_frames(tmp_path / "frames", 2)
+    asked = []
+    pipe = tiny_pipeline()
+    segment = type(pipe).segment
+
+    def recording(self, images, **kwargs):
+        asked.append(kwargs.get("flip"))
+        return segment(self, images, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "segment", recording)
+    argv = [str(frames), "--model", str(tmp_path / "model"), "--annotations", str(tmp_path / "notes")]
+    assert preannotate.main(argv) == 0 and set(asked) == {True}
+    asked.clear()
+    assert preannotate.main([*argv, "--overwrite", "--no-flip"]) == 0 and set(asked) == {False}
+    image = PIL.Image.fromarray(np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    [(flipped, _)], [(plain, _)] = preannotate.predict_batch(pipe, [image]), preannotate.predict_batch(pipe, [image],
+                                                                                                       False)
+    np.testing.assert_array_equal(flipped, segment(pipe, image, flip=True).ids[0])
+    np.testing.assert_array_equal(plain, segment(pipe, image).ids[0])
+    assert (flipped != plain).any(), "the mirror's mask end changes the decoding here"
+
+
 def test_batches_store_every_item_once_and_an_unreadable_image_is_skipped(tmp_path, capsys):
     tiny_pipeline().save_pretrained(tmp_path / "model")
     frames = write_frames(tmp_path / "frames", 5)
@@ -86,13 +110,13 @@ def test_an_item_stored_since_the_listing_is_not_predicted_again(tmp_path, monke
     predicted = []
     real = preannotate.predict_batch
 
-    def predict_batch(pipe, images):
+    def predict_batch(pipe, images, flip):
         if not predicted:  # meanwhile, someone else pre-annotates the last frame
             queue = open_queue(frames, root=notes)
             width, height = queue.source.image(queue.items[-1]).size
             queue.set_prediction(queue.items[-1].id, np.zeros((height, width), np.uint8), 0.25)
         predicted.extend(image.size for image in images)
-        return real(pipe, images)
+        return real(pipe, images, flip)
 
     monkeypatch.setattr(preannotate, "predict_batch", predict_batch)
     argv = [str(frames), "--model", str(tmp_path / "model"), "--annotations", str(notes), "--batch-size", "2"]
@@ -140,11 +164,11 @@ def test_a_full_disk_stops_the_run_with_a_sentence_and_keeps_what_is_stored(tmp_
     real = preannotate.predict_batch
     calls = []
 
-    def predict_batch(pipe, images):
+    def predict_batch(pipe, images, flip):
         calls.append(len(images))
         if len(calls) == 2:  # the disk fills up after the first batch
             fill_sqlite(open_database(database_url(tmp_path / "notes")))
-        return real(pipe, images)
+        return real(pipe, images, flip)
 
     monkeypatch.setattr(preannotate, "predict_batch", predict_batch)
     argv = [str(frames), "--model", str(tmp_path / "model"), "--annotations", str(tmp_path / "notes"),
@@ -193,7 +217,7 @@ def test_every_exit_leaves_the_process_group(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(preannotate, "process_state", lambda: states.append(RecordingState()) or states[-1])
     assert preannotate.main(argv) == 0
     assert preannotate.main([str(tmp_path / "nowhere")]) == 2
-    monkeypatch.setattr(preannotate, "predict_batch", lambda pipe, images: 1 / 0)
+    monkeypatch.setattr(preannotate, "predict_batch", lambda pipe, images, flip: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         preannotate.main([*argv, "--overwrite"])
     capsys.readouterr()

@@ -406,7 +406,9 @@ def test_the_gpu_recipe_trains_a_segmenter_then_the_flow_from_it_in_bf16(dataset
     summary = json.loads((flow / "training_summary.json").read_text())
     assert summary["steps"] == 2 and [run["from_step"] for run in summary["runs"]] == [0, 1]
     assert summary["train_rows"] == 9  # train + validation
-    assert summary["initialised_from"] is None and json.loads(
-        (flow / "train_config.json").read_text())["init_net_from"] == str(segmenter)
+    assert json.loads((flow / "train_config.json").read_text())["init_net_from"] == str(segmenter)
+    assert summary["initialised_from"]["model"] == str(segmenter) and summary["initialised_from"]["steps"] == 2
+    assert f"- **Net started from the cross-entropy segmenter**: `{segmenter}` as it was then (2 steps, " in \
+        (flow / "README.md").read_text(), "the card says how the segmenter it started from was trained"
     model = SemFlowPipeline.from_pretrained(flow)
     assert model.config.mask_head == "classes" and np.isfinite(_log(flow)[-1]["loss"])

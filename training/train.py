@@ -116,7 +116,7 @@ class Run:
     clock: dict[str, float] = field(default_factory=dict)  # seconds before this run: "elapsed_s", "train_s"
     history: list[dict[str, Any]] = field(default_factory=list)
     last_validation: dict[str, Any] = field(default_factory=dict)
-    lineage: dict[str, Any] | None = None  # how the init model was trained (`init_lineage`)
+    lineage: dict[str, Any] | None = None  # how the init model (or `init_net_from`'s segmenter) was trained
     stop: Callable[[], bool] | None = None  # asked after each step: True ends the loop there (a cancelled job)
     on_step: Callable[[int, float, float], None] | None = None  # told each step, its loss and the training seconds
 
@@ -224,7 +224,7 @@ def setup(args: argparse.Namespace, command: str) -> Run:
                vae_generator=vae_generator,
                perceptual=perceptual, critic=critic, cycle=cycle, step=step,
                clock=clock, history=[*history, {"command": command, "from_step": step}],
-               lineage=init_lineage(config.init_from))
+               lineage=init_lineage(config.init_from or config.init_net_from))  # the segmenter a fresh net starts from
 
 
 def loop(run: Run) -> None:
@@ -526,7 +526,8 @@ def init_lineage(init_from: str | None, depth: int = 8) -> dict[str, Any] | None
     summary, config = run.read(SUMMARY_FILE) or {}, run.read(CONFIG_FILE) or {}
     keys = ("steps", "wall_clock_s", "device", "runs", "command", "best_validation", "averaged_from")
     return {"model": init_from, **{key: summary[key] for key in keys if key in summary},
-            "initialised_from": summary.get("initialised_from") or init_lineage(config.get("init_from"), depth - 1)}
+            "initialised_from": summary.get("initialised_from") or
+            init_lineage(config.get("init_from") or config.get("init_net_from"), depth - 1)}
 
 
 def save_checkpoint(accelerator: Accelerator, folder: RunFolder, step: int, keep: int, state: dict[str, Any]) -> None:
