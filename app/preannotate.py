@@ -47,11 +47,11 @@ def predict_batch(pipe, images: Sequence[PIL.Image.Image], flip: bool = FLIP) ->
     return [(ids, float(np.mean(margin))) for ids, margin in zip(out.ids, out.confidence)]
 
 
-def predictor(pipe, flip: bool = FLIP):
+def predictor(pipe):
     """Photo → (class ids at its size, mean decoding margin): the prediction a queue stores."""
 
     def predict(image: PIL.Image.Image) -> tuple[np.ndarray, float]:
-        return predict_batch(pipe, [image], flip)[0]
+        return predict_batch(pipe, [image])[0]
 
     return predict
 
