@@ -14,7 +14,7 @@ from semflow.description import describe_lines
 from semflow.efficientnet_lite import WEIGHT_WHEELS
 from semflow.loading import EMBEDDED_MODELS
 
-from .config import TrainConfig
+from .config import TrainConfig, started_from
 from .run_folder import CONFIG_FILE, EVALUATION_FILE, SPEED_FILE, SUMMARY_FILE, RunFolder
 
 PAPERS = {"semflow": "[SemFlow](https://arxiv.org/abs/2405.20282)",
@@ -89,7 +89,7 @@ def write_model_card(
         usage = f'from semflow import load_pipeline\n\npipe = load_pipeline("{embedded}")  # embedded in the package'
     else:
         usage = f'from semflow import SemFlowPipeline\n\npipe = SemFlowPipeline.from_pretrained("{model_argument}")'
-    init = config.get("init_from") or config.get("init_net_from")
+    init = started_from(config)
     started = "**Initialised from**" if config.get("init_from") else "**Net started from the cross-entropy segmenter**"
     text = TEMPLATE.format(
         card_data=card_data.to_yaml(),

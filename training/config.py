@@ -169,6 +169,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def started_from(config: dict[str, Any]) -> str | None:
+    """The model a run's net started from (a config as its ``train_config.json`` holds it): `init_from`, else the
+    cross-entropy segmenter of `init_net_from`; None for a fresh net."""
+    return config.get("init_from") or config.get("init_net_from")
+
+
 # What the run does every so many optimizer steps: each must be at least 1.
 EVERY = ("validation_steps", "checkpointing_steps", "log_every")
 

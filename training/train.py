@@ -33,7 +33,7 @@ from semflow.velocity import net_output
 from .adversarial import DISCRIMINATORS, Critic
 from .baselines import BASELINES, Baseline
 from .card import write_model_card
-from .config import PRESETS, ConfigError, TrainConfig, load_config
+from .config import PRESETS, ConfigError, TrainConfig, load_config, started_from
 from .cycle import CycleSegmentation
 from .data import (
     SegmentationStream,
@@ -224,7 +224,7 @@ def setup(args: argparse.Namespace, command: str) -> Run:
                vae_generator=vae_generator,
                perceptual=perceptual, critic=critic, cycle=cycle, step=step,
                clock=clock, history=[*history, {"command": command, "from_step": step}],
-               lineage=init_lineage(config.init_from or config.init_net_from))  # the segmenter a fresh net starts from
+               lineage=init_lineage(started_from(config.to_dict())))
 
 
 def loop(run: Run) -> None:
@@ -526,8 +526,7 @@ def init_lineage(init_from: str | None, depth: int = 8) -> dict[str, Any] | None
     summary, config = run.read(SUMMARY_FILE) or {}, run.read(CONFIG_FILE) or {}
     keys = ("steps", "wall_clock_s", "device", "runs", "command", "best_validation", "averaged_from")
     return {"model": init_from, **{key: summary[key] for key in keys if key in summary},
-            "initialised_from": summary.get("initialised_from") or
-            init_lineage(config.get("init_from") or config.get("init_net_from"), depth - 1)}
+            "initialised_from": summary.get("initialised_from") or init_lineage(started_from(config), depth - 1)}
 
 
 def save_checkpoint(accelerator: Accelerator, folder: RunFolder, step: int, keep: int, state: dict[str, Any]) -> None:
